@@ -1,0 +1,180 @@
+"""One error shape for the whole API: RFC 9457 problem details with a stable machine-readable ``code``.
+
+Domain code raises a :class:`DomainError` subclass; DRF's own exceptions and Django's 404/permission
+errors are translated here, so every 4xx and 5xx response has the same body::
+
+    {"type": "https://errors.crm.dev/validation_error", "title": "Invalid input.", "status": 400,
+     "code": "validation_error", "detail": "...", "errors": [{"field": "email", "code": "required",
+     "detail": "This field is required."}]}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://errors.crm.dev/"
+
+
+class DomainError(Exception):
+    """Base of every business-rule error. Subclasses set a stable ``code`` and an HTTP ``status``."""
+
+    code = "error"
+    status = status.HTTP_400_BAD_REQUEST
+    title = "The request could not be completed."
+
+    def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None, headers=None):
+        self.detail = detail or self.title
+        self.extra = extra or {}
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = status.HTTP_404_NOT_FOUND
+    title = "Not found."
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = status.HTTP_409_CONFLICT
+    title = "The request conflicts with the current state."
+
+
+class ValidationFailed(DomainError):
+    """A business rule about the input failed; ``field`` names the offending input when there is one."""
+
+    code = "validation_error"
+    status = status.HTTP_400_BAD_REQUEST
+    title = "Invalid input."
+
+    def __init__(self, detail: str | None = None, *, field: str | None = None, code: str | None = None, **kwargs):
+        super().__init__(detail, **kwargs)
+        if code:
+            self.code = code
+        if field:
+            self.extra.setdefault("errors", [{"field": field, "code": self.code, "detail": self.detail}])
+
+
+class TooManyRequests(DomainError):
+    code = "too_many_requests"
+    status = status.HTTP_429_TOO_MANY_REQUESTS
+    title = "Too many requests."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs):
+        super().__init__(detail, **kwargs)
+        self.retry_after = max(1, int(retry_after))
+        self.headers["Retry-After"] = str(self.retry_after)
+        self.extra["retry_after"] = self.retry_after
+
+
+def problem(*, status_code: int, code: str, title: str, detail: str | None = None, **extra: Any) -> dict[str, Any]:
+    body = {"type": TYPE_BASE + code, "title": title, "status": status_code, "code": code, "detail": detail or title}
+    body.update(extra)
+    return body
+
+
+def problem_response(*, status_code: int, code: str, title: str, detail: str | None = None, **extra) -> JsonResponse:
+    """A problem document for code outside DRF (middleware, Django's handler404/500)."""
+    body = problem(status_code=status_code, code=code, title=title, detail=detail, **extra)
+    return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _flatten_validation(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    errors: list[dict[str, str]] = []
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "non_field_errors" if key in ("non_field_errors", "__all__") and not prefix else key
+            errors += _flatten_validation(value, f"{prefix}.{name}" if prefix else str(name))
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list):
+                errors += _flatten_validation(value, f"{prefix}[{index}]")
+            else:
+                errors += _flatten_validation(value, prefix)
+    else:
+        code = getattr(detail, "code", None) or "invalid"
+        errors.append({"field": prefix or "non_field_errors", "code": str(code), "detail": str(detail)})
+    return errors
+
+
+_DRF_CODES = {
+    exceptions.NotAuthenticated: ("not_authenticated", "Authentication credentials were not provided."),
+    exceptions.AuthenticationFailed: ("authentication_failed", "Authentication failed."),
+    exceptions.PermissionDenied: ("permission_denied", "You do not have permission to perform this action."),
+    exceptions.NotFound: ("not_found", "Not found."),
+    exceptions.MethodNotAllowed: ("method_not_allowed", "Method not allowed."),
+    exceptions.NotAcceptable: ("not_acceptable", "Not acceptable."),
+    exceptions.UnsupportedMediaType: ("unsupported_media_type", "Unsupported media type."),
+    exceptions.Throttled: ("throttled", "Too many requests."),
+    exceptions.ParseError: ("parse_error", "Malformed request body."),
+}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's ``EXCEPTION_HANDLER``: render every error as one problem document."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        set_rollback()
+        body = problem(status_code=exc.status, code=exc.code, title=exc.title, detail=exc.detail, **exc.extra)
+        return Response(body, status=exc.status, headers=exc.headers, content_type=PROBLEM_CONTENT_TYPE)
+
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a real server error: Django's handler500 renders it (config/urls.py)
+
+    set_rollback()
+    extra: dict[str, Any] = {}
+    if isinstance(exc, exceptions.ValidationError):
+        code, title = "validation_error", "Invalid input."
+        extra["errors"] = _flatten_validation(exc.detail)
+        detail = extra["errors"][0]["detail"] if len(extra["errors"]) == 1 else "The request has invalid fields."
+    else:
+        code, title = _DRF_CODES.get(type(exc), (None, None)) or next(
+            (value for cls, value in _DRF_CODES.items() if isinstance(exc, cls)),
+            (exc.default_code, str(exc.default_detail)),
+        )
+        detail_code = getattr(exc.detail, "code", None)
+        # simplejwt signals invalid tokens with its own code; keep it stable for clients.
+        if detail_code == "token_not_valid":
+            code = "token_not_valid"
+        detail = str(exc.detail) if not isinstance(exc.detail, dict | list) else str(exc.default_detail)
+        if isinstance(exc.detail, dict) and "detail" in exc.detail:
+            detail = str(exc.detail["detail"])
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait) + (0 if float(exc.wait).is_integer() else 1))
+        extra["retry_after"] = int(headers["Retry-After"])
+    body = problem(status_code=exc.status_code, code=code, title=title, detail=detail, **extra)
+    return Response(body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def handler404(request, exception=None):
+    return problem_response(status_code=404, code="not_found", title="Not found.")
+
+
+def handler500(request):
+    return problem_response(status_code=500, code="server_error", title="Internal server error.")
+
+
+def handler400(request, exception=None):
+    return problem_response(status_code=400, code="bad_request", title="Bad request.")
+
+
+def handler403(request, exception=None):
+    return problem_response(status_code=403, code="permission_denied", title="Permission denied.")

@@ -1,0 +1,54 @@
+from rest_framework import serializers
+
+from identity.models import User
+from tenants.models import Organization
+
+
+class OrganizationSummaryOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "slug", "name", "status", "created_at"]
+
+
+class UserOutput(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "first_name", "last_name", "date_joined"]
+
+
+class RegisterInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+    first_name = serializers.CharField(max_length=150)
+    last_name = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
+    organization_name = serializers.CharField(max_length=200)
+
+
+class TokenInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+
+
+class SessionOutput(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+    user = UserOutput()
+    organizations = OrganizationSummaryOutput(many=True)
+
+
+class RegisterOutput(SessionOutput):
+    organization = OrganizationSummaryOutput()
+
+
+class RefreshInput(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+class TokenPairOutput(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class MeUpdateInput(serializers.Serializer):
+    first_name = serializers.CharField(max_length=150, required=False)
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)

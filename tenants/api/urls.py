@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("organizations/", views.OrganizationListView.as_view(), name="organization-list"),
+    path("organizations/current/", views.CurrentOrganizationView.as_view(), name="organization-current"),
+]

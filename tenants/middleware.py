@@ -1,0 +1,56 @@
+"""The one place that resolves the organization (tenant) of a request and switches the database schema."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django_tenants.utils import get_public_schema_name
+
+from config.api.errors import problem_response
+
+from .errors import OrganizationNotFound
+from .selectors import organization_by_host, organization_by_slug
+
+ORGANIZATION_HEADER = "HTTP_X_ORGANIZATION"
+
+
+def resolve_organization(request):
+    """Return ``(organization, explicit)``: the organization the request addresses, if any.
+
+    Order: the ``X-Organization`` header, else the request host's domain. ``explicit`` is True when the
+    caller named an organization (header or tenant host) that does not resolve, which must answer 404.
+    """
+    slug = request.META.get(ORGANIZATION_HEADER)
+    if slug is not None:
+        organization = organization_by_slug(slug=slug)
+        return organization, organization is None
+    host = request.get_host()
+    return organization_by_host(host=host), False
+
+
+def activate(organization) -> None:
+    """Point the connection at the organization's schema (or public), issuing SET search_path only on change."""
+    if organization is None:
+        if connection.schema_name != get_public_schema_name():
+            connection.set_schema_to_public()
+    elif connection.schema_name != organization.schema_name or connection.tenant is None:
+        connection.set_tenant(organization)
+    else:
+        connection.tenant = organization
+
+
+class TenantResolutionMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        organization, unresolved = resolve_organization(request)
+        if unresolved:
+            activate(None)
+            return problem_response(
+                status_code=OrganizationNotFound.status,
+                code=OrganizationNotFound.code,
+                title=OrganizationNotFound.title,
+            )
+        request.tenant = organization
+        activate(organization)
+        return self.get_response(request)

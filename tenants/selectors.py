@@ -1,0 +1,81 @@
+"""Reads of the tenant registry. Resolution is cached in the control-plane cache and invalidated on change."""
+
+from __future__ import annotations
+
+from django.core.cache import caches
+from django.db import transaction
+from django.db.models import QuerySet
+
+from .choices import OrganizationStatus
+from .models import Domain, Organization
+
+CACHE_TTL_SECONDS = 300
+_MISSING = "-"  # cached "no such organization", so unknown slugs do not reach the database each time
+
+
+def _cache():
+    return caches["control"]
+
+
+def _slug_key(slug: str) -> str:
+    return f"tenants:slug:{slug}"
+
+
+def _host_key(host: str) -> str:
+    return f"tenants:host:{host}"
+
+
+def _cached(key: str, load) -> Organization | None:
+    cache = _cache()
+    value = cache.get(key)
+    if value is None:
+        organization = load()
+        cache.set(key, organization if organization is not None else _MISSING, CACHE_TTL_SECONDS)
+        return organization
+    return None if value == _MISSING else value
+
+
+def organization_by_slug(*, slug: str) -> Organization | None:
+    """The active organization with this slug, or None (unknown, suspended, deleted or in standby)."""
+    slug = slug.strip().lower()
+    if not slug or len(slug) > 63:
+        return None
+
+    def load():
+        return Organization.objects.filter(slug=slug, status=OrganizationStatus.ACTIVE).first()
+
+    return _cached(_slug_key(slug), load)
+
+
+def organization_by_host(*, host: str) -> Organization | None:
+    """The active organization one of whose domains is ``host``, or None."""
+    host = host.split(":", 1)[0].strip().lower().rstrip(".")
+    if not host or len(host) > 253:
+        return None
+
+    def load():
+        domain = (
+            Domain.objects.select_related("tenant")
+            .filter(domain=host, tenant__status=OrganizationStatus.ACTIVE)
+            .first()
+        )
+        return domain.tenant if domain else None
+
+    return _cached(_host_key(host), load)
+
+
+def forget_organization(*, slugs: list[str], hosts: list[str]) -> None:
+    """Drop cached resolutions now and again after commit, so no reader caches the pre-commit state."""
+    keys = [_slug_key(s) for s in slugs if s] + [_host_key(h.lower()) for h in hosts if h]
+    if keys:
+        _cache().delete_many(keys)
+        transaction.on_commit(lambda: _cache().delete_many(keys))
+
+
+def active_organizations() -> QuerySet[Organization]:
+    return Organization.objects.filter(status=OrganizationStatus.ACTIVE)
+
+
+def tenant_organizations() -> QuerySet[Organization]:
+    """Every organization that owns a live schema (active, suspended or in standby), for fan-out work."""
+    return Organization.objects.exclude(status=OrganizationStatus.DELETED)

@@ -1,0 +1,33 @@
+"""Builders for test data. They go through the services, like production code does."""
+
+from __future__ import annotations
+
+import uuid
+
+from identity.models import User
+from rbac.models import Membership
+from rbac.services import membership_create
+from tenants.models import Organization
+from tenants.services import organization_create
+
+DEFAULT_PASSWORD = "Correct-Horse-Battery-9"
+
+
+def make_user(*, email: str | None = None, password: str = DEFAULT_PASSWORD, **fields) -> User:
+    from identity.services import user_create
+
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.test"
+    return user_create(
+        email=email,
+        password=password,
+        first_name=fields.get("first_name", "Test"),
+        last_name=fields.get("last_name", "User"),
+    )
+
+
+def make_organization(*, name: str = "Test Org", slug: str | None = None) -> Organization:
+    return organization_create(name=name, slug=slug)
+
+
+def make_member(*, user: User, organization: Organization, role: str = Membership.Role.MEMBER) -> Membership:
+    return membership_create(user=user, organization=organization, role=role)
