@@ -242,6 +242,7 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "crm")
 CELERY_BEAT_SCHEDULE = {
     "refill-standby-schemas": {"task": "tenants.refill_standby_pool", "schedule": 300.0},
     "purge-deleted-organizations": {"task": "tenants.purge_deleted_organizations", "schedule": 3600.0},
+    "expire-trials": {"task": "billing.expire_trials", "schedule": 900.0},
 }
 
 # --- E-mail ---
@@ -253,6 +254,9 @@ EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "CRM <no-reply@localhost>")
+
+# Links in e-mails (invitations) point at the web frontend.
+FRONTEND_URL = env("FRONTEND_URL", "http://localhost:3000")
 
 # --- i18n, static ---
 LANGUAGE_CODE = "en-us"

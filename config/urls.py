@@ -7,6 +7,8 @@ from config.api.views import healthz, readyz
 api_v1 = [
     path("auth/", include("identity.api.urls")),
     path("", include("tenants.api.urls")),
+    path("", include("rbac.api.urls")),
+    path("", include("billing.api.urls")),
 ]
 
 urlpatterns = [

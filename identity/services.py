@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from rbac.models import Membership
+from billing.services import subscription_start
+from rbac.choices import SystemRole
 from rbac.services import membership_create
 from tenants.models import Organization
 from tenants.services import organization_create
@@ -47,7 +48,8 @@ def user_register(
     """Create a user and their organization, with the user as its owner. All or nothing."""
     user = user_create(email=email, password=password, first_name=first_name, last_name=last_name)
     organization = organization_create(name=organization_name)
-    membership_create(user=user, organization=organization, role=Membership.Role.OWNER)
+    membership_create(user=user, organization=organization, role=SystemRole.OWNER)
+    subscription_start(organization=organization)
     return user, organization
 
 

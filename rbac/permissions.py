@@ -1,26 +1,9 @@
-"""The one place that decides whether a request may reach an organization-scoped endpoint."""
+from .catalogue import declare
 
-from rest_framework.permissions import BasePermission
-
-from tenants.errors import OrganizationNotFound, OrganizationRequired
-
-from .access import membership_for
-
-
-class OrganizationAccess(BasePermission):
-    """Authenticated, addressed to an organization, and a member of it.
-
-    A caller who is not a member learns nothing about the organization: the answer is the same 404
-    as for an organization that does not exist.
-    """
-
-    def has_permission(self, request, view) -> bool:
-        if getattr(request, "tenant", None) is None:
-            raise OrganizationRequired()
-        if not request.user or not request.user.is_authenticated:
-            return False  # DRF answers 401 with the authenticator's challenge
-        membership = membership_for(user=request.user, organization=request.tenant)
-        if membership is None:
-            raise OrganizationNotFound()
-        request.membership = membership
-        return True
+MEMBER_VIEW = declare("rbac.member.view", "See the organization's members and their roles")
+MEMBER_MANAGE = declare("rbac.member.manage", "Invite, change the role of, deactivate and remove members")
+ROLE_VIEW = declare("rbac.role.view", "See roles and their permissions")
+ROLE_MANAGE = declare("rbac.role.manage", "Create, edit and delete custom roles")
+AUDIT_VIEW = declare("rbac.audit.view", "Read the audit trail")
+ORGANIZATION_VIEW = declare("tenants.organization.view", "See the organization's profile")
+OWNERSHIP_TRANSFER = declare("rbac.ownership.transfer", "Hand the organization's ownership to another member")

@@ -1,7 +1,9 @@
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from tenants.choices import OrganizationStatus
 from tenants.models import Organization
+
+from .models import AuditEntry, Invitation, Membership, Role
 
 
 def organizations_of(*, user) -> QuerySet[Organization]:
@@ -9,3 +11,20 @@ def organizations_of(*, user) -> QuerySet[Organization]:
     return Organization.objects.filter(
         memberships__user_id=user.pk, memberships__is_active=True, status=OrganizationStatus.ACTIVE
     ).order_by("name")
+
+
+def roles_for(*, organization) -> QuerySet[Role]:
+    """System roles and the organization's custom roles."""
+    return Role.objects.filter(Q(organization=None) | Q(organization=organization))
+
+
+def members_of(*, organization) -> QuerySet[Membership]:
+    return Membership.objects.filter(organization=organization).select_related("user", "role")
+
+
+def invitations_of(*, organization) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(organization=organization).select_related("role", "invited_by")
+
+
+def audit_entries_of(*, organization) -> QuerySet[AuditEntry]:
+    return AuditEntry.objects.filter(organization=organization).select_related("actor")

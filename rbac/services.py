@@ -1,8 +1,365 @@
-from django.db import transaction
+"""Memberships, roles and invitations. Every change is audited and takes effect on the next request."""
 
-from .models import Membership
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.features import Limit
+from billing.services import enforce_limit
+from identity.models import normalize_email
+
+from . import audit
+from .access import bump
+from .catalogue import Scope, catalogue
+from .choices import InvitationStatus, SystemRole
+from .errors import (
+    AlreadyMember,
+    GrantExceedsOwn,
+    InvitationInvalid,
+    LastOwner,
+    MemberNotFound,
+    RoleInUse,
+    SystemRoleReadOnly,
+    UnknownPermission,
+)
+from .models import Invitation, Membership, Role
+
+INVITATION_TTL = timedelta(days=7)
+
+
+def system_role(key: str) -> Role:
+    return Role.objects.get(organization=None, key=key)
+
+
+def _membership_snapshot(membership: Membership) -> dict:
+    return {"user": membership.user_id, "role": membership.role.key, "is_active": membership.is_active}
+
+
+def _owner_count(organization, *, excluding: Membership | None = None) -> int:
+    owners = Membership.objects.select_for_update().filter(
+        organization=organization, is_active=True, role__organization=None, role__key=SystemRole.OWNER
+    )
+    ids = list(owners.values_list("pk", flat=True))
+    return len([pk for pk in ids if excluding is None or pk != excluding.pk])
+
+
+def _guard_last_owner(membership: Membership, *, losing_ownership: bool) -> None:
+    if losing_ownership and membership.is_owner and membership.is_active:
+        if _owner_count(membership.organization, excluding=membership) == 0:
+            raise LastOwner()
+
+
+def _resolve_role(*, organization, role: Role | str) -> Role:
+    if isinstance(role, Role):
+        return role
+    found = Role.objects.filter(key=role, organization=None).first()
+    return found or Role.objects.get(key=role, organization=organization)
+
+
+def _check_grantable(*, role: Role, actor_grants: dict[str, str] | None) -> None:
+    """A member may only hand out a role whose grants they hold themselves."""
+    if actor_grants is None:
+        return
+    for code, scope in role.effective_grants().items():
+        held = actor_grants.get(code)
+        if held is None or (held == Scope.OWN and scope == Scope.ALL):
+            raise GrantExceedsOwn(f"You do not hold {code} ({scope}).", extra={"permission": code})
 
 
 @transaction.atomic
-def membership_create(*, user, organization, role: str = Membership.Role.MEMBER) -> Membership:
-    return Membership.objects.create(user=user, organization=organization, role=role)
+def membership_create(*, user, organization, role: Role | str = SystemRole.SALES_REP, actor=None) -> Membership:
+    role = _resolve_role(organization=organization, role=role)
+    existing = Membership.objects.select_for_update().filter(user=user, organization=organization).first()
+    if existing and existing.is_active:
+        raise AlreadyMember()
+    enforce_limit(organization=organization, limit=Limit.SEATS)
+    if existing:
+        existing.role, existing.is_active, existing.deactivated_at = role, True, None
+        existing.save(update_fields=["role", "is_active", "deactivated_at"])
+        membership = existing
+    else:
+        membership = Membership.objects.create(user=user, organization=organization, role=role)
+    audit.record(
+        organization=organization,
+        actor=actor,
+        action="membership.created",
+        target_type="membership",
+        target_id=membership.pk,
+        after=_membership_snapshot(membership),
+    )
+    bump(organization.pk)
+    return membership
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: Role, actor, actor_grants=None) -> Membership:
+    membership = Membership.objects.select_for_update().select_related("role", "organization").get(pk=membership.pk)
+    _check_grantable(role=role, actor_grants=actor_grants)
+    before = _membership_snapshot(membership)
+    _guard_last_owner(membership, losing_ownership=not (role.is_system and role.key == SystemRole.OWNER))
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit.record(
+        organization=membership.organization,
+        actor=actor,
+        action="membership.role_changed",
+        target_type="membership",
+        target_id=membership.pk,
+        before=before,
+        after=_membership_snapshot(membership),
+    )
+    bump(membership.organization_id)
+    return membership
+
+
+@transaction.atomic
+def membership_set_active(*, membership: Membership, active: bool, actor) -> Membership:
+    membership = Membership.objects.select_for_update().select_related("role", "organization").get(pk=membership.pk)
+    if membership.is_active == active:
+        return membership
+    if active:
+        enforce_limit(organization=membership.organization, limit=Limit.SEATS)
+    before = _membership_snapshot(membership)
+    _guard_last_owner(membership, losing_ownership=not active)
+    membership.is_active = active
+    membership.deactivated_at = None if active else timezone.now()
+    membership.save(update_fields=["is_active", "deactivated_at"])
+    audit.record(
+        organization=membership.organization,
+        actor=actor,
+        action="membership.activated" if active else "membership.deactivated",
+        target_type="membership",
+        target_id=membership.pk,
+        before=before,
+        after=_membership_snapshot(membership),
+    )
+    bump(membership.organization_id)
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor, action: str = "membership.removed") -> None:
+    membership = Membership.objects.select_for_update().select_related("role", "organization").get(pk=membership.pk)
+    before = _membership_snapshot(membership)
+    _guard_last_owner(membership, losing_ownership=True)
+    organization, pk = membership.organization, membership.pk
+    membership.delete()
+    audit.record(
+        organization=organization, actor=actor, action=action, target_type="membership", target_id=pk, before=before
+    )
+    bump(organization.pk)
+
+
+def membership_leave(*, membership: Membership, actor) -> None:
+    membership_remove(membership=membership, actor=actor, action="membership.left")
+
+
+@transaction.atomic
+def ownership_transfer(*, organization, from_membership: Membership, to_membership: Membership, actor) -> Membership:
+    """Make ``to_membership`` an owner and the current owner an admin, in one step."""
+    to_membership = Membership.objects.select_for_update().select_related("role").get(pk=to_membership.pk)
+    if not to_membership.is_active or to_membership.organization_id != organization.pk:
+        raise MemberNotFound("The new owner must be an active member of the organization.")
+    membership_change_role(membership=to_membership, role=system_role(SystemRole.OWNER), actor=actor)
+    return membership_change_role(membership=from_membership, role=system_role(SystemRole.ADMIN), actor=actor)
+
+
+# --- Custom roles ---
+
+
+def _validated_grants(grants: dict[str, str]) -> dict[str, str]:
+    known = catalogue()
+    clean: dict[str, str] = {}
+    for code, scope in grants.items():
+        permission = known.get(code)
+        if permission is None:
+            raise UnknownPermission(f"Unknown permission {code!r}.", field="grants")
+        if scope not in (Scope.OWN, Scope.ALL) or (scope == Scope.OWN and not permission.scoped):
+            raise UnknownPermission(f"{code} cannot have scope {scope!r}.", field="grants", code="invalid_scope")
+        clean[code] = str(scope)
+    return dict(sorted(clean.items()))
+
+
+def _role_snapshot(role: Role) -> dict:
+    return {"key": role.key, "name": role.name, "grants": role.grants}
+
+
+@transaction.atomic
+def role_create(*, organization, name: str, description: str = "", grants: dict[str, str], actor, actor_grants=None):
+    from django.utils.text import slugify
+
+    role = Role(organization=organization, name=name.strip(), description=description, grants=_validated_grants(grants))
+    role.key = slugify(name)[:60] or "role"
+    _check_grantable(role=role, actor_grants=actor_grants)
+    try:
+        with transaction.atomic():
+            role.save()
+    except IntegrityError as exc:
+        from config.api.errors import Conflict
+
+        raise Conflict("A role with this name already exists.") from exc
+    audit.record(
+        organization=organization,
+        actor=actor,
+        action="role.created",
+        target_type="role",
+        target_id=role.pk,
+        after=_role_snapshot(role),
+    )
+    return role
+
+
+@transaction.atomic
+def role_update(*, role: Role, actor, actor_grants=None, **changes) -> Role:
+    if role.is_system:
+        raise SystemRoleReadOnly()
+    role = Role.objects.select_for_update().get(pk=role.pk)
+    before = _role_snapshot(role)
+    if "grants" in changes:
+        role.grants = _validated_grants(changes["grants"])
+        _check_grantable(role=role, actor_grants=actor_grants)
+    for field in ("name", "description"):
+        if field in changes:
+            setattr(role, field, changes[field])
+    role.save()
+    audit.record(
+        organization=role.organization,
+        actor=actor,
+        action="role.updated",
+        target_type="role",
+        target_id=role.pk,
+        before=before,
+        after=_role_snapshot(role),
+    )
+    bump(role.organization_id)
+    return role
+
+
+@transaction.atomic
+def role_delete(*, role: Role, actor) -> None:
+    if role.is_system:
+        raise SystemRoleReadOnly()
+    if role.memberships.exists() or role.invitations.filter(status=InvitationStatus.PENDING).exists():
+        raise RoleInUse()
+    organization, pk, before = role.organization, role.pk, _role_snapshot(role)
+    role.delete()
+    audit.record(organization=organization, actor=actor, action="role.deleted", target_type="role", target_id=pk,
+                 before=before)
+    bump(organization.pk)
+
+
+# --- Invitations ---
+
+
+def _token_hash(token: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def _send_invitation(invitation: Invitation, token: str) -> None:
+    from identity.tasks import send_email_task
+
+    accept_url = f"{settings.FRONTEND_URL.rstrip('/')}/invitations/accept?token={token}"
+    subject = f"You are invited to {invitation.organization.name}"
+    body = (
+        f"You have been invited to join {invitation.organization.name} as {invitation.role.name}.\n\n"
+        f"Accept the invitation: {accept_url}\n\nThe invitation expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+    )
+    transaction.on_commit(lambda: send_email_task.delay(to=[invitation.email], subject=subject, body=body))
+
+
+@transaction.atomic
+def invitation_create(*, organization, email: str, role: Role, actor, actor_grants=None) -> tuple[Invitation, str]:
+    """Invite someone by e-mail. Returns the invitation and its one-time token (sent by e-mail only)."""
+    email = normalize_email(email)
+    _check_grantable(role=role, actor_grants=actor_grants)
+    if Membership.objects.filter(organization=organization, user__email=email, is_active=True).exists():
+        raise AlreadyMember()
+    Invitation.objects.filter(
+        organization=organization, email=email, status=InvitationStatus.PENDING, expires_at__lte=timezone.now()
+    ).update(status=InvitationStatus.EXPIRED)
+    if Invitation.objects.filter(organization=organization, email=email, status=InvitationStatus.PENDING).exists():
+        from config.api.errors import Conflict
+
+        raise Conflict("An invitation for this e-mail is already pending; resend it instead.")
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        organization=organization,
+        email=email,
+        role=role,
+        token_hash=_token_hash(token),
+        invited_by=actor if getattr(actor, "email", None) else None,
+        expires_at=timezone.now() + INVITATION_TTL,
+    )
+    audit.record(
+        organization=organization,
+        actor=actor,
+        action="invitation.created",
+        target_type="invitation",
+        target_id=invitation.pk,
+        after={"email": email, "role": role.key},
+    )
+    _send_invitation(invitation, token)
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, actor) -> tuple[Invitation, str]:
+    """A new token and a new expiry; the old link stops working."""
+    invitation = Invitation.objects.select_for_update().select_related("organization", "role").get(pk=invitation.pk)
+    if invitation.status != InvitationStatus.PENDING:
+        raise InvitationInvalid()
+    token = secrets.token_urlsafe(32)
+    invitation.token_hash = _token_hash(token)
+    invitation.expires_at = timezone.now() + INVITATION_TTL
+    invitation.send_count += 1
+    invitation.save(update_fields=["token_hash", "expires_at", "send_count"])
+    audit.record(organization=invitation.organization, actor=actor, action="invitation.resent",
+                 target_type="invitation", target_id=invitation.pk)
+    _send_invitation(invitation, token)
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.status != InvitationStatus.PENDING:
+        raise InvitationInvalid()
+    invitation.status = InvitationStatus.REVOKED
+    invitation.save(update_fields=["status"])
+    audit.record(organization=invitation.organization, actor=actor, action="invitation.revoked",
+                 target_type="invitation", target_id=invitation.pk)
+    return invitation
+
+
+def invitation_by_token(*, token: str) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("organization", "role")
+        .filter(token_hash=_token_hash(token or ""))
+        .first()
+    )
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user) -> Membership:
+    """Attach ``user`` (new or existing, already authenticated for that e-mail) to the organization."""
+    found = invitation_by_token(token=token)
+    if found is None:
+        raise InvitationInvalid()
+    invitation = Invitation.objects.select_for_update().select_related("organization", "role").get(pk=found.pk)
+    if invitation.status != InvitationStatus.PENDING or invitation.expires_at <= timezone.now():
+        raise InvitationInvalid()
+    if normalize_email(user.email) != invitation.email:
+        raise InvitationInvalid("This invitation was sent to another e-mail address.")
+    membership = membership_create(user=user, organization=invitation.organization, role=invitation.role, actor=user)
+    invitation.status = InvitationStatus.ACCEPTED
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["status", "accepted_at", "accepted_by"])
+    return membership

@@ -3,6 +3,8 @@
 from django.core.cache import caches
 from django.db import connection
 from django.http import JsonResponse
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.views import APIView
 
 from .errors import problem_response
 
@@ -27,3 +29,18 @@ def readyz(request):
             status_code=503, code="not_ready", title="A dependency is unreachable.", detail=", ".join(down), down=down
         )
     return JsonResponse({"status": "ok", "checks": {"postgresql": "ok", "redis": "ok"}})
+
+
+class PublicAPIView(APIView):
+    """An endpoint that needs neither a login nor an organization (sign-up, sign-in, the price list)."""
+
+    organization_scoped = False
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class AccountAPIView(APIView):
+    """An endpoint about the signed-in person, not about one organization."""
+
+    organization_scoped = False
+    permission_classes = [IsAuthenticated]

@@ -1,13 +1,12 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from config.api.errors import DomainError
+from config.api.views import AccountAPIView, PublicAPIView
 from identity import services
 from identity.errors import InvalidCredentials
 from rbac.selectors import organizations_of
@@ -34,13 +33,6 @@ def session_response(user, *, status_code=status.HTTP_200_OK, **extra) -> Respon
     body = {**services.tokens_for(user=user), "user": user, "organizations": organizations_of(user=user), **extra}
     serializer = RegisterOutput if "organization" in extra else SessionOutput
     return Response(serializer(body).data, status=status_code)
-
-
-class PublicAPIView(APIView):
-    """An endpoint that needs no organization and no prior authentication."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
 
 
 class RegisterView(PublicAPIView):
@@ -101,8 +93,7 @@ class LogoutView(PublicAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeView(APIView):
-    permission_classes = [IsAuthenticated]
+class MeView(AccountAPIView):
 
     @extend_schema(responses={200: UserOutput}, tags=["auth"])
     def get(self, request):

@@ -1,6 +1,5 @@
 from rest_framework import serializers
 
-from rbac.models import Membership
 from tenants.models import Organization
 
 
@@ -12,14 +11,22 @@ class OrganizationOutput(serializers.ModelSerializer):
 
 class CurrentOrganizationOutput(OrganizationOutput):
     role = serializers.SerializerMethodField()
-    domains = serializers.SerializerMethodField()
+    permissions = serializers.SerializerMethodField()
+    plan = serializers.SerializerMethodField()
+    features = serializers.SerializerMethodField()
 
     class Meta(OrganizationOutput.Meta):
-        fields = [*OrganizationOutput.Meta.fields, "role", "domains"]
+        fields = [*OrganizationOutput.Meta.fields, "role", "permissions", "plan", "features"]
 
     def get_role(self, obj) -> str:
-        membership: Membership = self.context["membership"]
-        return membership.role
+        return self.context["access"].role_key
 
-    def get_domains(self, obj) -> list[str]:
-        return [domain.domain for domain in obj.domains.all()]
+    def get_permissions(self, obj) -> dict[str, str]:
+        """What the caller may do here: permission code → "own" or "all"."""
+        return self.context["access"].grants
+
+    def get_plan(self, obj) -> str:
+        return self.context["access"].entitlements.plan_code
+
+    def get_features(self, obj) -> list[str]:
+        return sorted(self.context["access"].entitlements.features)

@@ -4,5 +4,9 @@ from . import views
 
 urlpatterns = [
     path("organizations/", views.OrganizationListView.as_view(), name="organization-list"),
-    path("organizations/current/", views.CurrentOrganizationView.as_view(), name="organization-current"),
+    path(
+        "organizations/current/",
+        views.CurrentOrganizationViewSet.as_view({"get": "current"}),
+        name="organization-current",
+    ),
 ]

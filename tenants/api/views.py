@@ -1,26 +1,25 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from rbac.permissions import OrganizationAccess
+from config.api.views import AccountAPIView
+from config.api.viewsets import OrganizationViewSet
+from rbac.policy import MEMBER
 from rbac.selectors import organizations_of
 
 from .serializers import CurrentOrganizationOutput, OrganizationOutput
 
 
-class OrganizationListView(APIView):
-    permission_classes = [IsAuthenticated]
+class OrganizationListView(AccountAPIView):
+    """The organizations the caller belongs to. Needs a login, not an organization."""
 
     @extend_schema(responses={200: OrganizationOutput(many=True)}, tags=["organizations"])
     def get(self, request):
         return Response(OrganizationOutput(organizations_of(user=request.user), many=True).data)
 
 
-class CurrentOrganizationView(APIView):
-    permission_classes = [OrganizationAccess]
+class CurrentOrganizationViewSet(OrganizationViewSet):
+    action_permissions = {"current": MEMBER}
 
     @extend_schema(responses={200: CurrentOrganizationOutput}, tags=["organizations"])
-    def get(self, request):
-        context = {"membership": request.membership}
-        return Response(CurrentOrganizationOutput(request.tenant, context=context).data)
+    def current(self, request):
+        return Response(CurrentOrganizationOutput(request.tenant, context={"access": self.access}).data)

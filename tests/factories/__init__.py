@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from identity.models import User
+from rbac.choices import SystemRole
 from rbac.models import Membership
 from rbac.services import membership_create
 from tenants.models import Organization
@@ -25,9 +26,14 @@ def make_user(*, email: str | None = None, password: str = DEFAULT_PASSWORD, **f
     )
 
 
-def make_organization(*, name: str = "Test Org", slug: str | None = None) -> Organization:
-    return organization_create(name=name, slug=slug)
+def make_organization(*, name: str = "Test Org", slug: str | None = None, plan: str = "enterprise") -> Organization:
+    """An organization on ``plan`` (a trial when the plan has trial days, as at sign-up)."""
+    from billing.services import subscription_start
+
+    organization = organization_create(name=name, slug=slug)
+    subscription_start(organization=organization, plan_code=plan)
+    return organization
 
 
-def make_member(*, user: User, organization: Organization, role: str = Membership.Role.MEMBER) -> Membership:
+def make_member(*, user: User, organization: Organization, role: str = SystemRole.SALES_REP) -> Membership:
     return membership_create(user=user, organization=organization, role=role)

@@ -1,0 +1,3 @@
+from rbac.catalogue import declare
+
+REPORT_VIEW = declare("analytics.report.view", "See metrics, forecasts and insights")

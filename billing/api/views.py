@@ -1,0 +1,55 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from billing import permissions as perms
+from billing import selectors, services
+from config.api.views import PublicAPIView
+from config.api.viewsets import OrganizationViewSet
+from rbac.access import entitlements_for
+
+from .serializers import ChangePlanInput, PlanOutput, SubscriptionOutput, UsageOutput
+
+
+class PlanListView(PublicAPIView):
+    """The public price list."""
+
+    @extend_schema(responses={200: PlanOutput(many=True)}, tags=["billing"], auth=[])
+    def get(self, request):
+        return Response(PlanOutput(selectors.public_plans(), many=True).data)
+
+
+class BillingViewSet(OrganizationViewSet):
+    action_permissions = {
+        "subscription": perms.SUBSCRIPTION_VIEW,
+        "usage": perms.SUBSCRIPTION_VIEW,
+        "change_plan": perms.SUBSCRIPTION_MANAGE,
+    }
+
+    def _subscription_response(self, subscription):
+        entitlements = entitlements_for(organization=self.request.tenant)
+        return Response(SubscriptionOutput(subscription, context={"entitlements": entitlements}).data)
+
+    @extend_schema(responses={200: SubscriptionOutput}, tags=["billing"])
+    @action(detail=False, methods=["get"])
+    def subscription(self, request):
+        return self._subscription_response(selectors.subscription_for(organization=request.tenant))
+
+    @extend_schema(responses={200: UsageOutput(many=True)}, tags=["billing"])
+    @action(detail=False, methods=["get"])
+    def usage(self, request):
+        limits = entitlements_for(organization=request.tenant).limits
+        return Response(UsageOutput(selectors.usage_of(organization=request.tenant, limits=limits), many=True).data)
+
+    @extend_schema(request=ChangePlanInput, responses={200: SubscriptionOutput}, tags=["billing"])
+    @action(detail=False, methods=["post"], url_path="subscription/change-plan")
+    def change_plan(self, request):
+        data = ChangePlanInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription = services.subscription_change_plan(
+            organization=request.tenant,
+            plan_code=data.validated_data["plan"],
+            interval=data.validated_data.get("interval"),
+            actor=request.user,
+        )
+        return self._subscription_response(subscription)

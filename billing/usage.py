@@ -1,0 +1,22 @@
+"""How much of each limit an organization uses. Apps register a counter for the limits they own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .features import Limit
+
+Counter = Callable[[object], int]
+_COUNTERS: dict[str, Counter] = {}
+
+
+def register_counter(limit: Limit, counter: Counter) -> None:
+    _COUNTERS[str(limit)] = counter
+
+
+def counter_for(limit: str) -> Counter | None:
+    return _COUNTERS.get(str(limit))
+
+
+def counted_limits() -> list[str]:
+    return list(_COUNTERS)

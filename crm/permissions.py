@@ -1,0 +1,19 @@
+from rbac.catalogue import declare
+
+_RECORDS = {"company": "companies", "contact": "contacts", "lead": "leads", "activity": "activities"}
+
+for _resource, _plural in _RECORDS.items():
+    declare(f"crm.{_resource}.view", f"See {_plural}", scoped=True)
+    declare(f"crm.{_resource}.create", f"Create {_plural}")
+    declare(f"crm.{_resource}.update", f"Edit {_plural}", scoped=True)
+    declare(f"crm.{_resource}.delete", f"Delete {_plural}", scoped=True)
+for _resource, _plural in list(_RECORDS.items())[:3]:
+    declare(f"crm.{_resource}.export", f"Export {_plural}", scoped=True)
+    declare(f"crm.{_resource}.import", f"Import {_plural} from files")
+
+LEAD_CONVERT = declare("crm.lead.convert", "Qualify, disqualify and convert leads", scoped=True)
+CONTACT_MERGE = declare("crm.contact.merge", "Merge duplicate contacts and companies", scoped=True)
+TAG_MANAGE = declare("crm.tag.manage", "Create, rename and delete tags")
+CUSTOM_FIELD_MANAGE = declare("crm.custom_field.manage", "Define custom fields")
+CAMPAIGN_VIEW = declare("crm.campaign.view", "See campaigns and their results")
+CAMPAIGN_MANAGE = declare("crm.campaign.manage", "Create, schedule and send campaigns")

@@ -1,0 +1,5 @@
+from rbac.catalogue import declare
+
+APIKEY_MANAGE = declare("integrations.apikey.manage", "Create, rotate and revoke API keys")
+WEBHOOK_MANAGE = declare("integrations.webhook.manage", "Manage webhook endpoints and deliveries")
+EVENT_VIEW = declare("integrations.event.view", "Read the organization's event log")

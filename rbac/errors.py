@@ -1,0 +1,53 @@
+from rest_framework import status
+
+from config.api.errors import Conflict, DomainError, NotFound, ValidationFailed
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+    status = status.HTTP_403_FORBIDDEN
+    title = "You do not have permission to perform this action."
+
+
+class LastOwner(Conflict):
+    code = "last_owner"
+    title = "An organization must keep at least one active owner."
+
+
+class RoleInUse(Conflict):
+    code = "role_in_use"
+    title = "The role is assigned to members or pending invitations."
+
+
+class SystemRoleReadOnly(Conflict):
+    code = "system_role_read_only"
+    title = "Built-in roles cannot be changed."
+
+
+class GrantExceedsOwn(DomainError):
+    code = "grant_exceeds_own"
+    status = status.HTTP_403_FORBIDDEN
+    title = "You cannot grant permissions you do not hold."
+
+
+class AlreadyMember(Conflict):
+    code = "already_member"
+    title = "This person is already a member of the organization."
+
+
+class InvitationInvalid(ValidationFailed):
+    code = "invitation_invalid"
+    title = "The invitation is invalid, expired, revoked or already used."
+
+
+class InvitationNotFound(NotFound):
+    code = "not_found"
+
+
+class MemberNotFound(NotFound):
+    code = "not_found"
+
+
+class UnknownPermission(ValidationFailed):
+    code = "unknown_permission"
+    title = "Unknown permission code."

@@ -1,0 +1,64 @@
+"""The one place that decides whether a request may run a viewset action.
+
+A viewset declares what it needs (``config.api.viewsets.OrganizationViewSet``)::
+
+    required_feature = Feature.CUSTOM_ROLES                 # or None: every plan
+    action_permissions = {"list": ROLE_VIEW, "create": ROLE_MANAGE, "leave": MEMBER}
+
+and :class:`OrganizationPolicy` decides, in this order: an organization is addressed; the caller is
+authenticated; the caller is a member (else the same 404 as an unknown organization); the plan has the
+feature (else 403 ``feature_not_in_plan`` naming the cheapest plan that has it); the role grants the
+permission (else 403 ``permission_denied``). The granted scope (``own``/``all``) is left on the request
+for the viewset's queryset.
+"""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+
+from billing.errors import FeatureNotInPlan
+from tenants.errors import OrganizationNotFound, OrganizationRequired
+
+from .access import access_for
+from .errors import PermissionDenied
+
+# Declares an action any member may run (their own profile, leaving the organization).
+MEMBER = "member"
+
+
+def feature_not_in_plan(feature: str) -> FeatureNotInPlan:
+    from billing.selectors import cheapest_plan_with
+
+    plan = cheapest_plan_with(feature=feature)
+    extra = {"feature": str(feature), "plan": {"code": plan.code, "name": plan.name} if plan else None}
+    detail = f"Your plan does not include {feature}." + (f" Upgrade to {plan.name} to use it." if plan else "")
+    return FeatureNotInPlan(detail, extra=extra)
+
+
+class OrganizationPolicy(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        organization = getattr(request, "tenant", None)
+        if organization is None:
+            raise OrganizationRequired()
+        if not request.user or not request.user.is_authenticated:
+            return False  # DRF answers 401 with the authenticator's challenge
+        access = getattr(request, "access", None) or access_for(user=request.user, organization=organization)
+        if access is None:
+            raise OrganizationNotFound()
+        request.access = access
+        if view.action is None:
+            return True  # an unrouted method: DRF answers 405
+
+        feature = view.feature_for(view.action)
+        if feature and not access.entitlements.has(feature):
+            raise feature_not_in_plan(feature)
+
+        permission = view.permission_for(view.action)
+        if permission == MEMBER:
+            request.scope = "all"
+            return True
+        scope = access.scope(permission)
+        if scope is None:
+            raise PermissionDenied(extra={"permission": permission})
+        request.scope = scope
+        return True
