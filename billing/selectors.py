@@ -23,9 +23,7 @@ def plan_by_code(*, code: str) -> Plan | None:
 
 
 def cheapest_plan_with(*, feature: str) -> Plan | None:
-    return (
-        Plan.objects.filter(is_public=True, features__code=feature).order_by("monthly_price", "sort_order").first()
-    )
+    return Plan.objects.filter(is_public=True, features__code=feature).order_by("monthly_price", "sort_order").first()
 
 
 def subscription_of(*, organization) -> Subscription | None:

@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("tenants.api.urls")),
     path("", include("rbac.api.urls")),
     path("", include("billing.api.urls")),
+    path("", include("crm.api.urls")),
 ]
 
 urlpatterns = [

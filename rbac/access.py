@@ -48,11 +48,23 @@ class Access:
     role_name: str
     grants: dict[str, str]
     entitlements: Entitlements
+    label: str = ""  # e-mail of the user, or the API key's name
     principal: str = "user"  # or "api_key"
 
     def scope(self, permission: str) -> str | None:
         """``"all"``, ``"own"`` or None when the permission is not granted."""
         return self.grants.get(permission)
+
+
+def actor_identity(actor) -> tuple[int | None, str]:
+    """``(user id, label)`` of whoever acts: an :class:`Access`, a user, or None for the system."""
+    if actor is None:
+        return None, ""
+    if isinstance(actor, Access):
+        return actor.user_id, actor.label
+    if getattr(actor, "is_authenticated", False):
+        return actor.pk, getattr(actor, "email", "")
+    return None, str(getattr(actor, "name", "") or "")
 
 
 def _cache():
@@ -121,6 +133,7 @@ def access_for(*, user, organization) -> Access | None:
                 role_name=membership.role.name,
                 grants=membership.role.effective_grants(),
                 entitlements=entitlements_for(organization=organization),
+                label=user.email,
             )
         _cache().set(key, cached, CACHE_TTL_SECONDS)
     return None if cached == _NONE else cached

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .access import actor_identity
 from .models import AuditEntry
 
 
@@ -17,11 +18,10 @@ def record(
     before: dict | None = None,
     after: dict | None = None,
 ) -> AuditEntry:
-    label = getattr(actor, "email", None) or getattr(actor, "name", "") or ""
-    user = actor if getattr(actor, "is_authenticated", False) and hasattr(actor, "email") else None
+    user_id, label = actor_identity(actor)
     return AuditEntry.objects.create(
         organization=organization,
-        actor=user,
+        actor_id=user_id,
         actor_label=label,
         action=action,
         target_type=target_type,

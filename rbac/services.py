@@ -250,8 +250,9 @@ def role_delete(*, role: Role, actor) -> None:
         raise RoleInUse()
     organization, pk, before = role.organization, role.pk, _role_snapshot(role)
     role.delete()
-    audit.record(organization=organization, actor=actor, action="role.deleted", target_type="role", target_id=pk,
-                 before=before)
+    audit.record(
+        organization=organization, actor=actor, action="role.deleted", target_type="role", target_id=pk, before=before
+    )
     bump(organization.pk)
 
 
@@ -320,8 +321,13 @@ def invitation_resend(*, invitation: Invitation, actor) -> tuple[Invitation, str
     invitation.expires_at = timezone.now() + INVITATION_TTL
     invitation.send_count += 1
     invitation.save(update_fields=["token_hash", "expires_at", "send_count"])
-    audit.record(organization=invitation.organization, actor=actor, action="invitation.resent",
-                 target_type="invitation", target_id=invitation.pk)
+    audit.record(
+        organization=invitation.organization,
+        actor=actor,
+        action="invitation.resent",
+        target_type="invitation",
+        target_id=invitation.pk,
+    )
     _send_invitation(invitation, token)
     return invitation, token
 
@@ -333,17 +339,18 @@ def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
         raise InvitationInvalid()
     invitation.status = InvitationStatus.REVOKED
     invitation.save(update_fields=["status"])
-    audit.record(organization=invitation.organization, actor=actor, action="invitation.revoked",
-                 target_type="invitation", target_id=invitation.pk)
+    audit.record(
+        organization=invitation.organization,
+        actor=actor,
+        action="invitation.revoked",
+        target_type="invitation",
+        target_id=invitation.pk,
+    )
     return invitation
 
 
 def invitation_by_token(*, token: str) -> Invitation | None:
-    return (
-        Invitation.objects.select_related("organization", "role")
-        .filter(token_hash=_token_hash(token or ""))
-        .first()
-    )
+    return Invitation.objects.select_related("organization", "role").filter(token_hash=_token_hash(token or "")).first()
 
 
 @transaction.atomic

@@ -113,3 +113,23 @@ def as_owner_a(owner_a, org_a):
 @pytest.fixture
 def unique_email():
     return lambda prefix="user": f"{prefix}-{uuid.uuid4().hex[:10]}@example.test"
+
+
+@pytest.fixture
+def member(db):
+    """``member(org, role)`` → (user, client): a new member of ``org`` with a system role, signed in."""
+
+    def make(organization, role: str = "sales_rep"):
+        user = make_user()
+        make_member(user=user, organization=organization, role=role)
+        return user, client_for(user, organization)
+
+    return make
+
+
+@pytest.fixture
+def in_tenant():
+    """``with in_tenant(org):`` runs ORM code in the organization's schema, as a request would."""
+    from django_tenants.utils import tenant_context
+
+    return tenant_context

@@ -1,0 +1,128 @@
+"""Writes of CRM records. Every function is atomic, checks scope, and records its domain event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from config.api.errors import ValidationFailed
+from integrations import outbox
+from rbac.scoping import can_reach
+
+from . import custom_fields
+from .choices import LeadStatus, RecordType
+from .errors import InvalidLeadTransition, OutOfReach
+from .models import Lead
+from .tagging import tags_named
+
+
+def _changes(instance, fields: dict[str, Any]) -> dict[str, list]:
+    """Apply ``fields`` to ``instance``; return ``{field: [before, after]}`` for what really changed."""
+    changed = {}
+    for name, value in fields.items():
+        before = getattr(instance, name)
+        if before != value:
+            changed[name] = [before, value]
+            setattr(instance, name, value)
+    return changed
+
+
+def _keep_in_reach(actor, permission: str, owner_id: int | None) -> None:
+    """A write may not hand a record to someone outside the actor's scope (``own`` stays own)."""
+    if actor is not None and not can_reach(actor, permission, owner_id=owner_id):
+        raise OutOfReach(field="owner")
+
+
+def _set_tags(instance, names: list[str] | None) -> list[str] | None:
+    if names is None:
+        return None
+    tags = tags_named(names)
+    instance.tags.set(tags)
+    return sorted(tag.name for tag in tags)
+
+
+# --- Leads ---
+
+LEAD_EDITABLE_STATUSES = {LeadStatus.NEW, LeadStatus.CONTACTED}
+
+
+@transaction.atomic
+def lead_create(*, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields) -> Lead:
+    fields.setdefault("owner_id", getattr(actor, "user_id", None))
+    status = fields.get("status", LeadStatus.NEW)
+    if status not in LEAD_EDITABLE_STATUSES:
+        raise InvalidLeadTransition(f"A new lead starts as new or contacted, not {status}.", field="status")
+    if "email" in fields:
+        fields["email"] = (fields["email"] or "").strip().lower()
+    lead = Lead(**fields)
+    lead.custom_fields = custom_fields.clean_values(RecordType.LEAD, custom_fields_values)
+    _keep_in_reach(actor, "crm.lead.update", lead.owner_id)
+    lead.save()
+    _set_tags(lead, tags)
+    outbox.record("lead.created", subject=lead, payload=outbox.snapshot(lead), actor=actor)
+    return lead
+
+
+@transaction.atomic
+def lead_update(
+    *, lead: Lead, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+) -> Lead:
+    lead = Lead.objects.select_for_update().get(pk=lead.pk)
+    if "status" in fields and fields["status"] != lead.status:
+        if lead.status == LeadStatus.CONVERTED or fields["status"] not in LEAD_EDITABLE_STATUSES:
+            raise InvalidLeadTransition(
+                "Use the qualify, disqualify or convert actions to change this status.", field="status"
+            )
+    if "email" in fields:
+        fields["email"] = (fields["email"] or "").strip().lower()
+    changes = _changes(lead, fields)
+    if custom_fields_values is not None:
+        values = custom_fields.clean_values(RecordType.LEAD, custom_fields_values, existing=lead.custom_fields)
+        changes.update(_changes(lead, {"custom_fields": values}))
+    if "owner_id" in changes:
+        _keep_in_reach(actor, "crm.lead.update", lead.owner_id)
+    if changes:
+        lead.save(update_fields=[*(Lead._meta.get_field(name).name for name in changes), "updated_at"])
+    tag_names = _set_tags(lead, tags)
+    if tag_names is not None:
+        changes["tags"] = tag_names
+    if changes:
+        outbox.record("lead.updated", subject=lead, payload={"id": lead.pk, "changes": changes}, actor=actor)
+    return lead
+
+
+@transaction.atomic
+def lead_delete(*, lead: Lead, actor) -> None:
+    payload = outbox.snapshot(lead)
+    outbox.record("lead.deleted", subject=lead, payload=payload, actor=actor)
+    lead.delete()
+
+
+@transaction.atomic
+def lead_qualify(*, lead: Lead, actor) -> Lead:
+    lead = Lead.objects.select_for_update().get(pk=lead.pk)
+    if lead.status == LeadStatus.CONVERTED:
+        raise InvalidLeadTransition("A converted lead cannot be qualified again.")
+    before = lead.status
+    lead.status, lead.disqualified_reason = LeadStatus.QUALIFIED, ""
+    lead.save(update_fields=["status", "disqualified_reason", "updated_at"])
+    outbox.record("lead.qualified", subject=lead, payload={"id": lead.pk, "from": before}, actor=actor)
+    return lead
+
+
+@transaction.atomic
+def lead_disqualify(*, lead: Lead, actor, reason: str) -> Lead:
+    lead = Lead.objects.select_for_update().get(pk=lead.pk)
+    if lead.status == LeadStatus.CONVERTED:
+        raise InvalidLeadTransition("A converted lead cannot be disqualified.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("Give a reason.", field="reason", code="required")
+    before = lead.status
+    lead.status, lead.disqualified_reason = LeadStatus.UNQUALIFIED, reason[:500]
+    lead.save(update_fields=["status", "disqualified_reason", "updated_at"])
+    outbox.record(
+        "lead.disqualified", subject=lead, payload={"id": lead.pk, "from": before, "reason": reason}, actor=actor
+    )
+    return lead
