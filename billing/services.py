@@ -15,7 +15,7 @@ from rbac.access import bump, entitlements_for
 from .choices import SubscriptionStatus
 from .errors import DowngradeBlocked, PlanLimitReached, PlanNotFound, SamePlan
 from .features import Limit
-from .models import Plan, Subscription
+from .models import Override, Plan, Subscription
 from .selectors import FALLBACK_PLAN, plan_by_code
 from .usage import counter_for
 
@@ -184,3 +184,68 @@ def enforce_limit(*, organization, limit: Limit, adding: int = 1) -> None:
             f"Your plan allows {value} {limit.replace('_', ' ')}; you use {used}.",
             extra={"limit": str(limit), "value": value, "used": used},
         )
+
+
+def _override_snapshot(override: Override) -> dict:
+    return {
+        "feature": override.feature.code if override.feature_id else None,
+        "enabled": override.enabled,
+        "limit": override.limit or None,
+        "limit_value": override.limit_value,
+        "expires_at": override.expires_at.isoformat() if override.expires_at else None,
+    }
+
+
+@transaction.atomic
+def override_save(*, override: Override, actor) -> Override:
+    """Create or change a per-organization override; it applies from the next request."""
+    override.full_clean()
+    before = None
+    if override.pk:
+        previous = Override.objects.select_related("feature").filter(pk=override.pk).first()
+        before = _override_snapshot(previous) if previous else None
+    override.save()
+    audit.record(
+        organization=override.organization,
+        actor=actor,
+        action="override.saved",
+        target_type="override",
+        target_id=override.pk,
+        before=before,
+        after=_override_snapshot(override),
+    )
+    bump(override.organization_id)
+    return override
+
+
+@transaction.atomic
+def override_delete(*, override: Override, actor) -> None:
+    before, organization, pk = _override_snapshot(override), override.organization, override.pk
+    override.delete()
+    audit.record(
+        organization=organization,
+        actor=actor,
+        action="override.deleted",
+        target_type="override",
+        target_id=pk,
+        before=before,
+    )
+    bump(organization.pk)
+
+
+@transaction.atomic
+def plan_changed(*, plan: Plan, actor) -> None:
+    """An operator edited a plan, its features or limits: every organization sees it on the next request."""
+    audit.record(
+        organization=None,
+        actor=actor,
+        action="plan.changed",
+        target_type="plan",
+        target_id=plan.pk,
+        after={
+            "code": plan.code,
+            "features": sorted(plan.features.values_list("code", flat=True)),
+            "limits": dict(plan.limits.values_list("limit", "value")),
+        },
+    )
+    bump()

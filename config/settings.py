@@ -110,7 +110,8 @@ DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crm")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", "test_crm")}
+# One test database per test run, so concurrent runs on one machine never share one.
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", f"test_crm_{os.getpid()}")}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

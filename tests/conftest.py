@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -27,11 +28,17 @@ def _redis_url(db: int) -> str:
     return f"{base}/{db}"
 
 
+# Cache keys of this test run carry this prefix; concurrent runs on one machine leave each other alone.
+RUN_PREFIX = f"test{os.getpid()}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _test_services():
-    """Dedicated Redis databases (flushed between tests), a fast password hasher, e-mail kept in memory."""
+    """A dedicated Redis database with per-run keys (cleared between tests), a fast password hasher,
+    e-mail kept in memory."""
     caches_config = {
-        alias: {**config, "LOCATION": _redis_url(TEST_REDIS_DB)} for alias, config in settings.CACHES.items()
+        alias: {**config, "LOCATION": _redis_url(TEST_REDIS_DB), "KEY_PREFIX": f"{RUN_PREFIX}:{alias}"}
+        for alias, config in settings.CACHES.items()
     }
     overrides = override_settings(
         CACHES=caches_config,
@@ -45,9 +52,16 @@ def _test_services():
     overrides.disable()
 
 
+def clear_run_cache() -> None:
+    client = caches["control"]._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"*{RUN_PREFIX}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    caches["control"].clear()
+    clear_run_cache()
     yield
     if connection.schema_name != "public":
         connection.set_schema_to_public()
@@ -56,6 +70,7 @@ def _fresh_cache():
 @pytest.fixture(scope="session")
 def tenants(django_db_setup, django_db_blocker, _test_services):
     """Two organizations, A and B, provisioned once for the session, each with an owner."""
+    assert connection.settings_dict["NAME"].startswith("test_"), "refusing to write outside the test database"
     with django_db_blocker.unblock():
         org_a = make_organization(name="Org A", slug="org-a")
         org_b = make_organization(name="Org B", slug="org-b")
@@ -133,3 +148,28 @@ def in_tenant():
     from django_tenants.utils import tenant_context
 
     return tenant_context
+
+
+def committed(fn, *args, **kwargs):
+    """Run ``fn`` on a connection of its own, outside the test's transaction, so its writes are committed
+    and visible to other connections (threads, workers). The caller cleans up what it commits."""
+    import threading
+
+    from django.db import connections
+
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
