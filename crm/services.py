@@ -29,8 +29,11 @@ def _changes(instance, fields: dict[str, Any]) -> dict[str, list]:
 
 
 def _keep_in_reach(actor, permission: str, owner_id: int | None) -> None:
-    """A write may not hand a record to someone outside the actor's scope (``own`` stays own)."""
-    if actor is not None and not can_reach(actor, permission, owner_id=owner_id):
+    """A write may not hand a record to someone outside the actor's scope (``own`` stays own).
+    Taking a record for oneself is always within reach."""
+    if actor is None or (owner_id is not None and owner_id == actor.user_id):
+        return
+    if not can_reach(actor, permission, owner_id=owner_id):
         raise OutOfReach(field="owner")
 
 

@@ -1,0 +1,168 @@
+import pytest
+
+from rbac.models import AuditEntry, Membership, Role
+
+from ..conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def _member_id(org, user):
+    return Membership.objects.get(organization=org, user=user).pk
+
+
+def test_members_list_and_filter(as_owner_a, org_a, member):
+    member(org_a, "viewer")
+    member(org_a, "sales_rep")
+    body = as_owner_a.get("/api/v1/members/").json()
+    assert body["count"] == 3
+    roles = {row["role"]["key"] for row in as_owner_a.get("/api/v1/members/?role=viewer").json()["results"]}
+    assert roles == {"viewer"}
+
+
+def test_the_last_owner_cannot_leave_be_demoted_deactivated_or_removed(as_owner_a, org_a, owner_a):
+    me = _member_id(org_a, owner_a)
+    viewer = Role.objects.get(organization=None, key="viewer")
+    for response in (
+        as_owner_a.patch(f"/api/v1/members/{me}/", {"role": viewer.pk}, format="json"),
+        as_owner_a.post(f"/api/v1/members/{me}/deactivate/"),
+        as_owner_a.delete(f"/api/v1/members/{me}/"),
+        as_owner_a.post("/api/v1/members/leave/"),
+    ):
+        assert response.status_code == 409
+        assert response.json()["code"] == "last_owner"
+    assert Membership.objects.get(pk=me).is_active
+
+
+def test_with_a_second_owner_the_first_may_leave(as_owner_a, org_a, owner_a, member):
+    other, _client = member(org_a, "owner")
+    assert as_owner_a.post("/api/v1/members/leave/").status_code == 204
+    assert not Membership.objects.filter(organization=org_a, user=owner_a).exists()
+    assert as_owner_a.get("/api/v1/organizations/current/").status_code == 404  # no longer a member, next request
+
+
+def test_transfer_ownership(as_owner_a, org_a, owner_a, member):
+    heir, heir_client = member(org_a, "manager")
+    response = as_owner_a.post(
+        "/api/v1/members/transfer-ownership/", {"to_member": _member_id(org_a, heir)}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["role"]["key"] == "owner"
+    assert Membership.objects.get(organization=org_a, user=owner_a).role.key == "admin"
+    assert heir_client.get("/api/v1/organizations/current/").json()["role"] == "owner"
+    # the former owner, now admin, may not transfer ownership any more
+    again = as_owner_a.post("/api/v1/members/transfer-ownership/", {"to_member": _member_id(org_a, heir)})
+    assert again.status_code == 403
+
+
+def test_role_change_applies_on_the_next_request_and_is_audited(as_owner_a, org_a, owner_a, member):
+    user, client = member(org_a, "viewer")
+    assert client.post("/api/v1/leads/", {"name": "x"}, format="json").status_code == 403
+    manager = Role.objects.get(organization=None, key="manager")
+    response = as_owner_a.patch(f"/api/v1/members/{_member_id(org_a, user)}/", {"role": manager.pk}, format="json")
+    assert response.status_code == 200
+    assert client.post("/api/v1/leads/", {"name": "x"}, format="json").status_code == 201
+    entry = AuditEntry.objects.get(organization=org_a, action="membership.role_changed")
+    assert (entry.before["role"], entry.after["role"], entry.actor_label) == ("viewer", "manager", owner_a.email)
+
+
+def test_deactivated_member_loses_access_next_request(as_owner_a, org_a, member):
+    user, client = member(org_a, "viewer")
+    assert client.get("/api/v1/organizations/current/").status_code == 200
+    as_owner_a.post(f"/api/v1/members/{_member_id(org_a, user)}/deactivate/")
+    assert client.get("/api/v1/organizations/current/").status_code == 404
+    as_owner_a.post(f"/api/v1/members/{_member_id(org_a, user)}/activate/")
+    assert client.get("/api/v1/organizations/current/").status_code == 200
+
+
+def test_manager_cannot_manage_members(org_a, member):
+    target, _ = member(org_a, "viewer")
+    _manager, client = member(org_a, "manager")
+    response = client.post(f"/api/v1/members/{_member_id(org_a, target)}/deactivate/")
+    assert response.status_code == 403
+    assert response.json()["permission"] == "rbac.member.manage"
+
+
+def test_admin_cannot_hand_out_owner(org_a, member):
+    target, _ = member(org_a, "viewer")
+    _admin, client = member(org_a, "admin")
+    owner_role = Role.objects.get(organization=None, key="owner")
+    response = client.patch(f"/api/v1/members/{_member_id(org_a, target)}/", {"role": owner_role.pk}, format="json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "grant_exceeds_own"
+
+
+def test_role_of_another_organization_is_unknown(as_owner_a, org_a, org_b, member):
+    target, _ = member(org_a, "viewer")
+    foreign = Role.objects.create(organization=org_b, key="b-only", name="B only", grants={})
+    response = as_owner_a.patch(f"/api/v1/members/{_member_id(org_a, target)}/", {"role": foreign.pk}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "role"
+
+
+def test_member_of_another_organization_is_404(as_owner_a, org_b, owner_b):
+    response = as_owner_a.get(f"/api/v1/members/{_member_id(org_b, owner_b)}/")
+    assert response.status_code == 404
+
+
+def test_custom_roles(as_owner_a, org_a, member):
+    response = as_owner_a.post(
+        "/api/v1/roles/",
+        {"name": "Lead hunter", "grants": {"crm.lead.view": "own", "crm.lead.create": "all"}},
+        format="json",
+    )
+    assert response.status_code == 201
+    role = response.json()
+    assert role["is_system"] is False
+    assert role["grants"] == {"crm.lead.create": "all", "crm.lead.view": "own"}
+
+    bad_scope = as_owner_a.post("/api/v1/roles/", {"name": "X", "grants": {"crm.lead.create": "own"}}, format="json")
+    assert (bad_scope.status_code, bad_scope.json()["code"]) == (400, "invalid_scope")
+    unknown = as_owner_a.post("/api/v1/roles/", {"name": "Y", "grants": {"crm.nothing": "all"}}, format="json")
+    assert (unknown.status_code, unknown.json()["code"]) == (400, "unknown_permission")
+
+    user, client = member(org_a, "viewer")
+    as_owner_a.patch(f"/api/v1/members/{_member_id(org_a, user)}/", {"role": role["id"]}, format="json")
+    assert client.post("/api/v1/leads/", {"name": "mine"}, format="json").status_code == 201
+    in_use = as_owner_a.delete(f"/api/v1/roles/{role['id']}/")
+    assert (in_use.status_code, in_use.json()["code"]) == (409, "role_in_use")
+
+    renamed = as_owner_a.patch(f"/api/v1/roles/{role['id']}/", {"grants": {"crm.lead.view": "all"}}, format="json")
+    assert renamed.status_code == 200
+    assert client.post("/api/v1/leads/", {"name": "again"}, format="json").status_code == 403  # next request
+
+    system = Role.objects.get(organization=None, key="viewer")
+    read_only = as_owner_a.patch(f"/api/v1/roles/{system.pk}/", {"name": "Watcher"}, format="json")
+    assert (read_only.status_code, read_only.json()["code"]) == (409, "system_role_read_only")
+
+
+def test_roles_list_has_system_and_own_custom_roles_only(as_owner_a, org_b):
+    Role.objects.create(organization=org_b, key="b-role", name="B role", grants={})
+    keys = {role["key"] for role in as_owner_a.get("/api/v1/roles/").json()}
+    assert keys == {"owner", "admin", "manager", "sales_rep", "support", "viewer"}
+
+
+def test_audit_log_for_owners_and_admins_only(as_owner_a, org_a, org_b, member):
+    _viewer, _ = member(org_a, "viewer")
+    _admin, admin = member(org_a, "admin")
+    _manager, manager = member(org_a, "manager")
+    AuditEntry.objects.create(organization=org_b, action="secret.b", target_type="x")
+    body = admin.get("/api/v1/audit-log/?action=membership.created").json()
+    assert body["count"] == 4  # the owner's and the three above
+    assert all(entry["action"] == "membership.created" for entry in body["results"])
+    assert "secret.b" not in {e["action"] for e in as_owner_a.get("/api/v1/audit-log/").json()["results"]}
+    assert manager.get("/api/v1/audit-log/").status_code == 403
+
+
+def test_current_organization_tells_the_caller_what_they_may_do(org_a, member):
+    _user, client = member(org_a, "sales_rep")
+    body = client.get("/api/v1/organizations/current/").json()
+    assert body["role"] == "sales_rep"
+    assert body["permissions"]["crm.lead.update"] == "own"
+    assert "rbac.member.manage" not in body["permissions"]
+    assert body["plan"] == "enterprise"
+
+
+def test_organizations_list_only_mine(owner_a, org_a):
+    body = client_for(owner_a).get("/api/v1/organizations/").json()
+    assert [org["slug"] for org in body] == [org_a.slug]
