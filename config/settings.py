@@ -210,7 +210,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "OrganizationStatusEnum": "tenants.choices.OrganizationStatus",
+        "InvitationStatusEnum": "rbac.choices.InvitationStatus",
+        "SubscriptionStatusEnum": "billing.choices.SubscriptionStatus",
+        "LeadStatusEnum": "crm.choices.LeadStatus",
+        "ContactStatusEnum": "crm.choices.ContactStatus",
+        "ImportStatusEnum": "crm.choices.ImportStatus",
+        "DealStatusEnum": "pipelines.choices.DealStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.add_problem_responses",

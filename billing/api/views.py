@@ -4,6 +4,7 @@ from rest_framework.response import Response
 
 from billing import permissions as perms
 from billing import selectors, services
+from billing.models import Subscription
 from config.api.views import PublicAPIView
 from config.api.viewsets import OrganizationViewSet
 from rbac.access import entitlements_for
@@ -20,6 +21,7 @@ class PlanListView(PublicAPIView):
 
 
 class BillingViewSet(OrganizationViewSet):
+    queryset = Subscription.objects.all()
     action_permissions = {
         "subscription": perms.SUBSCRIPTION_VIEW,
         "usage": perms.SUBSCRIPTION_VIEW,

@@ -144,11 +144,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         extra["errors"] = _flatten_validation(exc.detail)
         detail = extra["errors"][0]["detail"] if len(extra["errors"]) == 1 else "The request has invalid fields."
     else:
-        code, title = _DRF_CODES.get(type(exc), (None, None)) or next(
+        code, title = next(
             (value for cls, value in _DRF_CODES.items() if isinstance(exc, cls)),
             (exc.default_code, str(exc.default_detail)),
         )
         detail_code = getattr(exc.detail, "code", None)
+        if isinstance(exc.detail, dict):
+            detail_code = str(exc.detail.get("code", "")) or None
         # simplejwt signals invalid tokens with its own code; keep it stable for clients.
         if detail_code == "token_not_valid":
             code = "token_not_valid"

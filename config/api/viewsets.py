@@ -2,7 +2,7 @@
 and record scope. Subclasses declare and use hooks; they may not override the spine.
 
     class LeadViewSet(OrganizationViewSet):
-        queryset = Lead.objects.all()
+        queryset = Lead.objects.all()         # the model; also what OpenAPI generation sees
         required_feature = None                      # every plan
         action_permissions = {"list": "crm.lead.view", "create": "crm.lead.create", ...}
 
@@ -60,6 +60,8 @@ class OrganizationViewSet(viewsets.GenericViewSet):
 
     # --- the spine ---
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # OpenAPI generation: no request, no tenant
+            return self.queryset.none()
         queryset = self.scoped_queryset(self.queryset.all() if self.queryset is not None else None)
         if isinstance(queryset, OwnedQuerySet):
             queryset = queryset.visible_to(self.request.access, self.permission_for(self.action))

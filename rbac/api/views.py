@@ -12,6 +12,7 @@ from billing.features import Feature
 from config.api.errors import ValidationFailed
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
+from identity.api.serializers import SessionOutput
 from identity.api.views import session_response
 from identity.models import User, normalize_email
 from identity.services import user_create
@@ -19,7 +20,7 @@ from rbac import permissions as perms
 from rbac import selectors, services
 from rbac.catalogue import catalogue
 from rbac.errors import InvitationInvalid
-from rbac.models import AuditEntry
+from rbac.models import AuditEntry, Invitation, Membership, Role
 from rbac.policy import MEMBER
 
 from .serializers import (
@@ -53,6 +54,7 @@ def _role_in_scope(view, role_id):
 
 
 class RoleViewSet(OrganizationViewSet):
+    queryset = Role.objects.all()
     action_permissions = {
         "list": perms.ROLE_VIEW,
         "retrieve": perms.ROLE_VIEW,
@@ -104,6 +106,7 @@ class MemberFilter(filters.FilterSet):
 
 
 class MemberViewSet(OrganizationViewSet):
+    queryset = Membership.objects.all()
     action_permissions = {
         "list": perms.MEMBER_VIEW,
         "retrieve": perms.MEMBER_VIEW,
@@ -185,6 +188,7 @@ class MemberViewSet(OrganizationViewSet):
 
 
 class InvitationViewSet(OrganizationViewSet):
+    queryset = Invitation.objects.all()
     action_permissions = {
         "list": perms.MEMBER_MANAGE,
         "retrieve": perms.MEMBER_MANAGE,
@@ -240,7 +244,7 @@ class InvitationAcceptView(APIView):
     permission_classes = [AllowAny]
     throttle_scope = "auth"
 
-    @extend_schema(request=InvitationAcceptInput, tags=["members"], auth=[])
+    @extend_schema(request=InvitationAcceptInput, responses={200: SessionOutput}, tags=["members"], auth=[])
     def post(self, request):
         data = InvitationAcceptInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -279,6 +283,7 @@ class AuditLogFilter(filters.FilterSet):
 
 
 class AuditLogViewSet(OrganizationViewSet):
+    queryset = AuditEntry.objects.all()
     action_permissions = {"list": perms.AUDIT_VIEW}
     filterset_class = AuditLogFilter
     ordering = ["-created_at", "-pk"]

@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
 from rbac.policy import MEMBER
+from tenants.models import Organization
 from rbac.selectors import organizations_of
 
 from .serializers import CurrentOrganizationOutput, OrganizationOutput
@@ -18,6 +19,7 @@ class OrganizationListView(AccountAPIView):
 
 
 class CurrentOrganizationViewSet(OrganizationViewSet):
+    queryset = Organization.objects.all()
     action_permissions = {"current": MEMBER}
 
     @extend_schema(responses={200: CurrentOrganizationOutput}, tags=["organizations"])
