@@ -4,8 +4,8 @@ from rest_framework.response import Response
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
 from rbac.policy import MEMBER
-from tenants.models import Organization
 from rbac.selectors import organizations_of
+from tenants.models import Organization
 
 from .serializers import CurrentOrganizationOutput, OrganizationOutput
 

@@ -18,7 +18,8 @@ def _assert_problem(response, status, code):
     assert body["status"] == status
     assert body["code"] == code
     assert body["type"].endswith(code)
-    assert body["title"] and body["detail"]
+    assert body["title"]
+    assert body["detail"]
     return body
 
 
