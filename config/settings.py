@@ -119,7 +119,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "crm"),
         # Keys carry the active schema, so one organization's cache never answers another's request.
@@ -129,7 +129,7 @@ CACHES = {
     },
     # Control-plane lookups (tenant resolution, authorization decisions): keys never depend on the schema.
     "control": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "crm") + ":control",
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},

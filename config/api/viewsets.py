@@ -20,14 +20,18 @@ from typing import ClassVar
 
 from rest_framework import viewsets
 
+from billing.ratelimit import PlanRateThrottle
 from rbac.policy import OrganizationPolicy
 from rbac.scoping import OwnedQuerySet
 
-_SPINE = ("get_queryset", "get_permissions", "initial", "check_permissions")
+from . import idempotency
+
+_SPINE = ("get_queryset", "get_permissions", "get_throttles", "initial", "check_permissions", "finalize_response")
 
 
 class OrganizationViewSet(viewsets.GenericViewSet):
     permission_classes: ClassVar[list] = [OrganizationPolicy]
+    throttle_classes: ClassVar[list] = [PlanRateThrottle]
     required_feature: ClassVar[str | None] = None
     action_features: ClassVar[dict[str, str]] = {}
     action_permissions: ClassVar[dict[str, str]] = {}
@@ -59,6 +63,18 @@ class OrganizationViewSet(viewsets.GenericViewSet):
         return queryset
 
     # --- the spine ---
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, the policy, rate limits
+        method = request.method.lower()
+        if hasattr(self, method):
+            setattr(self, method, idempotency.guard(self, getattr(self, method)))
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in getattr(request, "rate_limit_headers", {}).items():
+            response[name] = value
+        return response
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation: no request, no tenant
             return self.queryset.none()

@@ -1,0 +1,106 @@
+"""API rate limits by plan: per API key, or per user within an organization, per minute and per day.
+
+Counted in Redis with fixed windows (one round trip per request). Every organization-scoped response carries
+``RateLimit-*`` and ``X-RateLimit-*`` headers; over the limit the answer is 429 with ``Retry-After``. When Redis
+is unreachable the API keeps serving (fail open) and says so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import time as clock
+from dataclasses import dataclass
+
+from django.core.cache import caches
+from rest_framework.throttling import BaseThrottle
+
+from .features import Limit
+
+logger = logging.getLogger(__name__)
+
+WINDOWS = ((Limit.API_CALLS_PER_MINUTE, 60), (Limit.API_CALLS_PER_DAY, 86400))
+
+
+@dataclass(frozen=True)
+class Window:
+    limit: int
+    count: int
+    reset: int  # seconds until the window starts over
+    seconds: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > self.limit
+
+
+def principal_of(access) -> str:
+    if access.principal == "api_key":
+        return f"key:{access.key_id}"
+    return f"user:{access.organization_id}:{access.user_id}"
+
+
+def hit(*, principal: str, limits: dict[str, int], now: float | None = None) -> list[Window] | None:
+    """Count one request; the windows that have a limit, or None when the counters are unreachable."""
+    now = clock() if now is None else now
+    spec = [(limits[name], seconds) for name, seconds in WINDOWS if limits.get(name) is not None]
+    if not spec:
+        return []
+    starts = [int(now // seconds) * seconds for _limit, seconds in spec]
+    try:
+        cache = caches["control"]
+        pipe = cache._cache.get_client(write=True).pipeline(transaction=False)
+        for (_limit, seconds), start in zip(spec, starts, strict=True):
+            key = cache.make_and_validate_key(f"ratelimit:{principal}:{seconds}:{start}")
+            pipe.incr(key)
+            pipe.expire(key, seconds + 5, nx=True)
+        counts = pipe.execute()[::2]
+    except Exception:
+        logger.warning("rate limit counters unreachable; serving without limits", exc_info=True)
+        return None
+    return [
+        Window(limit=limit, count=count, reset=max(1, int(start + seconds - now)), seconds=seconds)
+        for (limit, seconds), start, count in zip(spec, starts, counts, strict=True)
+    ]
+
+
+def headers_for(windows: list[Window]) -> dict[str, str]:
+    if not windows:
+        return {}
+    tightest = min(windows, key=lambda w: (w.remaining, w.reset))
+    exceeded = [w for w in windows if w.exceeded]
+    if exceeded:
+        tightest = max(exceeded, key=lambda w: w.reset)
+    policy = ", ".join(f"{w.limit};w={w.seconds}" for w in windows)
+    return {
+        "RateLimit-Limit": str(tightest.limit),
+        "RateLimit-Remaining": str(tightest.remaining),
+        "RateLimit-Reset": str(tightest.reset),
+        "RateLimit-Policy": policy,
+        "X-RateLimit-Limit": str(tightest.limit),
+        "X-RateLimit-Remaining": str(tightest.remaining),
+        "X-RateLimit-Reset": str(tightest.reset),
+    }
+
+
+class PlanRateThrottle(BaseThrottle):
+    """DRF throttle for organization-scoped endpoints; runs after the policy has set ``request.access``."""
+
+    def allow_request(self, request, view) -> bool:
+        access = getattr(request, "access", None)
+        self._wait = None
+        if access is None:
+            return True
+        windows = hit(principal=principal_of(access), limits=access.entitlements.limits)
+        if not windows:
+            return True
+        request.rate_limit_headers = headers_for(windows)
+        exceeded = [w for w in windows if w.exceeded]
+        self._wait = max((w.reset for w in exceeded), default=None)
+        return not exceeded
+
+    def wait(self):
+        return self._wait
