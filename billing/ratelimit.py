@@ -8,8 +8,8 @@ is unreachable the API keeps serving (fail open) and says so in the log.
 from __future__ import annotations
 
 import logging
-from time import time as clock
 from dataclasses import dataclass
+from time import time as clock
 
 from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle

@@ -82,9 +82,13 @@ class StageChange(models.Model):
     changed_at = models.DateTimeField(auto_now_add=True)
     changed_by = owner_field()
     time_in_previous_stage = models.DurationField(null=True, blank=True)
+    # The names at the time of the move: the history stays readable after a stage is renamed or deleted.
+    from_stage_name = models.CharField(max_length=100, blank=True)
+    to_stage_name = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["deal_id", "changed_at", "pk"]
+        indexes = [models.Index(fields=["deal", "-changed_at"], name="stage_change_deal_idx")]
 
     def __str__(self) -> str:
         return f"{self.deal_id}: {self.from_stage_id} → {self.to_stage_id}"

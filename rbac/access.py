@@ -50,6 +50,7 @@ class Access:
     entitlements: Entitlements
     label: str = ""  # e-mail of the user, or the API key's name
     principal: str = "user"  # or "api_key"
+    key_id: int | None = None
 
     def scope(self, permission: str) -> str | None:
         """``"all"``, ``"own"`` or None when the permission is not granted."""
