@@ -78,3 +78,31 @@ class OneTimeCode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} code for {self.user_id}"
+
+
+class ApiKey(models.Model):
+    """A credential for integrations, bound to one organization. Only a hash of the secret is stored."""
+
+    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="The visible start of the key, for identification.")
+    last_four = models.CharField(max_length=4)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=dict, help_text='Permission code → "own" or "all".')
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="api_keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    replaced_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="apikey_org_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…{self.last_four})"
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -138,3 +138,42 @@ def access_for(*, user, organization) -> Access | None:
             )
         _cache().set(key, cached, CACHE_TTL_SECONDS)
     return None if cached == _NONE else cached
+
+
+def access_for_key(*, key, organization) -> Access | None:
+    """An API key's access: its scopes, each capped by what its creator holds now. None if the creator left."""
+    key_cache = f"authz:key:{organization.pk}:{key.pk}:{_versions(organization.pk)}"
+    cached = _cache().get(key_cache)
+    if cached is None:
+        creator = access_for(user=key.created_by, organization=organization)
+        if creator is None:
+            cached = _NONE
+        else:
+            grants = {}
+            for code, scope in key.scopes.items():
+                held = creator.grants.get(code)
+                if held is not None:
+                    grants[code] = "own" if "own" in (held, scope) else "all"
+            cached = Access(
+                organization_id=organization.pk,
+                user_id=creator.user_id,
+                membership_id=creator.membership_id,
+                role_key=creator.role_key,
+                role_name=creator.role_name,
+                grants=grants,
+                entitlements=creator.entitlements,
+                label=f"API key {key.name}",
+                principal="api_key",
+                key_id=key.pk,
+            )
+        _cache().set(key_cache, cached, CACHE_TTL_SECONDS)
+    return None if cached == _NONE else cached
+
+
+def access_for_request(request) -> Access | None:
+    """The caller's access to the request's organization, whether a signed-in user or an API key."""
+    from identity.models import ApiKey
+
+    if isinstance(request.auth, ApiKey):
+        return access_for_key(key=request.auth, organization=request.tenant)
+    return access_for(user=request.user, organization=request.tenant)

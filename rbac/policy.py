@@ -17,9 +17,10 @@ from __future__ import annotations
 from rest_framework.permissions import BasePermission
 
 from billing.errors import FeatureNotInPlan
+from billing.features import Feature
 from tenants.errors import OrganizationNotFound, OrganizationRequired
 
-from .access import access_for
+from .access import access_for_request
 from .errors import PermissionDenied
 
 # Declares an action any member may run (their own profile, leaving the organization).
@@ -42,10 +43,12 @@ class OrganizationPolicy(BasePermission):
             raise OrganizationRequired()
         if not request.user or not request.user.is_authenticated:
             return False  # DRF answers 401 with the authenticator's challenge
-        access = getattr(request, "access", None) or access_for(user=request.user, organization=organization)
+        access = getattr(request, "access", None) or access_for_request(request)
         if access is None:
             raise OrganizationNotFound()
         request.access = access
+        if access.principal == "api_key" and not access.entitlements.has(Feature.API_KEYS):
+            raise feature_not_in_plan(Feature.API_KEYS)
         if view.action is None:
             return True  # an unrouted method: DRF answers 405
 

@@ -8,18 +8,31 @@ from django_tenants.utils import get_public_schema_name
 from config.api.errors import problem_response
 
 from .errors import OrganizationNotFound
-from .selectors import organization_by_host, organization_by_slug
+from identity import apikeys
+
+from .selectors import organization_by_host, organization_by_id, organization_by_slug
 
 ORGANIZATION_HEADER = "HTTP_X_ORGANIZATION"
 
 
 def resolve_organization(request):
-    """Return ``(organization, explicit)``: the organization the request addresses, if any.
+    """Return ``(organization, unresolved)``: the organization the request addresses, if any.
 
-    Order: the ``X-Organization`` header, else the request host's domain. ``explicit`` is True when the
-    caller named an organization (header or tenant host) that does not resolve, which must answer 404.
+    Order: the API key (it belongs to exactly one organization), else the ``X-Organization`` header, else the
+    request host's domain. ``unresolved`` is True when the caller named an organization that does not resolve
+    (or that its key does not belong to), which answers 404.
     """
     slug = request.META.get(ORGANIZATION_HEADER)
+    raw_key = apikeys.api_key_of(request)
+    if raw_key is not None:
+        key = apikeys.key_for(raw_key)
+        request.api_key = key  # None: the authentication step answers 401
+        if key is None:
+            return None, False
+        organization = organization_by_id(organization_id=key.organization_id)
+        if organization is None or (slug is not None and slug.strip().lower() != organization.slug):
+            return None, True
+        return organization, False
     if slug is not None:
         organization = organization_by_slug(slug=slug)
         return organization, organization is None

@@ -64,9 +64,23 @@ def organization_by_host(*, host: str) -> Organization | None:
     return _cached(_host_key(host), load)
 
 
-def forget_organization(*, slugs: list[str], hosts: list[str]) -> None:
+def _id_key(organization_id: int) -> str:
+    return f"tenants:id:{organization_id}"
+
+
+def organization_by_id(*, organization_id: int) -> Organization | None:
+    """The active organization with this id, or None (an API key names its organization by id)."""
+
+    def load():
+        return Organization.objects.filter(pk=organization_id, status=OrganizationStatus.ACTIVE).first()
+
+    return _cached(_id_key(organization_id), load)
+
+
+def forget_organization(*, slugs: list[str], hosts: list[str], ids: tuple[int, ...] = ()) -> None:
     """Drop cached resolutions now and again after commit, so no reader caches the pre-commit state."""
     keys = [_slug_key(s) for s in slugs if s] + [_host_key(h.lower()) for h in hosts if h]
+    keys += [_id_key(pk) for pk in ids if pk]
     if keys:
         _cache().delete_many(keys)
         transaction.on_commit(lambda: _cache().delete_many(keys))

@@ -17,7 +17,9 @@ def _remember_previous_slug(sender, instance: Organization, **kwargs) -> None:
 @receiver(post_delete, sender=Organization)
 def _forget_organization(sender, instance: Organization, **kwargs) -> None:
     hosts = list(Domain.objects.filter(tenant_id=instance.pk).values_list("domain", flat=True)) if instance.pk else []
-    forget_organization(slugs=[instance.slug, getattr(instance, "_previous_slug", None)], hosts=hosts)
+    forget_organization(
+        slugs=[instance.slug, getattr(instance, "_previous_slug", None)], hosts=hosts, ids=(instance.pk,)
+    )
 
 
 @receiver(pre_save, sender=Domain)

@@ -144,10 +144,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         extra["errors"] = _flatten_validation(exc.detail)
         detail = extra["errors"][0]["detail"] if len(extra["errors"]) == 1 else "The request has invalid fields."
     else:
-        code, title = next(
-            (value for cls, value in _DRF_CODES.items() if isinstance(exc, cls)),
-            (exc.default_code, str(exc.default_detail)),
-        )
+        if type(exc) in _DRF_CODES:
+            code, title = _DRF_CODES[type(exc)]
+        else:  # a subclass with its own default_code keeps it (e.g. invalid_api_key)
+            code, title = exc.default_code, str(exc.default_detail)
         detail_code = getattr(exc.detail, "code", None)
         if isinstance(exc.detail, dict):
             detail_code = str(exc.detail.get("code", "")) or None

@@ -39,8 +39,17 @@ class PublicAPIView(APIView):
     permission_classes = [AllowAny]
 
 
+class SignedInPerson(IsAuthenticated):
+    """A person signed in with a session token; API keys act for an organization, not for a person."""
+
+    def has_permission(self, request, view) -> bool:
+        from identity.models import ApiKey
+
+        return super().has_permission(request, view) and not isinstance(request.auth, ApiKey)
+
+
 class AccountAPIView(APIView):
     """An endpoint about the signed-in person, not about one organization."""
 
     organization_scoped = False
-    permission_classes = [IsAuthenticated]
+    permission_classes = [SignedInPerson]

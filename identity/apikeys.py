@@ -1,0 +1,219 @@
+"""API keys: ``crmk_`` + 40 random base62 characters + a 6-character CRC32 checksum.
+
+The recognizable prefix and the checksum let secret scanners spot a leaked key and let us refuse a mistyped
+one without a database lookup. The full key is shown once; we keep its SHA-256 (the secret has 238 bits of
+entropy, so a fast hash is the right tool), the first characters and the last four.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import zlib
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from config.api.errors import Conflict
+from rbac import audit
+from rbac.access import bump
+from rbac.catalogue import Scope, catalogue
+from rbac.errors import GrantExceedsOwn, UnknownPermission
+
+from .models import ApiKey
+
+KEY_PREFIX = "crmk_"
+ALPHABET = string.digits + string.ascii_letters
+BODY_LENGTH = 40
+CHECKSUM_LENGTH = 6
+KEY_LENGTH = len(KEY_PREFIX) + BODY_LENGTH + CHECKSUM_LENGTH
+CACHE_TTL_SECONDS = 300
+LAST_USED_RESOLUTION_SECONDS = 60
+_NONE = "-"
+
+
+def _base62(number: int, length: int) -> str:
+    digits = []
+    for _ in range(length):
+        number, remainder = divmod(number, 62)
+        digits.append(ALPHABET[remainder])
+    return "".join(reversed(digits))
+
+
+def _checksum(body: str) -> str:
+    return _base62(zlib.crc32(body.encode()), CHECKSUM_LENGTH)
+
+
+def generate() -> str:
+    body = "".join(secrets.choice(ALPHABET) for _ in range(BODY_LENGTH))
+    return f"{KEY_PREFIX}{body}{_checksum(body)}"
+
+
+def looks_like_key(raw: str | None) -> bool:
+    return bool(raw) and raw.startswith(KEY_PREFIX)
+
+
+def api_key_of(request) -> str | None:
+    """The API key the request carries (``Authorization: Bearer crmk_…`` or ``X-API-Key``), if any."""
+    header = request.META.get("HTTP_X_API_KEY")
+    if header:
+        return header.strip()
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    return credentials if scheme.lower() == "bearer" and looks_like_key(credentials) else None
+
+
+def well_formed(raw: str) -> bool:
+    if len(raw) != KEY_LENGTH or not raw.startswith(KEY_PREFIX):
+        return False
+    body, checksum = raw[len(KEY_PREFIX) : -CHECKSUM_LENGTH], raw[-CHECKSUM_LENGTH:]
+    return all(char in ALPHABET for char in body) and secrets.compare_digest(_checksum(body), checksum)
+
+
+def keys_of(*, organization) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(organization=organization).select_related("created_by")
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _cache_key(secret_hash: str) -> str:
+    return f"apikey:{secret_hash}"
+
+
+def key_for(raw: str) -> ApiKey | None:
+    """The usable key for this secret, or None (malformed, unknown, revoked or expired). Cached."""
+    if not well_formed(raw):
+        return None
+    secret_hash = _hash(raw)
+    cache = caches["control"]
+    found = cache.get(_cache_key(secret_hash))
+    if found is None:
+        found = ApiKey.objects.select_related("created_by").filter(secret_hash=secret_hash).first() or _NONE
+        cache.set(_cache_key(secret_hash), found, CACHE_TTL_SECONDS)
+    if found == _NONE or not found.is_usable():
+        return None
+    return found
+
+
+def touch(key: ApiKey) -> None:
+    """Record use at most once a minute per key, so a busy key costs no write per request."""
+    if caches["control"].add(f"apikey:used:{key.pk}", 1, LAST_USED_RESOLUTION_SECONDS):
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+
+
+def _forget(key: ApiKey) -> None:
+    caches["control"].delete(_cache_key(key.secret_hash))
+    transaction.on_commit(lambda: caches["control"].delete(_cache_key(key.secret_hash)))
+    bump(key.organization_id)
+
+
+def _validated_scopes(scopes: dict[str, str], actor_grants: dict[str, str] | None) -> dict[str, str]:
+    known = catalogue()
+    clean = {}
+    for code, scope in scopes.items():
+        permission = known.get(code)
+        if permission is None:
+            raise UnknownPermission(f"Unknown permission {code!r}.", field="scopes")
+        if scope not in (Scope.OWN, Scope.ALL) or (scope == Scope.OWN and not permission.scoped):
+            raise UnknownPermission(f"{code} cannot have scope {scope!r}.", field="scopes", code="invalid_scope")
+        if actor_grants is not None:
+            held = actor_grants.get(code)
+            if held is None or (held == Scope.OWN and scope == Scope.ALL):
+                raise GrantExceedsOwn(f"You do not hold {code} ({scope}).", extra={"permission": code})
+        clean[code] = str(scope)
+    return dict(sorted(clean.items()))
+
+
+def _snapshot(key: ApiKey) -> dict:
+    return {
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": key.scopes,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "revoked": key.revoked_at is not None,
+    }
+
+
+@transaction.atomic
+def apikey_create(
+    *, organization, name: str, scopes: dict[str, str], actor, actor_grants=None, expires_at=None
+) -> tuple[ApiKey, str]:
+    """Create a key whose scopes never exceed what its creator holds. Returns the key and its secret."""
+    raw = generate()
+    key = ApiKey.objects.create(
+        organization=organization,
+        name=name.strip(),
+        prefix=raw[:12],
+        last_four=raw[-4:],
+        secret_hash=_hash(raw),
+        scopes=_validated_scopes(scopes, actor_grants),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        expires_at=expires_at,
+    )
+    audit.record(
+        organization=organization,
+        actor=actor,
+        action="api_key.created",
+        target_type="api_key",
+        target_id=key.pk,
+        after=_snapshot(key),
+    )
+    return key, raw
+
+
+@transaction.atomic
+def apikey_revoke(*, key: ApiKey, actor) -> ApiKey:
+    key = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if key.revoked_at is None:
+        before = _snapshot(key)
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit.record(
+            organization=key.organization,
+            actor=actor,
+            action="api_key.revoked",
+            target_type="api_key",
+            target_id=key.pk,
+            before=before,
+            after=_snapshot(key),
+        )
+        _forget(key)
+    return key
+
+
+@transaction.atomic
+def apikey_rotate(*, key: ApiKey, actor, actor_grants=None) -> tuple[ApiKey, str]:
+    """A new secret with the same name and scopes; the old one keeps working for the grace period."""
+    old = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if not old.is_usable():
+        raise Conflict("A revoked or expired key cannot be rotated.")
+    new, raw = apikey_create(
+        organization=old.organization,
+        name=old.name,
+        scopes=old.scopes,
+        actor=actor,
+        actor_grants=actor_grants,
+        expires_at=old.expires_at,
+    )
+    grace_end = timezone.now() + timedelta(seconds=settings.API_KEY_ROTATION_GRACE_SECONDS)
+    old.expires_at = min(old.expires_at, grace_end) if old.expires_at else grace_end
+    old.replaced_by = new
+    old.save(update_fields=["expires_at", "replaced_by"])
+    audit.record(
+        organization=old.organization,
+        actor=actor,
+        action="api_key.rotated",
+        target_type="api_key",
+        target_id=old.pk,
+        after={"replaced_by": new.pk, "old_valid_until": old.expires_at.isoformat()},
+    )
+    _forget(old)
+    return new, raw
