@@ -6,10 +6,9 @@ from django.db import connection
 from django_tenants.utils import get_public_schema_name
 
 from config.api.errors import problem_response
-
-from .errors import OrganizationNotFound
 from identity import apikeys
 
+from .errors import OrganizationNotFound
 from .selectors import organization_by_host, organization_by_id, organization_by_slug
 
 ORGANIZATION_HEADER = "HTTP_X_ORGANIZATION"
