@@ -1,0 +1,314 @@
+from django.utils import timezone
+from rest_framework import serializers
+
+from crm.api.fields import MemberField, ScopedRecordField
+from crm.api.serializers import RecordOutput
+from crm.models import Company, Contact
+from pipelines.choices import DealStatus, StageKind
+from pipelines.models import Deal, Pipeline, Stage
+
+# --- stages and pipelines ---
+
+
+class StageOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Stage
+        fields = ["id", "pipeline", "name", "position", "probability", "kind", "rotting_days"]
+
+
+class PipelineOutput(serializers.ModelSerializer):
+    stages = StageOutput(many=True)
+
+    class Meta:
+        model = Pipeline
+        fields = ["id", "name", "currency", "is_default", "is_archived", "stages", "created_at", "updated_at"]
+
+
+class StageSpecInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    probability = serializers.IntegerField(min_value=0, max_value=100, default=0)
+    kind = serializers.ChoiceField(choices=StageKind.choices, default=StageKind.OPEN)
+    rotting_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
+
+
+class PipelineInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False, help_text="ISO 4217 code, e.g. EUR.")
+    stages = StageSpecInput(
+        many=True,
+        required=False,
+        help_text="In board order; one won and one lost stage, at least one open. Default: the standard stages.",
+    )
+    is_default = serializers.BooleanField(required=False)
+
+
+class PipelineUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False)
+
+
+class StageReorderInput(serializers.Serializer):
+    stages = serializers.ListField(
+        child=serializers.IntegerField(), min_length=1, max_length=100, help_text="Every stage id, in the new order."
+    )
+
+
+class StageInput(serializers.Serializer):
+    pipeline = serializers.PrimaryKeyRelatedField(queryset=Pipeline.objects.all())
+    name = serializers.CharField(max_length=100)
+    probability = serializers.IntegerField(min_value=0, max_value=100, default=0)
+    kind = serializers.ChoiceField(
+        choices=[StageKind.OPEN], default=StageKind.OPEN, help_text="New stages are open stages."
+    )
+    rotting_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
+    position = serializers.IntegerField(min_value=0, required=False, help_text="Default: after the last stage.")
+
+
+class StageUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    probability = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    rotting_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
+
+
+class StageDeleteInput(serializers.Serializer):
+    move_to = serializers.PrimaryKeyRelatedField(
+        queryset=Stage.objects.all(),
+        required=False,
+        help_text="Where the stage's deals go: another open stage of the same pipeline. Required when it holds deals.",
+    )
+
+
+# --- deals ---
+
+
+class DealStageOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Stage
+        fields = ["id", "name", "kind", "probability", "position"]
+
+
+class NamedRecordOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(source="__str__")
+
+
+class DealOutput(RecordOutput):
+    stage = DealStageOutput()
+    contact = NamedRecordOutput(allow_null=True)
+    company = NamedRecordOutput(allow_null=True)
+    is_rotting = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Deal
+        fields = [
+            "id",
+            "title",
+            "amount",
+            "currency",
+            "pipeline",
+            "stage",
+            "status",
+            "contact",
+            "company",
+            "expected_close_date",
+            "owner",
+            "tags",
+            "custom_fields",
+            "lost_reason",
+            "won_at",
+            "lost_at",
+            "stage_entered_at",
+            "is_rotting",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_is_rotting(self, deal: Deal) -> bool:
+        days = deal.stage.rotting_days
+        if deal.status != DealStatus.OPEN or not days:
+            return False
+        return (timezone.now() - deal.stage_entered_at).days >= days
+
+
+class DealInput(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False)
+    currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False, help_text="Default: the pipeline's.")
+    pipeline = serializers.PrimaryKeyRelatedField(
+        queryset=Pipeline.objects.all(), required=False, help_text="Default: the default pipeline."
+    )
+    stage = serializers.PrimaryKeyRelatedField(
+        queryset=Stage.objects.all(), required=False, help_text="An open stage. Default: the pipeline's first."
+    )
+    contact = ScopedRecordField(model=Contact, permission="crm.contact.view", required=False, allow_null=True)
+    company = ScopedRecordField(model=Company, permission="crm.company.view", required=False, allow_null=True)
+    expected_close_date = serializers.DateField(required=False, allow_null=True)
+    owner = MemberField(required=False, allow_null=True, source="owner_id")
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    custom_fields = serializers.DictField(required=False, source="custom_fields_values")
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        if values.get("owner_id") is not None:
+            values["owner_id"] = values["owner_id"].pk
+        for name in ("contact", "company"):
+            if name in values:
+                record = values.pop(name)
+                values[f"{name}_id"] = record.pk if record is not None else None
+        return values
+
+
+class DealUpdateInput(DealInput):
+    """Stage and pipeline change through ``move-stage``, ``mark-won``, ``mark-lost`` and ``reopen``."""
+
+    def validate(self, attrs):
+        moved = [name for name in ("pipeline", "stage") if name in self.initial_data]
+        if moved:
+            raise serializers.ValidationError({moved[0]: "Use the move-stage action to change the stage."})
+        return attrs
+
+
+class MoveStageInput(serializers.Serializer):
+    stage = serializers.PrimaryKeyRelatedField(queryset=Stage.objects.all())
+    reason = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, help_text="Required when the stage is the lost stage."
+    )
+
+
+class MarkLostInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class ReopenInput(serializers.Serializer):
+    stage = serializers.PrimaryKeyRelatedField(
+        queryset=Stage.objects.all(),
+        required=False,
+        help_text="An open stage. Default: the last open stage the deal was in, else the first.",
+    )
+
+
+# --- board, forecast, stats, timeline ---
+
+
+class BoardQuery(serializers.Serializer):
+    per_stage = serializers.IntegerField(min_value=1, max_value=100, default=20)
+    stage = serializers.IntegerField(required=False, help_text="Page through one stage's deals (with page).")
+    page = serializers.IntegerField(min_value=1, default=1)
+    owner = serializers.IntegerField(required=False)
+
+
+class BoardColumnOutput(serializers.Serializer):
+    stage = DealStageOutput()
+    count = serializers.IntegerField()
+    amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    weighted_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    deals = DealOutput(many=True)
+    next = serializers.CharField(allow_null=True, help_text="The stage's second page of deals, if any.")
+
+
+class BoardOutput(serializers.Serializer):
+    pipeline = serializers.IntegerField()
+    currency = serializers.CharField()
+    per_stage = serializers.IntegerField()
+    stages = BoardColumnOutput(many=True)
+
+
+class StageDealsPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = DealOutput(many=True)
+
+
+class ForecastQuery(serializers.Serializer):
+    start = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="First month, YYYY-MM.")
+    end = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="Last month, YYYY-MM.")
+
+
+class ForecastMonthOutput(serializers.Serializer):
+    month = serializers.CharField()
+    open_count = serializers.IntegerField()
+    open_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    weighted_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    won_count = serializers.IntegerField()
+    won_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+
+
+class ForecastUnscheduledOutput(serializers.Serializer):
+    open_count = serializers.IntegerField()
+    open_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    weighted_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+
+
+class ForecastTotalsOutput(serializers.Serializer):
+    open_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    weighted_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    won_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+
+
+class ForecastOutput(serializers.Serializer):
+    pipeline = serializers.IntegerField()
+    currency = serializers.CharField()
+    months = ForecastMonthOutput(many=True)
+    unscheduled = ForecastUnscheduledOutput()
+    totals = ForecastTotalsOutput()
+
+
+class StageRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class ConversionOutput(serializers.Serializer):
+    from_stage = StageRefOutput()
+    to_stage = StageRefOutput()
+    reached_from = serializers.IntegerField()
+    reached_to = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True)
+
+
+class RottingStageOutput(serializers.Serializer):
+    stage = StageRefOutput()
+    count = serializers.IntegerField()
+
+
+class RottingDealOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    stage = StageRefOutput()
+    days_in_stage = serializers.IntegerField()
+    rotting_days = serializers.IntegerField()
+
+
+class RottingOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    by_stage = RottingStageOutput(many=True)
+    deals = RottingDealOutput(many=True, help_text="The longest-rotting deals first (at most 20).")
+
+
+class DealCountsOutput(serializers.Serializer):
+    open = serializers.IntegerField()
+    won = serializers.IntegerField()
+    lost = serializers.IntegerField()
+
+
+class StatsOutput(serializers.Serializer):
+    pipeline = serializers.IntegerField()
+    currency = serializers.CharField()
+    deals = DealCountsOutput()
+    win_rate = serializers.FloatField(allow_null=True, help_text="won / (won + lost)")
+    won_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
+    average_won_amount = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
+    average_sales_cycle_days = serializers.FloatField(allow_null=True, help_text="From creation to won.")
+    conversion = ConversionOutput(many=True)
+    rotting = RottingOutput()
+
+
+class TimelineQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
+
+
+class TimelineItemOutput(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["activity", "stage_change", "event"])
+    at = serializers.DateTimeField()
+    data = serializers.JSONField()

@@ -1,0 +1,381 @@
+"""Pipelines, stages and deals.
+
+Plan gating: the organization's first pipeline is provisioned (at registration, or on first use), so creating
+another one, or unarchiving one (which makes a second active pipeline), is what ``Feature.MULTIPLE_PIPELINES``
+gates, declared per action. The forecast is ``Feature.FORECAST``. Board, forecast and statistics show deals, so
+they need ``pipelines.deal.view`` and count only the deals within its scope.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from billing.features import Feature
+from config.api.pagination import PageNumberPagination
+from config.api.viewsets import OrganizationViewSet
+from pipelines import selectors, services
+from pipelines.models import Pipeline, Stage
+from pipelines.permissions import (
+    DEAL_CLOSE,
+    DEAL_CREATE,
+    DEAL_DELETE,
+    DEAL_MOVE_STAGE,
+    DEAL_UPDATE,
+    DEAL_VIEW,
+    PIPELINE_MANAGE,
+    PIPELINE_VIEW,
+)
+
+from .filters import DealFilter, PipelineFilter, StageFilter
+from .serializers import (
+    BoardOutput,
+    BoardQuery,
+    DealInput,
+    DealOutput,
+    DealUpdateInput,
+    ForecastOutput,
+    ForecastQuery,
+    MarkLostInput,
+    MoveStageInput,
+    PipelineInput,
+    PipelineOutput,
+    PipelineUpdateInput,
+    ReopenInput,
+    StageDealsPageOutput,
+    StageDeleteInput,
+    StageInput,
+    StageOutput,
+    StageReorderInput,
+    StageUpdateInput,
+    StatsOutput,
+    TimelineItemOutput,
+    TimelineQuery,
+)
+
+TAGS_PIPELINES, TAGS_DEALS = ["pipelines"], ["deals"]
+
+
+class StagePagination(PageNumberPagination):
+    """Pages of one stage's deals; ``per_stage`` is the page size, as on the board."""
+
+    page_size = 20
+    page_size_query_param = "per_stage"
+    max_page_size = 100
+
+
+def _stage_page(view, request, stage: Stage):
+    paginator = StagePagination()
+    page = paginator.paginate_queryset(selectors.stage_deals(stage=stage, access=view.access), request, view=view)
+    return paginator.get_paginated_response(DealOutput(page, many=True).data)
+
+
+class PipelineViewSet(OrganizationViewSet):
+    queryset = Pipeline.objects.all()
+    action_permissions = {
+        "list": PIPELINE_VIEW,
+        "retrieve": PIPELINE_VIEW,
+        "create": PIPELINE_MANAGE,
+        "partial_update": PIPELINE_MANAGE,
+        "destroy": PIPELINE_MANAGE,
+        "set_default": PIPELINE_MANAGE,
+        "archive": PIPELINE_MANAGE,
+        "unarchive": PIPELINE_MANAGE,
+        "reorder_stages": PIPELINE_MANAGE,
+        "board": DEAL_VIEW,
+        "forecast": DEAL_VIEW,
+        "stats": DEAL_VIEW,
+    }
+    action_features = {
+        "create": Feature.MULTIPLE_PIPELINES,
+        "unarchive": Feature.MULTIPLE_PIPELINES,
+        "forecast": Feature.FORECAST,
+    }
+    filterset_class = PipelineFilter
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at", "updated_at"]
+    ordering = ["-is_default", "name", "pk"]
+
+    def scoped_queryset(self, queryset):
+        return selectors.pipelines()
+
+    def _output(self, pipeline: Pipeline) -> Response:
+        return Response(PipelineOutput(selectors.pipelines().get(pk=pipeline.pk)).data)
+
+    @extend_schema(responses={200: PipelineOutput(many=True)}, tags=TAGS_PIPELINES)
+    def list(self, request):
+        # An organization always has a default pipeline: provision it on first use if registration did not.
+        services.pipeline_create_default(actor=None)
+        return self.paginated(self.get_queryset(), PipelineOutput)
+
+    @extend_schema(responses={200: PipelineOutput}, tags=TAGS_PIPELINES)
+    def retrieve(self, request, pk=None):
+        return Response(PipelineOutput(self.get_object()).data)
+
+    @extend_schema(request=PipelineInput, responses={201: PipelineOutput}, tags=TAGS_PIPELINES)
+    def create(self, request):
+        data = PipelineInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        pipeline = services.pipeline_create(actor=self.access, **data.validated_data)
+        return Response(PipelineOutput(selectors.pipelines().get(pk=pipeline.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PipelineUpdateInput, responses={200: PipelineOutput}, tags=TAGS_PIPELINES)
+    def partial_update(self, request, pk=None):
+        data = PipelineUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        return self._output(
+            services.pipeline_update(pipeline=self.get_object(), actor=self.access, **data.validated_data)
+        )
+
+    @extend_schema(responses={204: None}, tags=TAGS_PIPELINES)
+    def destroy(self, request, pk=None):
+        services.pipeline_delete(pipeline=self.get_object(), actor=self.access)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: PipelineOutput}, tags=TAGS_PIPELINES)
+    @action(detail=True, methods=["post"], url_path="set-default")
+    def set_default(self, request, pk=None):
+        return self._output(services.pipeline_set_default(pipeline=self.get_object(), actor=self.access))
+
+    @extend_schema(request=None, responses={200: PipelineOutput}, tags=TAGS_PIPELINES)
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        return self._output(services.pipeline_archive(pipeline=self.get_object(), actor=self.access))
+
+    @extend_schema(request=None, responses={200: PipelineOutput}, tags=TAGS_PIPELINES)
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request, pk=None):
+        return self._output(services.pipeline_unarchive(pipeline=self.get_object(), actor=self.access))
+
+    @extend_schema(request=StageReorderInput, responses={200: StageOutput(many=True)}, tags=TAGS_PIPELINES)
+    @action(detail=True, methods=["post"], url_path="reorder-stages")
+    def reorder_stages(self, request, pk=None):
+        data = StageReorderInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        ordered = services.stage_reorder(
+            pipeline=self.get_object(), actor=self.access, stage_ids=data.validated_data["stages"]
+        )
+        return Response(StageOutput(ordered, many=True).data)
+
+    @extend_schema(
+        parameters=[BoardQuery],
+        responses={200: BoardOutput},
+        tags=TAGS_PIPELINES,
+        description=(
+            "Every stage with its deal count, amount, weighted amount (amount × probability) and first page of "
+            "deals (`per_stage`, at most 100). With `stage` and `page`, one stage's further page instead "
+            "(a paginated list of deals, as `GET /stages/{id}/deals/`)."
+        ),
+    )
+    @action(detail=True, methods=["get"])
+    def board(self, request, pk=None):
+        pipeline = self.get_object()
+        query = BoardQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        if "stage" in params:
+            stage = next((s for s in pipeline.stages.all() if s.pk == params["stage"]), None)
+            if stage is None:
+                raise NotFound()
+            return _stage_page(self, request, stage)
+        per_stage = params["per_stage"]
+        columns = selectors.board(
+            pipeline=pipeline, access=self.access, per_stage=per_stage, owner_id=params.get("owner")
+        )
+        base = remove_query_param(request.build_absolute_uri(), "page")
+        for column in columns:
+            if column.count > per_stage:
+                column.next = replace_query_param(replace_query_param(base, "stage", column.stage.pk), "page", 2)
+        body = {"pipeline": pipeline.pk, "currency": pipeline.currency, "per_stage": per_stage, "stages": columns}
+        return Response(BoardOutput(body).data)
+
+    @extend_schema(parameters=[ForecastQuery], responses={200: ForecastOutput}, tags=TAGS_PIPELINES)
+    @action(detail=True, methods=["get"])
+    def forecast(self, request, pk=None):
+        pipeline = self.get_object()
+        query = ForecastQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        bounds = {name: date.fromisoformat(value + "-01") for name, value in query.validated_data.items() if value}
+        return Response(ForecastOutput(selectors.forecast(pipeline=pipeline, access=self.access, **bounds)).data)
+
+    @extend_schema(responses={200: StatsOutput}, tags=TAGS_PIPELINES)
+    @action(detail=True, methods=["get"])
+    def stats(self, request, pk=None):
+        return Response(StatsOutput(selectors.stats(pipeline=self.get_object(), access=self.access)).data)
+
+
+class StageViewSet(OrganizationViewSet):
+    queryset = Stage.objects.all()
+    action_permissions = {
+        "list": PIPELINE_VIEW,
+        "retrieve": PIPELINE_VIEW,
+        "create": PIPELINE_MANAGE,
+        "partial_update": PIPELINE_MANAGE,
+        "destroy": PIPELINE_MANAGE,
+        "deals": DEAL_VIEW,
+    }
+    filterset_class = StageFilter
+    ordering_fields = ["position", "name"]
+    ordering = ["pipeline_id", "position"]
+
+    def scoped_queryset(self, queryset):
+        return selectors.stages()
+
+    @extend_schema(responses={200: StageOutput(many=True)}, tags=TAGS_PIPELINES)
+    def list(self, request):
+        return self.paginated(self.get_queryset(), StageOutput)
+
+    @extend_schema(responses={200: StageOutput}, tags=TAGS_PIPELINES)
+    def retrieve(self, request, pk=None):
+        return Response(StageOutput(self.get_object()).data)
+
+    @extend_schema(request=StageInput, responses={201: StageOutput}, tags=TAGS_PIPELINES)
+    def create(self, request):
+        data = StageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        stage = services.stage_create(actor=self.access, **data.validated_data)
+        return Response(StageOutput(stage).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=StageUpdateInput, responses={200: StageOutput}, tags=TAGS_PIPELINES)
+    def partial_update(self, request, pk=None):
+        data = StageUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        stage = services.stage_update(stage=self.get_object(), actor=self.access, **data.validated_data)
+        return Response(StageOutput(stage).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("move_to", int, description="Target stage for the stage's deals.")],
+        request=StageDeleteInput,
+        responses={204: None},
+        tags=TAGS_PIPELINES,
+    )
+    def destroy(self, request, pk=None):
+        stage = self.get_object()
+        raw = {"move_to": request.query_params["move_to"]} if "move_to" in request.query_params else request.data
+        data = StageDeleteInput(data=raw or {})
+        data.is_valid(raise_exception=True)
+        services.stage_delete(stage=stage, actor=self.access, move_to=data.validated_data.get("move_to"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("page", int),
+            OpenApiParameter("per_stage", int, description="Page size, at most 100."),
+        ],
+        responses={200: StageDealsPageOutput},
+        tags=TAGS_PIPELINES,
+    )
+    @action(detail=True, methods=["get"])
+    def deals(self, request, pk=None):
+        return _stage_page(self, request, self.get_object())
+
+
+class DealViewSet(OrganizationViewSet):
+    queryset = selectors.deals()
+    action_permissions = {
+        "list": DEAL_VIEW,
+        "retrieve": DEAL_VIEW,
+        "create": DEAL_CREATE,
+        "partial_update": DEAL_UPDATE,
+        "destroy": DEAL_DELETE,
+        "move_stage": DEAL_MOVE_STAGE,
+        "mark_won": DEAL_CLOSE,
+        "mark_lost": DEAL_CLOSE,
+        "reopen": DEAL_CLOSE,
+        "timeline": DEAL_VIEW,
+    }
+    filterset_class = DealFilter
+    search_fields = ["title", "company__name", "contact__first_name", "contact__last_name", "contact__email"]
+    ordering_fields = [
+        "created_at",
+        "updated_at",
+        "title",
+        "amount",
+        "expected_close_date",
+        "stage_entered_at",
+        "won_at",
+        "status",
+    ]
+    ordering = ["-created_at", "-pk"]
+
+    def scoped_queryset(self, queryset):
+        return selectors.deals()
+
+    def _output(self, deal) -> Response:
+        return Response(DealOutput(selectors.deals().get(pk=deal.pk)).data)
+
+    @extend_schema(responses={200: DealOutput(many=True)}, tags=TAGS_DEALS)
+    def list(self, request):
+        return self.paginated(self.get_queryset(), DealOutput)
+
+    @extend_schema(responses={200: DealOutput}, tags=TAGS_DEALS)
+    def retrieve(self, request, pk=None):
+        return Response(DealOutput(self.get_object()).data)
+
+    @extend_schema(request=DealInput, responses={201: DealOutput}, tags=TAGS_DEALS)
+    def create(self, request):
+        data = DealInput(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        deal = services.deal_create(actor=self.access, **data.validated_data)
+        return Response(DealOutput(selectors.deals().get(pk=deal.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=DealUpdateInput(partial=True), responses={200: DealOutput}, tags=TAGS_DEALS)
+    def partial_update(self, request, pk=None):
+        data = DealUpdateInput(data=request.data, partial=True, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        return self._output(services.deal_update(deal=self.get_object(), actor=self.access, **data.validated_data))
+
+    @extend_schema(responses={204: None}, tags=TAGS_DEALS)
+    def destroy(self, request, pk=None):
+        services.deal_delete(deal=self.get_object(), actor=self.access)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=MoveStageInput, responses={200: DealOutput}, tags=TAGS_DEALS)
+    @action(detail=True, methods=["post"], url_path="move-stage")
+    def move_stage(self, request, pk=None):
+        deal = self.get_object()
+        data = MoveStageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        deal = services.deal_move_stage(
+            deal=deal,
+            stage=data.validated_data["stage"],
+            actor=self.access,
+            reason=data.validated_data.get("reason", ""),
+        )
+        return self._output(deal)
+
+    @extend_schema(request=None, responses={200: DealOutput}, tags=TAGS_DEALS)
+    @action(detail=True, methods=["post"], url_path="mark-won")
+    def mark_won(self, request, pk=None):
+        return self._output(services.deal_mark_won(deal=self.get_object(), actor=self.access))
+
+    @extend_schema(request=MarkLostInput, responses={200: DealOutput}, tags=TAGS_DEALS)
+    @action(detail=True, methods=["post"], url_path="mark-lost")
+    def mark_lost(self, request, pk=None):
+        deal = self.get_object()
+        data = MarkLostInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._output(services.deal_mark_lost(deal=deal, actor=self.access, **data.validated_data))
+
+    @extend_schema(request=ReopenInput, responses={200: DealOutput}, tags=TAGS_DEALS)
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        deal = self.get_object()
+        data = ReopenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._output(services.deal_reopen(deal=deal, actor=self.access, stage=data.validated_data.get("stage")))
+
+    @extend_schema(parameters=[TimelineQuery], responses={200: TimelineItemOutput(many=True)}, tags=TAGS_DEALS)
+    @action(detail=True, methods=["get"])
+    def timeline(self, request, pk=None):
+        deal = self.get_object()
+        query = TimelineQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        items = selectors.deal_timeline(deal=deal, access=self.access, limit=query.validated_data["limit"])
+        return Response(TimelineItemOutput(items, many=True).data)

@@ -1,0 +1,386 @@
+"""Reads of pipelines and deals: the board, the forecast, statistics and a deal's timeline.
+
+Every read that shows deals takes the caller's :class:`rbac.access.Access` and applies the record scope of
+``pipelines.deal.view`` (a Sales Rep with ``own`` sees the numbers of their own deals only). Each costs a constant
+number of queries, whatever the number of stages or deals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import (
+    Avg,
+    Count,
+    DecimalField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Func,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    Window,
+)
+from django.db.models.functions import RowNumber, TruncMonth
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from crm.models import Activity, Tag
+from integrations.selectors import events_about
+
+from .choices import DealStatus, StageKind
+from .models import Deal, Pipeline, Stage, StageChange
+from .permissions import DEAL_VIEW
+
+CENT = Decimal("0.01")
+# Deals on the board and in a stage's pages: newest first (matches the deal_board_idx index).
+BOARD_ORDER = ("-created_at", "-pk")
+
+
+def _money(value: Decimal | None) -> Decimal:
+    return (value or Decimal("0")).quantize(CENT)
+
+
+def pipelines() -> QuerySet[Pipeline]:
+    """Pipelines with their stages in order, in two queries."""
+    return Pipeline.objects.prefetch_related(Prefetch("stages", queryset=Stage.objects.order_by("position")))
+
+
+def stages() -> QuerySet[Stage]:
+    return Stage.objects.all()
+
+
+def deals() -> QuerySet[Deal]:
+    """Deals with what their output needs, in a constant number of queries."""
+    return Deal.objects.select_related("owner", "stage", "contact", "company").prefetch_related(
+        Prefetch("tags", queryset=Tag.objects.only("name"))
+    )
+
+
+def visible_deals(*, access, permission: str = DEAL_VIEW) -> QuerySet[Deal]:
+    return Deal.objects.visible_to(access, permission)
+
+
+def deal_count(organization) -> int:
+    """Deals stored by ``organization``: the usage counter of ``Limit.DEALS``. Billing also asks from the public
+    schema (admin, plan changes), so it reads the organization's own schema explicitly."""
+    if connection.schema_name == organization.schema_name:
+        return Deal.objects.count()
+    with schema_context(organization.schema_name):
+        return Deal.objects.count()
+
+
+def stage_deals(*, stage: Stage, access) -> QuerySet[Deal]:
+    """The deals of one stage the caller may see, in board order (for the pages after the board's first)."""
+    return deals().visible_to(access, DEAL_VIEW).filter(stage=stage).order_by(*BOARD_ORDER)
+
+
+# --- board ---
+
+
+@dataclass
+class BoardColumn:
+    stage: Stage
+    count: int = 0
+    amount: Decimal = Decimal("0.00")
+    weighted_amount: Decimal = Decimal("0.00")
+    deals: list[Deal] = field(default_factory=list)
+    next: str | None = None
+
+
+def board(*, pipeline: Pipeline, access, per_stage: int, owner_id: int | None = None) -> list[BoardColumn]:
+    """Each stage of the pipeline with its deal count, amount, weighted amount and first ``per_stage`` deals.
+
+    Three queries whatever the size: the stages (prefetched on ``pipeline`` when it comes from :func:`pipelines`),
+    one ``GROUP BY stage`` aggregate, and one ``ROW_NUMBER() OVER (PARTITION BY stage ...)`` query for the cards
+    (plus one for their tags).
+    """
+    visible = visible_deals(access=access).filter(pipeline=pipeline)
+    if owner_id is not None:
+        visible = visible.filter(owner_id=owner_id)
+    columns = {stage.pk: BoardColumn(stage=stage) for stage in pipeline.stages.all()}
+    totals = visible.order_by().values("stage_id").annotate(n=Count("pk"), total=Sum("amount"))
+    for row in totals:
+        column = columns.get(row["stage_id"])
+        if column is not None:
+            column.count, column.amount = row["n"], _money(row["total"])
+            column.weighted_amount = _money(row["total"] * column.stage.probability / 100)
+    for deal in _ranked(visible, per_stage):
+        column = columns.get(deal.stage_id)
+        if column is not None:
+            column.deals.append(deal)
+    return list(columns.values())
+
+
+def _ranked(visible: QuerySet[Deal], per_stage: int) -> QuerySet[Deal]:
+    order = [F("created_at").desc(), F("pk").desc()]
+    return (
+        visible.select_related("owner", "stage", "contact", "company")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.only("name")))
+        .annotate(board_rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=order))
+        .filter(board_rank__lte=per_stage)
+        .order_by("stage_id", *BOARD_ORDER)
+    )
+
+
+# --- forecast ---
+
+
+def _month(value: date | datetime | None) -> str | None:
+    return value.strftime("%Y-%m") if value else None
+
+
+def forecast(*, pipeline: Pipeline, access, start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    """Open amount and probability-weighted amount by expected close month, won amount by month won.
+
+    ``start``/``end`` (first days of months, inclusive) bound both series. Open deals without an expected close
+    date are reported apart as ``unscheduled``. Two queries.
+    """
+    visible = visible_deals(access=access).filter(pipeline=pipeline).order_by()
+    weighted = ExpressionWrapper(
+        F("amount") * F("stage__probability"), output_field=DecimalField(max_digits=20, decimal_places=2)
+    )
+    open_deals = visible.filter(status=DealStatus.OPEN)
+    won_deals = visible.filter(status=DealStatus.WON)
+    if start:
+        open_deals = open_deals.filter(Q(expected_close_date__gte=start) | Q(expected_close_date=None))
+        won_deals = won_deals.filter(won_at__date__gte=start)
+    if end:
+        next_month = (end.replace(day=1) + timedelta(days=32)).replace(day=1)
+        open_deals = open_deals.filter(Q(expected_close_date__lt=next_month) | Q(expected_close_date=None))
+        won_deals = won_deals.filter(won_at__date__lt=next_month)
+    open_rows = (
+        open_deals.annotate(month=TruncMonth("expected_close_date"))
+        .values("month")
+        .annotate(n=Count("pk"), total=Sum("amount"), weighted_total=Sum(weighted))
+    )
+    won_rows = (
+        won_deals.annotate(month=TruncMonth("won_at")).values("month").annotate(n=Count("pk"), total=Sum("amount"))
+    )
+    empty = {
+        "open_count": 0,
+        "open_amount": Decimal("0.00"),
+        "weighted_amount": Decimal("0.00"),
+        "won_count": 0,
+        "won_amount": Decimal("0.00"),
+    }
+    months: dict[str, dict[str, Any]] = {}
+    unscheduled = {"open_count": 0, "open_amount": Decimal("0.00"), "weighted_amount": Decimal("0.00")}
+    for row in open_rows:
+        target = unscheduled if row["month"] is None else months.setdefault(_month(row["month"]), dict(empty))
+        target["open_count"] = row["n"]
+        target["open_amount"] = _money(row["total"])
+        target["weighted_amount"] = _money(row["weighted_total"] / 100)
+    for row in won_rows:
+        target = months.setdefault(_month(row["month"]), dict(empty))
+        target["won_count"], target["won_amount"] = row["n"], _money(row["total"])
+    series = [{"month": month, **values} for month, values in sorted(months.items())]
+    totals = {
+        "open_amount": _money(sum((m["open_amount"] for m in series), unscheduled["open_amount"])),
+        "weighted_amount": _money(sum((m["weighted_amount"] for m in series), unscheduled["weighted_amount"])),
+        "won_amount": _money(sum((m["won_amount"] for m in series), Decimal("0"))),
+    }
+    return {
+        "pipeline": pipeline.pk,
+        "currency": pipeline.currency,
+        "months": series,
+        "unscheduled": unscheduled,
+        "totals": totals,
+    }
+
+
+# --- statistics ---
+
+
+class MakeInterval(Func):
+    """PostgreSQL ``make_interval(days => n)``."""
+
+    function = "make_interval"
+    template = "%(function)s(days => %(expressions)s)"
+    output_field = DurationField()
+
+
+def rotting_deals(*, pipeline: Pipeline, access, now: datetime | None = None) -> QuerySet[Deal]:
+    """Open deals that stayed in their stage longer than the stage's ``rotting_days``."""
+    now = now or timezone.now()
+    return (
+        visible_deals(access=access)
+        .filter(pipeline=pipeline, status=DealStatus.OPEN, stage__rotting_days__isnull=False)
+        .filter(stage_entered_at__lt=Value(now) - MakeInterval(F("stage__rotting_days")))
+    )
+
+
+def _reached_by_position(pipeline: Pipeline, visible: QuerySet[Deal]) -> dict[int, int]:
+    """``{position: deals whose furthest stage reached is at this position}``, over non-lost stages, from the
+    stage history and each deal's current stage. One query."""
+    try:
+        visible_sql, params = (
+            visible.filter(pipeline=pipeline).order_by().values("pk", "stage_id").query.sql_with_params()
+        )
+    except EmptyResultSet:  # no scope at all: .none()
+        return {}
+    change, stage = StageChange._meta.db_table, Stage._meta.db_table
+    sql = f"""
+        WITH visible (id, stage_id) AS ({visible_sql}),
+        reached AS (
+            SELECT c.deal_id, c.to_stage_id AS stage_id FROM "{change}" c WHERE c.deal_id IN (SELECT id FROM visible)
+            UNION ALL
+            SELECT id, stage_id FROM visible
+        ),
+        furthest AS (
+            SELECT r.deal_id, MAX(s.position) AS top
+            FROM reached r JOIN "{stage}" s ON s.id = r.stage_id
+            WHERE s.pipeline_id = %s AND s.kind <> %s
+            GROUP BY r.deal_id
+        )
+        SELECT top, COUNT(*) FROM furthest GROUP BY top
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, pipeline.pk, StageKind.LOST])
+        return dict(cursor.fetchall())
+
+
+def stats(*, pipeline: Pipeline, access, now: datetime | None = None, rotting_sample: int = 20) -> dict[str, Any]:
+    """Win rate, average won deal size, average sales cycle, stage-to-stage conversion and rotting deals.
+
+    Conversion: a deal *reached* a stage when it entered it or any later (non-lost) stage, so the deals that
+    reached stage i+1 are a subset of those that reached stage i; the rate is their share. Five queries.
+    """
+    now = now or timezone.now()
+    visible = visible_deals(access=access).filter(pipeline=pipeline)
+    cycle = ExpressionWrapper(F("won_at") - F("created_at"), output_field=DurationField())
+    won = Q(status=DealStatus.WON)
+    totals = visible.order_by().aggregate(
+        open=Count("pk", filter=Q(status=DealStatus.OPEN)),
+        won=Count("pk", filter=won),
+        lost=Count("pk", filter=Q(status=DealStatus.LOST)),
+        won_amount=Sum("amount", filter=won),
+        average_won_amount=Avg("amount", filter=won),
+        average_cycle=Avg(cycle, filter=won),
+    )
+    closed = totals["won"] + totals["lost"]
+    cycle_days = totals["average_cycle"].total_seconds() / 86400 if totals["average_cycle"] else None
+
+    ordered = [stage for stage in pipeline.stages.all() if stage.kind != StageKind.LOST]
+    furthest = _reached_by_position(pipeline, visible)
+    reached = [sum(n for position, n in furthest.items() if position >= stage.position) for stage in ordered]
+    conversion = [
+        {
+            "from_stage": {"id": a.pk, "name": a.name},
+            "to_stage": {"id": b.pk, "name": b.name},
+            "reached_from": reached[i],
+            "reached_to": reached[i + 1],
+            "rate": round(reached[i + 1] / reached[i], 4) if reached[i] else None,
+        }
+        for i, (a, b) in enumerate(zip(ordered, ordered[1:], strict=False))
+    ]
+
+    rotting = rotting_deals(pipeline=pipeline, access=access, now=now)
+    by_stage = {row["stage_id"]: row["n"] for row in rotting.order_by().values("stage_id").annotate(n=Count("pk"))}
+    sample = rotting.select_related("stage").order_by("stage_entered_at", "pk")[:rotting_sample]
+    return {
+        "pipeline": pipeline.pk,
+        "currency": pipeline.currency,
+        "deals": {"open": totals["open"], "won": totals["won"], "lost": totals["lost"]},
+        "win_rate": round(totals["won"] / closed, 4) if closed else None,
+        "won_amount": _money(totals["won_amount"]),
+        "average_won_amount": _money(totals["average_won_amount"]) if totals["won"] else None,
+        "average_sales_cycle_days": round(cycle_days, 2) if cycle_days is not None else None,
+        "conversion": conversion,
+        "rotting": {
+            "count": sum(by_stage.values()),
+            "by_stage": [
+                {"stage": {"id": s.pk, "name": s.name}, "count": by_stage[s.pk]}
+                for s in pipeline.stages.all()
+                if s.pk in by_stage
+            ],
+            "deals": [
+                {
+                    "id": deal.pk,
+                    "title": deal.title,
+                    "stage": {"id": deal.stage_id, "name": deal.stage.name},
+                    "days_in_stage": (now - deal.stage_entered_at).days,
+                    "rotting_days": deal.stage.rotting_days,
+                }
+                for deal in sample
+            ],
+        },
+    }
+
+
+# --- timeline ---
+
+
+def deal_timeline(*, deal: Deal, access, limit: int = 50) -> list[dict[str, Any]]:
+    """The deal's activities (those the caller may see), stage changes and recorded events, newest first."""
+    activities = (
+        Activity.objects.visible_to(access, "crm.activity.view")
+        .filter(deal=deal)
+        .select_related("owner")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+    changes = StageChange.objects.filter(deal=deal).select_related("changed_by").order_by("-changed_at", "-pk")[:limit]
+    events = events_about(subject_type=Deal._meta.model_name, subject_id=deal.pk).order_by("-occurred_at")[:limit]
+    items: list[dict[str, Any]] = []
+    for activity in activities:
+        items.append(
+            {
+                "type": "activity",
+                "at": activity.created_at,
+                "data": {
+                    "id": activity.pk,
+                    "kind": activity.kind,
+                    "subject": activity.subject,
+                    "body": activity.body,
+                    "due_at": activity.due_at,
+                    "completed_at": activity.completed_at,
+                    "owner": _person(activity.owner),
+                },
+            }
+        )
+    for change in changes:
+        spent = change.time_in_previous_stage
+        items.append(
+            {
+                "type": "stage_change",
+                "at": change.changed_at,
+                "data": {
+                    "id": change.pk,
+                    "from_stage": {"id": change.from_stage_id, "name": change.from_stage_name}
+                    if change.from_stage_name
+                    else None,
+                    "to_stage": {"id": change.to_stage_id, "name": change.to_stage_name},
+                    "by": _person(change.changed_by),
+                    "seconds_in_previous_stage": round(spent.total_seconds()) if spent is not None else None,
+                },
+            }
+        )
+    for event in events:
+        items.append(
+            {
+                "type": "event",
+                "at": event.occurred_at,
+                "data": {
+                    "id": str(event.id),
+                    "event": event.type,
+                    "actor": {"id": event.actor_id, "label": event.actor_label} if event.actor_id else None,
+                    "payload": event.payload,
+                },
+            }
+        )
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items[:limit]
+
+
+def _person(user) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.pk, "email": user.email, "name": user.full_name}
