@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -46,7 +46,7 @@ BOARD_ORDER = ("-created_at", "-pk")
 
 
 def _money(value: Decimal | None) -> Decimal:
-    return (value or Decimal("0")).quantize(CENT)
+    return (value or Decimal("0")).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def pipelines() -> QuerySet[Pipeline]:

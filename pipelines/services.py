@@ -550,7 +550,11 @@ def deal_delete(*, deal: Deal, actor) -> None:
 
 
 def _locked(deal: Deal) -> Deal:
-    return Deal.objects.select_related("stage").select_for_update(of=("self",)).get(pk=deal.pk)
+    """The deal, row-locked until the transaction ends. No join here: after waiting for the lock PostgreSQL
+    re-checks only the locked row, so a join against the stage it has just left would drop the row."""
+    locked = Deal.objects.select_for_update().get(pk=deal.pk)
+    locked.stage = Stage.objects.get(pk=locked.stage_id)
+    return locked
 
 
 def _enter_stage(deal: Deal, stage: Stage, *, actor, reason: str = "") -> Deal:

@@ -127,11 +127,10 @@ class PipelineViewSet(OrganizationViewSet):
 
     @extend_schema(request=PipelineUpdateInput, responses={200: PipelineOutput}, tags=TAGS_PIPELINES)
     def partial_update(self, request, pk=None):
+        pipeline = self.get_object()
         data = PipelineUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        return self._output(
-            services.pipeline_update(pipeline=self.get_object(), actor=self.access, **data.validated_data)
-        )
+        return self._output(services.pipeline_update(pipeline=pipeline, actor=self.access, **data.validated_data))
 
     @extend_schema(responses={204: None}, tags=TAGS_PIPELINES)
     def destroy(self, request, pk=None):
@@ -156,11 +155,10 @@ class PipelineViewSet(OrganizationViewSet):
     @extend_schema(request=StageReorderInput, responses={200: StageOutput(many=True)}, tags=TAGS_PIPELINES)
     @action(detail=True, methods=["post"], url_path="reorder-stages")
     def reorder_stages(self, request, pk=None):
+        pipeline = self.get_object()
         data = StageReorderInput(data=request.data)
         data.is_valid(raise_exception=True)
-        ordered = services.stage_reorder(
-            pipeline=self.get_object(), actor=self.access, stage_ids=data.validated_data["stages"]
-        )
+        ordered = services.stage_reorder(pipeline=pipeline, actor=self.access, stage_ids=data.validated_data["stages"])
         return Response(StageOutput(ordered, many=True).data)
 
     @extend_schema(
@@ -244,9 +242,10 @@ class StageViewSet(OrganizationViewSet):
 
     @extend_schema(request=StageUpdateInput, responses={200: StageOutput}, tags=TAGS_PIPELINES)
     def partial_update(self, request, pk=None):
+        stage = self.get_object()
         data = StageUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        stage = services.stage_update(stage=self.get_object(), actor=self.access, **data.validated_data)
+        stage = services.stage_update(stage=stage, actor=self.access, **data.validated_data)
         return Response(StageOutput(stage).data)
 
     @extend_schema(
@@ -327,9 +326,10 @@ class DealViewSet(OrganizationViewSet):
 
     @extend_schema(request=DealUpdateInput(partial=True), responses={200: DealOutput}, tags=TAGS_DEALS)
     def partial_update(self, request, pk=None):
+        deal = self.get_object()
         data = DealUpdateInput(data=request.data, partial=True, context=self.get_serializer_context())
         data.is_valid(raise_exception=True)
-        return self._output(services.deal_update(deal=self.get_object(), actor=self.access, **data.validated_data))
+        return self._output(services.deal_update(deal=deal, actor=self.access, **data.validated_data))
 
     @extend_schema(responses={204: None}, tags=TAGS_DEALS)
     def destroy(self, request, pk=None):
