@@ -12,16 +12,17 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     Avg,
     Count,
-    DecimalField,
     DurationField,
     ExpressionWrapper,
     F,
     Func,
+    OuterRef,
     Prefetch,
     Q,
     QuerySet,
@@ -80,7 +81,35 @@ def deal_count(organization) -> int:
 
 def stage_deals(*, stage: Stage, access) -> QuerySet[Deal]:
     """The deals of one stage the caller may see, in board order (for the pages after the board's first)."""
-    return deals().visible_to(access, DEAL_VIEW).filter(stage=stage).order_by(*BOARD_ORDER)
+    return visible_deals(access=access).filter(stage=stage).order_by(*BOARD_ORDER)
+
+
+def card_rows(queryset: QuerySet[Deal]) -> QuerySet[dict]:
+    """What a board card shows, as flat rows with the tag names, in one query (no model instances: the board
+    renders hundreds of cards)."""
+    tag_names = ArraySubquery(Deal.tags.through.objects.filter(deal_id=OuterRef("pk")).values("tag__name"))
+    return queryset.values(
+        "id",
+        "title",
+        "amount",
+        "currency",
+        "status",
+        "stage_id",
+        "expected_close_date",
+        "stage_entered_at",
+        "updated_at",
+        "owner_id",
+        "contact_id",
+        "company_id",
+        owner_first_name=F("owner__first_name"),
+        owner_last_name=F("owner__last_name"),
+        contact_first_name=F("contact__first_name"),
+        contact_last_name=F("contact__last_name"),
+        contact_email=F("contact__email"),
+        company_name=F("company__name"),
+        rotting_days=F("stage__rotting_days"),
+        tag_names=tag_names,
+    )
 
 
 # --- board ---
@@ -92,16 +121,16 @@ class BoardColumn:
     count: int = 0
     amount: Decimal = Decimal("0.00")
     weighted_amount: Decimal = Decimal("0.00")
-    deals: list[Deal] = field(default_factory=list)
+    deals: list[dict[str, Any]] = field(default_factory=list)  # card rows
     next: str | None = None
 
 
 def board(*, pipeline: Pipeline, access, per_stage: int, owner_id: int | None = None) -> list[BoardColumn]:
     """Each stage of the pipeline with its deal count, amount, weighted amount and first ``per_stage`` deals.
 
-    Three queries whatever the size: the stages (prefetched on ``pipeline`` when it comes from :func:`pipelines`),
-    one ``GROUP BY stage`` aggregate, and one ``ROW_NUMBER() OVER (PARTITION BY stage ...)`` query for the cards
-    (plus one for their tags).
+    A constant number of queries whatever the size: the stages (prefetched on ``pipeline`` when it comes from
+    :func:`pipelines`), one ``GROUP BY stage`` aggregate, one ``ROW_NUMBER() OVER (PARTITION BY stage ...)`` query
+    that picks the cards, and one that loads them with their tags.
     """
     visible = visible_deals(access=access).filter(pipeline=pipeline)
     if owner_id is not None:
@@ -113,22 +142,25 @@ def board(*, pipeline: Pipeline, access, per_stage: int, owner_id: int | None = 
         if column is not None:
             column.count, column.amount = row["n"], _money(row["total"])
             column.weighted_amount = _money(row["total"] * column.stage.probability / 100)
-    for deal in _ranked(visible, per_stage):
-        column = columns.get(deal.stage_id)
+    for card in _ranked(visible, per_stage):
+        column = columns.get(card["stage_id"])
         if column is not None:
-            column.deals.append(deal)
+            column.deals.append(card)
     return list(columns.values())
 
 
-def _ranked(visible: QuerySet[Deal], per_stage: int) -> QuerySet[Deal]:
+def _ranked(visible: QuerySet[Deal], per_stage: int) -> list[dict[str, Any]]:
+    """The first ``per_stage`` cards of every stage. ``ROW_NUMBER() OVER (PARTITION BY stage ...)`` ranks the rows
+    of the ``deal_board_rank_idx`` index (an index-only scan) in one query; only the winners are then loaded, by
+    primary key (the planner cannot foresee how few rows the ranking keeps, so it would join every deal)."""
     order = [F("created_at").desc(), F("pk").desc()]
-    return (
-        visible.select_related("owner", "stage", "contact", "company")
-        .prefetch_related(Prefetch("tags", queryset=Tag.objects.only("name")))
+    top = list(
+        visible.order_by()
         .annotate(board_rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=order))
         .filter(board_rank__lte=per_stage)
-        .order_by("stage_id", *BOARD_ORDER)
+        .values_list("pk", flat=True)
     )
+    return list(card_rows(Deal.objects.filter(pk__in=top).order_by("stage_id", *BOARD_ORDER)))
 
 
 # --- forecast ---
@@ -145,9 +177,7 @@ def forecast(*, pipeline: Pipeline, access, start: date | None = None, end: date
     date are reported apart as ``unscheduled``. Two queries.
     """
     visible = visible_deals(access=access).filter(pipeline=pipeline).order_by()
-    weighted = ExpressionWrapper(
-        F("amount") * F("stage__probability"), output_field=DecimalField(max_digits=20, decimal_places=2)
-    )
+    probability = {stage.pk: stage.probability for stage in pipeline.stages.all()}
     open_deals = visible.filter(status=DealStatus.OPEN)
     won_deals = visible.filter(status=DealStatus.WON)
     if start:
@@ -157,28 +187,32 @@ def forecast(*, pipeline: Pipeline, access, start: date | None = None, end: date
         next_month = (end.replace(day=1) + timedelta(days=32)).replace(day=1)
         open_deals = open_deals.filter(Q(expected_close_date__lt=next_month) | Q(expected_close_date=None))
         won_deals = won_deals.filter(won_at__date__lt=next_month)
+    # Grouped by stage as well: the weighted amount is each stage's sum × its probability, with no join.
     open_rows = (
         open_deals.annotate(month=TruncMonth("expected_close_date"))
-        .values("month")
-        .annotate(n=Count("pk"), total=Sum("amount"), weighted_total=Sum(weighted))
+        .values("month", "stage_id")
+        .annotate(n=Count("pk"), total=Sum("amount"))
     )
     won_rows = (
         won_deals.annotate(month=TruncMonth("won_at")).values("month").annotate(n=Count("pk"), total=Sum("amount"))
     )
     empty = {
         "open_count": 0,
-        "open_amount": Decimal("0.00"),
-        "weighted_amount": Decimal("0.00"),
+        "open_amount": Decimal("0"),
+        "weighted_amount": Decimal("0"),
         "won_count": 0,
-        "won_amount": Decimal("0.00"),
+        "won_amount": Decimal("0"),
     }
     months: dict[str, dict[str, Any]] = {}
-    unscheduled = {"open_count": 0, "open_amount": Decimal("0.00"), "weighted_amount": Decimal("0.00")}
+    unscheduled = {"open_count": 0, "open_amount": Decimal("0"), "weighted_amount": Decimal("0")}
     for row in open_rows:
         target = unscheduled if row["month"] is None else months.setdefault(_month(row["month"]), dict(empty))
-        target["open_count"] = row["n"]
-        target["open_amount"] = _money(row["total"])
-        target["weighted_amount"] = _money(row["weighted_total"] / 100)
+        target["open_count"] += row["n"]
+        target["open_amount"] += row["total"]
+        target["weighted_amount"] += row["total"] * probability.get(row["stage_id"], 0) / 100
+    for target in [unscheduled, *months.values()]:
+        target["open_amount"] = _money(target["open_amount"])
+        target["weighted_amount"] = _money(target["weighted_amount"])
     for row in won_rows:
         target = months.setdefault(_month(row["month"]), dict(empty))
         target["won_count"], target["won_amount"] = row["n"], _money(row["total"])

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -6,6 +8,8 @@ from crm.api.serializers import RecordOutput
 from crm.models import Company, Contact
 from pipelines.choices import DealStatus, StageKind
 from pipelines.models import Deal, Pipeline, Stage
+
+CENT = Decimal("0.01")
 
 # --- stages and pipelines ---
 
@@ -124,10 +128,82 @@ class DealOutput(RecordOutput):
         ]
 
     def get_is_rotting(self, deal: Deal) -> bool:
-        days = deal.stage.rotting_days
-        if deal.status != DealStatus.OPEN or not days:
-            return False
-        return (timezone.now() - deal.stage_entered_at).days >= days
+        return is_rotting(deal)
+
+
+class OwnerRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(source="full_name")
+
+
+class DealCardOutput(serializers.Serializer):
+    """A deal on the board: what a card shows."""
+
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    status = serializers.ChoiceField(choices=DealStatus.choices)
+    stage = serializers.IntegerField(source="stage_id")
+    owner = OwnerRefOutput(allow_null=True)
+    contact = NamedRecordOutput(allow_null=True)
+    company = NamedRecordOutput(allow_null=True)
+    expected_close_date = serializers.DateField(allow_null=True)
+    stage_entered_at = serializers.DateTimeField()
+    is_rotting = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+    updated_at = serializers.DateTimeField()
+
+    def get_is_rotting(self, deal: Deal) -> bool:
+        return is_rotting(deal)
+
+    def get_tags(self, deal: Deal) -> list[str]:
+        return sorted(tag.name for tag in deal.tags.all())
+
+
+def is_rotting(deal: Deal, now=None) -> bool:
+    return _rots(deal.status, deal.stage.rotting_days, deal.stage_entered_at, now or timezone.now())
+
+
+def _rots(status: str, rotting_days: int | None, entered, now) -> bool:
+    return status == DealStatus.OPEN and bool(rotting_days) and (now - entered).days >= rotting_days
+
+
+def _instant(value, zone) -> str:
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _contact_name(row: dict) -> str:
+    return f"{row['contact_first_name']} {row['contact_last_name']}".strip() or row["contact_email"]
+
+
+def deal_cards(rows) -> list[dict]:
+    """:class:`DealCardOutput` built from :func:`pipelines.selectors.card_rows`: the board renders hundreds of
+    cards, and model instances with DRF's field-by-field serialization would cost more than the queries. A test
+    keeps both identical."""
+    now, zone = timezone.now(), timezone.get_current_timezone()
+    return [
+        {
+            "id": row["id"],
+            "title": row["title"],
+            "amount": format(row["amount"].quantize(CENT), "f"),
+            "currency": row["currency"],
+            "status": row["status"],
+            "stage": row["stage_id"],
+            "owner": None
+            if row["owner_id"] is None
+            else {"id": row["owner_id"], "name": f"{row['owner_first_name']} {row['owner_last_name']}".strip()},
+            "contact": None if row["contact_id"] is None else {"id": row["contact_id"], "name": _contact_name(row)},
+            "company": None if row["company_id"] is None else {"id": row["company_id"], "name": row["company_name"]},
+            "expected_close_date": row["expected_close_date"].isoformat() if row["expected_close_date"] else None,
+            "stage_entered_at": _instant(row["stage_entered_at"], zone),
+            "is_rotting": _rots(row["status"], row["rotting_days"], row["stage_entered_at"], now),
+            "tags": sorted(name for name in row["tag_names"] if name is not None),
+            "updated_at": _instant(row["updated_at"], zone),
+        }
+        for row in rows
+    ]
 
 
 class DealInput(serializers.Serializer):
@@ -202,7 +278,7 @@ class BoardColumnOutput(serializers.Serializer):
     count = serializers.IntegerField()
     amount = serializers.DecimalField(max_digits=20, decimal_places=2)
     weighted_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
-    deals = DealOutput(many=True)
+    deals = DealCardOutput(many=True)
     next = serializers.CharField(allow_null=True, help_text="The stage's second page of deals, if any.")
 
 
@@ -217,7 +293,7 @@ class StageDealsPageOutput(serializers.Serializer):
     count = serializers.IntegerField()
     next = serializers.CharField(allow_null=True)
     previous = serializers.CharField(allow_null=True)
-    results = DealOutput(many=True)
+    results = DealCardOutput(many=True)
 
 
 class ForecastQuery(serializers.Serializer):

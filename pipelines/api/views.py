@@ -39,6 +39,7 @@ from .serializers import (
     BoardQuery,
     DealInput,
     DealOutput,
+    DealStageOutput,
     DealUpdateInput,
     ForecastOutput,
     ForecastQuery,
@@ -57,9 +58,11 @@ from .serializers import (
     StatsOutput,
     TimelineItemOutput,
     TimelineQuery,
+    deal_cards,
 )
 
 TAGS_PIPELINES, TAGS_DEALS = ["pipelines"], ["deals"]
+STAGE_FIELDS = DealStageOutput.Meta.fields
 
 
 class StagePagination(PageNumberPagination):
@@ -72,8 +75,29 @@ class StagePagination(PageNumberPagination):
 
 def _stage_page(view, request, stage: Stage):
     paginator = StagePagination()
-    page = paginator.paginate_queryset(selectors.stage_deals(stage=stage, access=view.access), request, view=view)
-    return paginator.get_paginated_response(DealOutput(page, many=True).data)
+    rows = selectors.card_rows(selectors.stage_deals(stage=stage, access=view.access))
+    page = paginator.paginate_queryset(rows, request, view=view)
+    return paginator.get_paginated_response(deal_cards(page))
+
+
+def board_body(request, pipeline: Pipeline, columns: list[selectors.BoardColumn], per_stage: int) -> dict:
+    base = remove_query_param(request.build_absolute_uri(), "page")
+    stages = []
+    for column in columns:
+        more = column.count > per_stage
+        stages.append(
+            {
+                "stage": {field: getattr(column.stage, field) for field in STAGE_FIELDS},
+                "count": column.count,
+                "amount": format(column.amount, "f"),
+                "weighted_amount": format(column.weighted_amount, "f"),
+                "deals": deal_cards(column.deals),
+                "next": replace_query_param(replace_query_param(base, "stage", column.stage.pk), "page", 2)
+                if more
+                else None,
+            }
+        )
+    return {"pipeline": pipeline.pk, "currency": pipeline.currency, "per_stage": per_stage, "stages": stages}
 
 
 class PipelineViewSet(OrganizationViewSet):
@@ -186,12 +210,7 @@ class PipelineViewSet(OrganizationViewSet):
         columns = selectors.board(
             pipeline=pipeline, access=self.access, per_stage=per_stage, owner_id=params.get("owner")
         )
-        base = remove_query_param(request.build_absolute_uri(), "page")
-        for column in columns:
-            if column.count > per_stage:
-                column.next = replace_query_param(replace_query_param(base, "stage", column.stage.pk), "page", 2)
-        body = {"pipeline": pipeline.pk, "currency": pipeline.currency, "per_stage": per_stage, "stages": columns}
-        return Response(BoardOutput(body).data)
+        return Response(board_body(request, pipeline, columns, per_stage))
 
     @extend_schema(parameters=[ForecastQuery], responses={200: ForecastOutput}, tags=TAGS_PIPELINES)
     @action(detail=True, methods=["get"])
