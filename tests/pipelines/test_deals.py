@@ -292,7 +292,10 @@ def test_filters_search_and_ordering(as_owner_a, stages_a, org_a, owner_a, membe
     assert as_owner_a.get("/api/v1/deals/?cf_unknown=1").json()["code"] == "unknown_filter"
 
 
-@pytest.mark.parametrize(("limit", "existing", "allowed"), [(3, 1, True), (3, 2, True), (3, 3, False)])
+@pytest.mark.parametrize(
+    ("limit", "existing", "allowed"),
+    [(3, 1, True), (3, 2, True), (3, 3, False), (3, 4, False)],  # below, reaching, at and past the limit
+)
 def test_deal_limit_at_the_edge(as_owner_a, org_a, owner_a, pipeline_a, make_deal, in_tenant, limit, existing, allowed):
     for _ in range(existing):
         make_deal(org_a, owner=owner_a)
@@ -304,7 +307,12 @@ def test_deal_limit_at_the_edge(as_owner_a, org_a, owner_a, pipeline_a, make_dea
     else:
         assert response.status_code == 403
         body = response.json()
-        assert (body["code"], body["limit"], body["value"], body["used"]) == ("plan_limit_reached", "deals", 3, 3)
+        assert (body["code"], body["limit"], body["value"], body["used"]) == (
+            "plan_limit_reached",
+            "deals",
+            3,
+            existing,
+        )
     with in_tenant(org_a):
         assert Deal.objects.count() == existing + (1 if allowed else 0)
 
@@ -347,3 +355,13 @@ def test_amounts_are_decimal(org_a, owner_a, make_deal, pipeline_a, in_tenant):
     deal = make_deal(org_a, owner=owner_a, amount="0.10")
     with in_tenant(org_a):
         assert Deal.objects.get(pk=deal.pk).amount == Decimal("0.10")
+
+
+def test_a_retried_create_makes_one_deal(as_owner_a, pipeline_a, org_a, in_tenant):
+    headers = {"HTTP_IDEMPOTENCY_KEY": "create-deal-1"}
+    first = as_owner_a.post("/api/v1/deals/", {"title": "Once"}, format="json", **headers)
+    again = as_owner_a.post("/api/v1/deals/", {"title": "Once"}, format="json", **headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["id"] == first.json()["id"]
+    with in_tenant(org_a):
+        assert Deal.objects.filter(title="Once").count() == 1
