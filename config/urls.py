@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("crm.api.urls")),
     path("", include("identity.api.keys")),
     path("", include("pipelines.api.urls")),
+    path("", include("integrations.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,8 +1,15 @@
 """The event catalogue: every domain event type the product records, with what it means.
 
 Services record events with :func:`integrations.outbox.record`; an unknown type is a programming error.
-Webhook subscriptions and the published catalogue (``GET /api/v1/webhooks/event-types/``) read this.
+Webhook subscriptions and the published catalogue (``GET /api/v1/webhooks/event-types/``) read this, and so
+does the OpenAPI document (``integrations/schema.py``): each type's ``data`` is described by a JSON Schema
+(draft 2020-12) from :func:`payload_schema`, and every webhook body by :func:`envelope_schema`.
 """
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
 
 EVENTS: dict[str, str] = {
     "company.created": "A company was created",
@@ -32,4 +39,178 @@ EVENTS: dict[str, str] = {
     "deal.lost": "A deal was lost",
     "deal.reopened": "A closed deal was reopened",
     "deal.deleted": "A deal was deleted",
+    "webhook.ping": "A test event, sent on request to one webhook endpoint only",
 }
+
+# Sent only to the endpoint that asked for it: never fanned out to subscriptions, never replayed.
+PING = "webhook.ping"
+DIRECT_ONLY = frozenset({PING})
+
+
+def subscribable() -> list[str]:
+    """Event types an endpoint can subscribe to (besides ``"*"``)."""
+    return [name for name in EVENTS if name not in DIRECT_ONLY]
+
+
+# --- payload schemas ---
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# Events whose data is the record's own column values (``outbox.snapshot``), by subject.
+SNAPSHOT_MODELS = {
+    "company": "crm.Company",
+    "contact": "crm.Contact",
+    "lead": "crm.Lead",
+    "activity": "crm.Activity",
+    "deal": "pipelines.Deal",
+}
+
+_ID = {"type": "integer", "description": "The record's id."}
+_NULLABLE_ID = {"type": ["integer", "null"]}
+_MONEY = {"type": "string", "format": "decimal", "description": 'Decimal amount as a string, e.g. "1250.00".'}
+_TIMESTAMP = {"type": "string", "format": "date-time"}
+
+
+def _obj(properties: dict[str, Any], *, required: list[str] | None = None, description: str = "") -> dict:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": required if required is not None else list(properties),
+        "additionalProperties": True,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _nullable(schema: dict) -> dict:
+    kind = schema.get("type")
+    if kind is None:
+        return schema
+    return {**schema, "type": [kind, "null"] if isinstance(kind, str) else [*kind, "null"]}
+
+
+def _field_schema(field) -> dict:
+    from django.db import models
+
+    if isinstance(field, models.ForeignKey):
+        schema: dict[str, Any] = {
+            "type": "integer",
+            "description": f"Id of the {field.related_model._meta.model_name}.",
+        }
+    elif isinstance(field, models.BooleanField):
+        schema = {"type": "boolean"}
+    elif isinstance(field, models.AutoField | models.IntegerField):
+        schema = {"type": "integer"}
+    elif isinstance(field, models.DecimalField):
+        schema = dict(_MONEY)
+    elif isinstance(field, models.DateTimeField):
+        schema = dict(_TIMESTAMP)
+    elif isinstance(field, models.DateField):
+        schema = {"type": "string", "format": "date"}
+    elif isinstance(field, models.UUIDField):
+        schema = {"type": "string", "format": "uuid"}
+    elif isinstance(field, models.JSONField):
+        schema = (
+            {"type": "object", "description": "Custom field values by key."} if field.name == "custom_fields" else {}
+        )
+    elif isinstance(field, models.DurationField):
+        schema = {"type": "string", "description": 'Duration, e.g. "1 02:03:04".'}
+    else:
+        schema = {"type": "string"}
+        if field.choices:
+            schema["enum"] = [*([""] if field.blank else []), *(value for value, _ in field.choices)]
+    return _nullable(schema) if field.null else schema
+
+
+def _snapshot_schema(subject: str, verb: str) -> dict:
+    from django.apps import apps
+
+    model = apps.get_model(SNAPSHOT_MODELS[subject])
+    properties = {field.attname: _field_schema(field) for field in model._meta.concrete_fields}
+    return _obj(properties, description=f"The {subject} as it was {verb}: its own column values.")
+
+
+_CHANGES = _obj(
+    {
+        "id": _ID,
+        "changes": {
+            "type": "object",
+            "description": "Changed fields: `{field: [before, after]}`; `tags` holds the new list of tag names.",
+            "additionalProperties": True,
+        },
+    }
+)
+_STAGE_SUMMARY = {
+    "id": _ID,
+    "stage": {"type": "integer", "description": "Id of the stage the deal is in now."},
+    "amount": _MONEY,
+    "currency": {"type": "string", "description": "ISO 4217 code."},
+}
+_REFERENCE = _obj({"id": _ID}, description="The record concerned; more fields may be added.")
+
+_SPECIFIC: dict[str, dict] = {
+    "lead.qualified": _obj({"id": _ID, "from": {"type": "string", "description": "The status before."}}),
+    "lead.disqualified": _obj(
+        {"id": _ID, "from": {"type": "string", "description": "The status before."}, "reason": {"type": "string"}}
+    ),
+    "deal.stage_changed": _obj(
+        {
+            "id": _ID,
+            "pipeline": {"type": "integer"},
+            "from_stage": _NULLABLE_ID,
+            "from_stage_name": {"type": ["string", "null"]},
+            "to_stage": {"type": "integer"},
+            "to_stage_name": {"type": "string"},
+            "status": {"type": "string", "enum": ["open", "won", "lost"]},
+            "seconds_in_previous_stage": {"type": ["integer", "null"]},
+        }
+    ),
+    "deal.won": _obj({**_STAGE_SUMMARY, "won_at": _TIMESTAMP}),
+    "deal.lost": _obj({**_STAGE_SUMMARY, "reason": {"type": "string"}}),
+    "deal.reopened": _obj({**_STAGE_SUMMARY, "previous_status": {"type": "string", "enum": ["won", "lost"]}}),
+    PING: _obj(
+        {"endpoint_id": {"type": "integer"}, "message": {"type": "string"}},
+        description="Sent by POST /api/v1/webhooks/{id}/ping/ to check that an endpoint receives and verifies.",
+    ),
+}
+
+
+@cache
+def payload_schema(event_type: str) -> dict:
+    """The JSON Schema of the ``data`` of ``event_type`` events."""
+    if event_type not in EVENTS:
+        raise KeyError(event_type)
+    if event_type in _SPECIFIC:
+        schema = _SPECIFIC[event_type]
+    else:
+        subject, _, verb = event_type.partition(".")
+        if verb in ("created", "deleted") and subject in SNAPSHOT_MODELS:
+            schema = _snapshot_schema(subject, verb)
+        elif verb == "updated":
+            schema = _CHANGES
+        else:
+            schema = _REFERENCE
+    return {"$schema": SCHEMA_DIALECT, "title": event_type, **schema}
+
+
+def envelope_schema() -> dict:
+    """The JSON Schema of every webhook request body; ``data`` follows :func:`payload_schema` of ``type``."""
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "Webhook",
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid", "description": "The event's id (webhook-id is msg_<hex>)."},
+            "type": {"type": "string", "enum": list(EVENTS)},
+            "timestamp": {**_TIMESTAMP, "description": "When the event happened."},
+            "subject": _obj({"type": {"type": "string"}, "id": {"type": "string"}}),
+            "actor": {
+                **_nullable(_obj({"id": _NULLABLE_ID, "label": {"type": "string"}})),
+                "description": "Who made the change: a member (id, e-mail), an API key (label) or null for the system.",
+            },
+            "data": {"type": "object", "description": "The event's payload; its schema depends on `type`."},
+        },
+        "required": ["id", "type", "timestamp", "subject", "actor", "data"],
+        "additionalProperties": True,
+    }

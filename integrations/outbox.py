@@ -1,4 +1,8 @@
-"""Record domain events in the tenant's outbox, inside the caller's transaction."""
+"""Record domain events in the tenant's outbox, inside the caller's transaction.
+
+Once that transaction commits, a relay task is queued (``transaction.on_commit``, never inside the transaction),
+so webhooks go out within moments; rows written otherwise (bulk inserts) are relayed by the beat sweep.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ def record(event_type: str, *, subject, payload: dict[str, Any], actor=None) -> 
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox.record must run inside the transaction that makes the change")
     actor_id, actor_label = actor_identity(actor)
+    relay_after_commit()
     return OutboxEvent.objects.create(
         type=event_type,
         subject_type=subject._meta.model_name,
@@ -47,3 +52,33 @@ def snapshot(instance, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
             if field.name not in exclude
         }
     )
+
+
+class _RelayAfterCommit:
+    """The after-commit hook of one transaction (it knows whether it ran, as test harnesses keep it listed)."""
+
+    done = False
+
+    def __init__(self, schema_name: str):
+        self.schema_name = schema_name
+        self.__qualname__ = "relay_after_commit"  # Django names a failing hook by it
+
+    def __call__(self) -> None:
+        from .relay import request_relay
+
+        self.done = True
+        request_relay(schema_name=self.schema_name)
+
+
+def relay_after_commit() -> None:
+    """Queue the relay once the current transaction commits: once per transaction, however many events it
+    records. Nothing is queued when it rolls back.
+
+    A pending hook still listed was registered in this transaction, in a savepoint that is open around us or
+    already released, so it runs exactly when our event commits; one dropped with a rolled-back savepoint is
+    no longer listed, and the next event registers a new one.
+    """
+    connection = transaction.get_connection()
+    if any(isinstance(hook, _RelayAfterCommit) and not hook.done for _sids, hook, _robust in connection.run_on_commit):
+        return
+    transaction.on_commit(_RelayAfterCommit(connection.schema_name), robust=True)

@@ -1,0 +1,158 @@
+"""From the outbox to webhook deliveries.
+
+:func:`outbox_relay` takes unrelayed outbox rows in batches (``SELECT … FOR UPDATE SKIP LOCKED``, so relays
+running side by side split the work), creates one :class:`WebhookDelivery` per matching active endpoint, marks
+the rows relayed and, after commit, queues one delivery task per delivery. A crash before the commit leaves
+the rows unrelayed for the next relay; a crash after it leaves deliveries whose message was never sent, which
+:func:`deliveries_dispatch_due` (run by the beat sweep) sends again.
+
+The relay is queued after every transaction that records events (:func:`request_relay`, debounced per tenant
+so a burst of commits queues one relay, not hundreds) and by the beat sweep for every tenant.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.core.cache import caches
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .choices import DeliveryStatus
+from .conf import setting
+from .events import DIRECT_ONLY
+from .models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+RELAY_QUEUED_TTL_SECONDS = 60
+
+
+def _relay_key(schema_name: str) -> str:
+    return f"webhooks:relay-queued:{schema_name}"
+
+
+def request_relay(*, schema_name: str | None = None) -> None:
+    """Queue a relay for the tenant (the current one by default) unless one is queued and has not started."""
+    from .tasks import outbox_relay_task
+
+    schema_name = schema_name or connection.schema_name
+    cache = caches["control"]
+    key = _relay_key(schema_name)
+    if cache.add(key, 1, RELAY_QUEUED_TTL_SECONDS) or cache.get(key) is None:  # None: the cache is down
+        outbox_relay_task.apply_async(headers={"_schema_name": schema_name})
+
+
+def relay_started() -> None:
+    """A relay is running: events committed from now on need another one, so let the next commit queue it."""
+    caches["control"].delete(_relay_key(connection.schema_name))
+
+
+def dispatch(delivery_ids: list[int], *, countdown: float | None = None, schema_name: str | None = None) -> None:
+    """Send one delivery task per id, for the tenant (the current one by default)."""
+    from .tasks import deliver_webhook_task
+
+    headers = {"_schema_name": schema_name or connection.schema_name}
+    for delivery_id in delivery_ids:
+        deliver_webhook_task.apply_async((delivery_id,), countdown=countdown, headers=headers)
+
+
+def dispatch_after_commit(delivery_ids: list[int], *, countdown: float | None = None) -> None:
+    """:func:`dispatch` once the transaction commits, for the tenant whose schema wrote the deliveries."""
+    if not delivery_ids:
+        return
+    ids, schema_name = list(delivery_ids), connection.schema_name
+
+    def dispatch_deliveries() -> None:
+        dispatch(ids, countdown=countdown, schema_name=schema_name)
+
+    transaction.on_commit(dispatch_deliveries, robust=True)
+
+
+def _relay_batch(batch_size: int) -> int:
+    with transaction.atomic():
+        events = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(relayed_at=None)
+            .order_by("occurred_at", "id")
+            .only("id", "type")[:batch_size]
+        )
+        if not events:
+            return 0
+        now = timezone.now()
+        endpoints = list(WebhookEndpoint.objects.filter(is_active=True).only("id", "event_types"))
+        deliveries = [
+            WebhookDelivery(
+                endpoint_id=endpoint.pk,
+                event_id=event.pk,
+                event_type=event.type,
+                status=DeliveryStatus.PENDING,
+                next_attempt_at=now,
+                dispatched_at=now,
+            )
+            for event in events
+            if event.type not in DIRECT_ONLY
+            for endpoint in endpoints
+            if endpoint.subscribes_to(event.type)
+        ]
+        # A pair that exists already (an event replayed before it was relayed) is left as it is.
+        created = (
+            WebhookDelivery.objects.bulk_create(
+                deliveries, update_conflicts=True, unique_fields=["endpoint", "event"], update_fields=["dispatched_at"]
+            )
+            if deliveries
+            else []
+        )
+        OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(relayed_at=now)
+        ids = [delivery.pk for delivery in created]
+        dispatch_after_commit(ids)
+    return len(events)
+
+
+def outbox_relay(*, batch_size: int | None = None) -> int:
+    """Relay every unrelayed outbox row of the current tenant. Returns how many rows it relayed."""
+    batch_size = batch_size or int(setting("WEBHOOK_RELAY_BATCH_SIZE"))
+    total = 0
+    while True:
+        count = _relay_batch(batch_size)
+        total += count
+        if count < batch_size:
+            return total
+
+
+def deliveries_dispatch_due(*, now=None, batch_size: int = 1000) -> int:
+    """Queue the due deliveries that have no live message: retries scheduled beyond the countdown horizon,
+    replays, and messages lost to a crash (due for longer than ``WEBHOOK_REDISPATCH_AFTER_SECONDS``)."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=float(setting("WEBHOOK_REDISPATCH_AFTER_SECONDS")))
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                WebhookDelivery.objects.select_for_update(skip_locked=True)
+                .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+                .filter(Q(dispatched_at=None) | Q(dispatched_at__lte=stale, next_attempt_at__lte=stale))
+                .order_by("next_attempt_at")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if ids:
+                WebhookDelivery.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+                dispatch_after_commit(ids)
+        total += len(ids)
+        if len(ids) < batch_size:
+            return total
+
+
+def dispatch_due_after_commit() -> None:
+    """Queue :func:`deliveries_dispatch_due` once the transaction commits (e.g. after a replay)."""
+
+    schema_name = connection.schema_name
+
+    def queue_dispatch_due() -> None:
+        from .tasks import webhook_dispatch_due_task
+
+        webhook_dispatch_due_task.apply_async(headers={"_schema_name": schema_name})
+
+    transaction.on_commit(queue_dispatch_due, robust=True)

@@ -1,0 +1,95 @@
+"""Celery tasks of webhooks. Tenant tasks run in the schema of the organization that queued them; the beat
+sweep is a control-plane task that fans out one tenant task per active organization.
+
+Beat entry (config/settings.py ``CELERY_BEAT_SCHEDULE``)::
+
+    "webhooks-sweep": {"task": "integrations.sweep", "schedule": 60.0},
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from config.celery import PublicTask, app
+
+from . import delivery, relay
+from .models import WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+@app.task(name="integrations.relay_outbox", autoretry_for=TRANSIENT)
+def outbox_relay_task() -> int:
+    relay.relay_started()
+    return relay.outbox_relay()
+
+
+@app.task(name="integrations.deliver_webhook", autoretry_for=TRANSIENT, soft_time_limit=90, time_limit=120)
+def deliver_webhook_task(delivery_id: int) -> str:
+    return delivery.attempt(delivery_id=delivery_id)
+
+
+@app.task(name="integrations.dispatch_due_webhooks", autoretry_for=TRANSIENT)
+def webhook_dispatch_due_task() -> int:
+    return relay.deliveries_dispatch_due()
+
+
+@app.task(name="integrations.sweep_tenant", autoretry_for=TRANSIENT)
+def outbox_sweep_task() -> dict[str, int]:
+    """One tenant's safety net: relay what no commit hook relayed, queue due retries and lost messages."""
+    return {"relayed": relay.outbox_relay(), "dispatched": relay.deliveries_dispatch_due()}
+
+
+@app.task(name="integrations.sweep", base=PublicTask)
+def outbox_sweep_all_task() -> int:
+    """Beat: queue :func:`outbox_sweep_task` for every active organization."""
+    from tenants.selectors import active_organizations
+
+    count = 0
+    for schema_name in active_organizations().values_list("schema_name", flat=True).iterator():
+        outbox_sweep_task.apply_async(headers={"_schema_name": schema_name})
+        count += 1
+    return count
+
+
+@app.task(name="integrations.notify_endpoint_disabled", autoretry_for=(*TRANSIENT, OSError))
+def notify_endpoint_disabled_task(endpoint_id: int) -> int:
+    """E-mail the organization's owners that an endpoint was disabled for failing. Sends once per disabling."""
+    from rbac.choices import SystemRole
+    from rbac.selectors import members_of
+
+    organization = connection.tenant
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+        if endpoint is None or endpoint.is_active or endpoint.disabled_notified_at is not None:
+            return 0
+        owners = list(
+            members_of(organization=organization)
+            .filter(is_active=True, role__key=SystemRole.OWNER, role__organization=None)
+            .values_list("user__email", flat=True)
+        )
+        if owners:
+            hours = (
+                (endpoint.disabled_at - endpoint.failing_since).total_seconds() / 3600 if endpoint.failing_since else 0
+            )
+            send_mail(
+                subject=f"Webhook endpoint disabled in {organization.name}",
+                message=(
+                    f"We disabled the webhook endpoint {endpoint.url} of {organization.name}: every delivery to it "
+                    f"failed for {hours:.0f} hours.\n\n"
+                    "Fix the receiver, enable the endpoint again, and replay the events you missed "
+                    f"(POST /api/v1/webhooks/{endpoint.pk}/replay/).\n\n{settings.FRONTEND_URL}"
+                ),
+                from_email=None,
+                recipient_list=owners,
+            )
+        endpoint.disabled_notified_at = timezone.now()
+        endpoint.save(update_fields=["disabled_notified_at"])
+    return len(owners)
