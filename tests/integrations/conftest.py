@@ -5,6 +5,7 @@ import pytest
 from integrations import delivery
 
 from .receiver import Receiver
+from .worker import celery_worker  # noqa: F401 - a fixture for real-worker tests
 
 
 @pytest.fixture
