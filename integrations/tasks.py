@@ -23,15 +23,23 @@ from .models import WebhookEndpoint
 logger = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, InterfaceError)
+# Tenant tasks look their organization up by schema; remember it a minute instead of a query per delivery.
+TENANT_CACHE_SECONDS = 60
 
 
-@app.task(name="integrations.relay_outbox", autoretry_for=TRANSIENT)
+@app.task(name="integrations.relay_outbox", autoretry_for=TRANSIENT, tenant_cache_seconds=TENANT_CACHE_SECONDS)
 def outbox_relay_task() -> int:
     relay.relay_started()
     return relay.outbox_relay()
 
 
-@app.task(name="integrations.deliver_webhook", autoretry_for=TRANSIENT, soft_time_limit=90, time_limit=120)
+@app.task(
+    name="integrations.deliver_webhook",
+    autoretry_for=TRANSIENT,
+    soft_time_limit=90,
+    time_limit=120,
+    tenant_cache_seconds=TENANT_CACHE_SECONDS,
+)
 def deliver_webhook_task(delivery_id: int) -> str:
     return delivery.attempt(delivery_id=delivery_id)
 
