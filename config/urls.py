@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("rbac.api.urls")),
     path("", include("billing.api.urls")),
     path("", include("crm.api.urls")),
+    path("", include("crm.api.transfer_urls")),
     path("", include("identity.api.keys")),
     path("", include("pipelines.api.urls")),
     path("", include("integrations.api.urls")),

@@ -1,0 +1,211 @@
+"""Exports of contacts, companies and leads: CSV streamed, XLSX, PDF; filters, own scope, formula injection."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from openpyxl import load_workbook
+
+from crm import exports
+from crm.choices import CustomFieldType
+from crm.models import Company, Contact, CustomField, Lead, Tag
+
+from ..conftest import client_for
+from .fixtures.transfer import csv_bytes, csv_dicts, csv_rows, streamed, upload
+
+pytestmark = pytest.mark.django_db
+
+FORMULA = "=cmd|' /C calc'!A0"
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.IMPORT_WORK_DIR = str(tmp_path / "work")
+
+
+@pytest.fixture
+def leads_a(org_a, owner_a, in_tenant):
+    with in_tenant(org_a):
+        vip = Tag.objects.create(name="vip")
+        rows = [
+            Lead.objects.create(name="Ann", email="ann@example.test", status="new", score=10, owner_id=owner_a.pk),
+            Lead.objects.create(name="Bob", email="bob@example.test", status="contacted", owner_id=owner_a.pk),
+            Lead.objects.create(name="Cid", email="cid@example.test", status="new", estimated_value="99.50"),
+        ]
+        rows[0].tags.add(vip, Tag.objects.create(name="alpha"))
+    return rows
+
+
+def test_csv_export_streams_the_filtered_list(as_owner_a, leads_a, owner_a):
+    response = as_owner_a.get("/api/v1/exports/leads/?format=csv&status=new&ordering=name")
+
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="leads-')
+    content = streamed(response)
+    assert content.startswith("\ufeff".encode())
+    rows = csv_dicts(content)
+    assert [row["name"] for row in rows] == ["Ann", "Cid"]
+    assert rows[0]["owner"] == owner_a.email
+    assert rows[0]["tags"] == "alpha, vip"
+    assert (rows[0]["score"], rows[1]["estimated_value"], rows[1]["owner"]) == ("10", "99.50", "")
+    assert list(rows[0])[:3] == ["id", "name", "email"]
+
+
+def test_search_and_custom_field_filters_apply(as_owner_a, org_a, in_tenant, leads_a):
+    with in_tenant(org_a):
+        CustomField.objects.create(record_type="lead", key="region", label="Region", type=CustomFieldType.TEXT)
+        Lead.objects.filter(pk=leads_a[1].pk).update(custom_fields={"region": "EMEA"})
+
+    by_search = csv_dicts(streamed(as_owner_a.get("/api/v1/exports/leads/?search=cid")))
+    by_custom = csv_dicts(streamed(as_owner_a.get("/api/v1/exports/leads/?cf_region=EMEA")))
+
+    assert [row["name"] for row in by_search] == ["Cid"]
+    assert [(row["name"], row["custom_fields.region"]) for row in by_custom] == [("Bob", "EMEA")]
+
+
+def test_the_csv_is_produced_in_chunks(org_a, in_tenant):
+    with in_tenant(org_a):
+        Contact.objects.bulk_create([Contact(first_name=f"P{i:02}", email=f"p{i}@example.test") for i in range(5)])
+        chunks = list(exports.csv_chunks(exports.Export(Contact.objects.order_by("pk"), "contact"), chunk_size=2))
+
+    assert len(chunks) == 3  # 2 + 2 + 1 (with the header) rows
+    rows = csv_rows(b"".join(chunks))
+    assert rows[0][:4] == ["id", "first_name", "last_name", "email"]
+    assert [row[1] for row in rows[1:]] == ["P00", "P01", "P02", "P03", "P04"]
+
+
+def test_a_sales_rep_exports_only_their_own_records(org_a, owner_a, member, in_tenant):
+    rep, client = member(org_a, "sales_rep")
+    with in_tenant(org_a):
+        Contact.objects.create(first_name="Mine", email="mine@example.test", owner_id=rep.pk)
+        Contact.objects.create(first_name="Theirs", email="theirs@example.test", owner_id=owner_a.pk)
+        Company.objects.create(name="Their company", owner_id=owner_a.pk)
+
+    contacts = csv_dicts(streamed(client.get("/api/v1/exports/contacts/")))
+    companies = csv_dicts(streamed(client.get("/api/v1/exports/companies/")))
+    everyone = csv_dicts(streamed(client_for(owner_a, org_a).get("/api/v1/exports/contacts/")))
+
+    assert [row["first_name"] for row in contacts] == ["Mine"]
+    assert companies == []
+    assert {row["first_name"] for row in everyone} == {"Mine", "Theirs"}
+
+
+@pytest.mark.parametrize("role", ["support", "viewer"])
+def test_roles_without_the_export_permission_get_403(org_a, member, role):
+    _user, client = member(org_a, role)
+    response = client.get("/api/v1/exports/contacts/?format=csv")
+
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/problem+json"
+    assert (response.json()["code"], response.json()["permission"]) == ("permission_denied", "crm.contact.export")
+
+
+def test_another_organizations_records_are_not_exported(as_owner_a, org_b, in_tenant, leads_a):
+    with in_tenant(org_b):
+        Lead.objects.create(name="Org B lead", email="b@example.test")
+
+    names = {row["name"] for row in csv_dicts(streamed(as_owner_a.get("/api/v1/exports/leads/")))}
+
+    assert names == {"Ann", "Bob", "Cid"}
+
+
+def test_an_imported_formula_is_stored_as_given_and_neutralized_in_every_export(
+    as_owner_a, org_a, in_tenant, django_capture_on_commit_callbacks
+):
+    content = csv_bytes([["first_name", "last_name", "email"], [FORMULA, "+SUM(A1)", "formula@example.test"]])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert upload(as_owner_a, content).status_code == 202
+    with in_tenant(org_a):
+        contact = Contact.objects.get(email="formula@example.test")
+        assert (contact.first_name, contact.last_name) == (FORMULA, "+SUM(A1)")
+
+    row = csv_dicts(streamed(as_owner_a.get("/api/v1/exports/contacts/?format=csv")))[0]
+    assert (row["first_name"], row["last_name"]) == ("'" + FORMULA, "'+SUM(A1)")
+
+    response = as_owner_a.get("/api/v1/exports/contacts/?format=xlsx")
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(streamed(response))).active
+    header = [cell.value for cell in sheet[1]]
+    first_name = sheet.cell(row=2, column=header.index("first_name") + 1)
+    assert (first_name.value, first_name.data_type) == ("'" + FORMULA, "s")
+
+
+def test_xlsx_export_imports_back_unchanged(as_owner_a, org_a, owner_a, in_tenant, django_capture_on_commit_callbacks):
+    with in_tenant(org_a):
+        CustomField.objects.create(record_type="contact", key="seats", label="Seats", type=CustomFieldType.NUMBER)
+        acme = Company.objects.create(name="Acme")
+        ada = Contact.objects.create(
+            first_name="Ada",
+            last_name="Lovelace",
+            email="ada@example.test",
+            phone="+44 20 7946 0000",
+            company=acme,
+            do_not_contact=True,
+            owner_id=owner_a.pk,
+            custom_fields={"seats": 12},
+        )
+        ada.tags.add(Tag.objects.create(name="math"))
+        Contact.objects.create(first_name="=1+1", email="sum@example.test", owner_id=owner_a.pk)
+
+    exported = streamed(as_owner_a.get("/api/v1/exports/contacts/?format=xlsx"))
+    sheet = load_workbook(io.BytesIO(exported)).active
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert rows[0][:4] == ["id", "first_name", "last_name", "email"]
+    assert "custom_fields.seats" in rows[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(as_owner_a, exported, name="contacts.xlsx", policy="update")
+
+    body = as_owner_a.get(f"/api/v1/imports/{response.json()['id']}/").json()
+    assert response.json()["mapping"]["custom_fields.seats"] == "custom_fields.seats"
+    assert (body["status"], body["total_rows"], body["skipped_count"], body["updated_count"]) == ("completed", 2, 2, 0)
+    assert body["error_count"] == 0
+    with in_tenant(org_a):
+        assert Contact.objects.count() == 2
+        assert Contact.objects.get(email="sum@example.test").first_name == "=1+1"
+
+
+@pytest.mark.parametrize("font", ["default", ""], ids=["unicode font", "core font"])
+def test_pdf_export_is_bounded(as_owner_a, org_a, in_tenant, leads_a, settings, font):
+    if font != "default":
+        settings.EXPORT_PDF_FONT = font
+    with in_tenant(org_a):
+        Lead.objects.filter(pk=leads_a[1].pk).update(name="Zoë 李 Ωmega", status="new")
+    response = as_owner_a.get("/api/v1/exports/leads/?format=pdf")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-")
+
+    settings.EXPORT_PDF_MAX_ROWS = 2
+    refused = as_owner_a.get("/api/v1/exports/leads/?format=pdf")
+    assert refused.status_code == 400
+    assert (refused.json()["code"], refused.json()["max_rows"]) == ("too_many_rows_for_pdf", 2)
+    assert as_owner_a.get("/api/v1/exports/leads/?format=pdf&search=ann").status_code == 200
+
+
+def test_an_unknown_format_is_400(as_owner_a):
+    response = as_owner_a.get("/api/v1/exports/companies/?format=docx")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "unsupported_format"
+
+
+def test_export_costs_a_constant_number_of_queries(as_owner_a, org_a, in_tenant, django_assert_max_num_queries):
+    with in_tenant(org_a):
+        tags = Tag.objects.bulk_create([Tag(name=f"t{i}") for i in range(3)])
+        for i in range(30):
+            contact = Contact.objects.create(
+                first_name=f"C{i}", email=f"c{i}@example.test", company=Company.objects.create(name=f"Co{i}")
+            )
+            contact.tags.add(*tags)
+    as_owner_a.get("/api/v1/exports/contacts/")  # warm the authorization cache
+
+    with django_assert_max_num_queries(6):
+        rows = csv_dicts(streamed(as_owner_a.get("/api/v1/exports/contacts/")))
+
+    assert len(rows) == 30
+    assert rows[0]["tags"] == "t0, t1, t2"

@@ -1,0 +1,473 @@
+"""Imports of contacts, companies and leads from CSV and XLSX, through the API and the background task."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError
+
+from billing.models import Override
+from crm import imports
+from crm.choices import CustomFieldType, ImportStatus
+from crm.models import Company, Contact, CustomField, ImportJob, Lead, Tag
+from integrations.models import OutboxEvent
+
+from .fixtures.transfer import csv_bytes, csv_dicts, csv_rows, fixture_bytes, streamed, upload, xlsx_bytes
+
+pytestmark = pytest.mark.django_db
+
+HEADER = ["first_name", "last_name", "email", "job_title"]
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.IMPORT_WORK_DIR = str(tmp_path / "work")
+    return tmp_path
+
+
+@pytest.fixture
+def run_import(as_owner_a, django_capture_on_commit_callbacks):
+    """Upload as org A's owner and run the queued task; returns (response, job or None)."""
+
+    def run(content: bytes, client=None, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = upload(client or as_owner_a, content, **kwargs)
+        job = None
+        if response.status_code == 202:
+            job = ImportJob.objects.get(pk=response.json()["id"])
+        return response, job
+
+    return run
+
+
+def _events(in_tenant, org, event_type: str) -> int:
+    with in_tenant(org):
+        return OutboxEvent.objects.filter(type=event_type).count()
+
+
+def test_contacts_are_created_owned_by_the_importer_with_tags_custom_fields_and_events(
+    run_import, org_a, owner_a, in_tenant, as_owner_a
+):
+    with in_tenant(org_a):
+        CustomField.objects.create(
+            record_type="contact", key="tier", label="Tier", type=CustomFieldType.CHOICE, choices=["gold", "silver"]
+        )
+    content = csv_bytes(
+        [
+            ["Given", "Family", "Mail", "Tags", "Tier", "Ignored"],
+            ["Ada", "Lovelace", "ADA@Example.test", "math; pioneers", "gold", "x"],
+            ["Grace", "Hopper", "grace@example.test", "", "", "y"],
+        ]
+    )
+    mapping = {
+        "Given": "first_name",
+        "Family": "last_name",
+        "Mail": "email",
+        "Tags": "tags",
+        "Tier": "custom_fields.tier",
+        "Ignored": None,
+    }
+    response, job = run_import(content, mapping=mapping)
+
+    assert response.status_code == 202, response.content
+    assert response["Location"].endswith(f"/api/v1/imports/{job.pk}/")
+    assert job.status == ImportStatus.COMPLETED
+    assert (job.total_rows, job.processed_rows, job.created_count, job.error_count) == (2, 2, 2, 0)
+    with in_tenant(org_a):
+        ada = Contact.objects.get(email="ada@example.test")
+        assert (ada.first_name, ada.owner_id, ada.source) == ("Ada", owner_a.pk, "import")
+        assert ada.custom_fields == {"tier": "gold"}
+        assert sorted(tag.name for tag in ada.tags.all()) == ["math", "pioneers"]
+        assert Contact.objects.count() == 2
+    assert _events(in_tenant, org_a, "contact.created") == 2
+
+    progress = as_owner_a.get(f"/api/v1/imports/{job.pk}/").json()
+    assert progress["status"] == "completed"
+    assert (progress["processed_rows"], progress["total_rows"], progress["progress"]) == (2, 2, 100.0)
+    assert progress["created_count"] == 2
+    assert progress["errors_url"].endswith(f"/api/v1/imports/{job.pk}/errors/")
+
+
+def test_malformed_rows_are_reported_and_the_good_rows_kept(run_import, org_a, in_tenant, as_owner_a):
+    mapping = {
+        "First name": "first_name",
+        "Last name": "last_name",
+        "E-mail": "email",
+        "Job title": "job_title",
+        "Tags": "tags",
+    }
+    response, job = run_import(fixture_bytes("contacts_malformed.csv"), mapping=mapping)
+
+    assert response.status_code == 202
+    assert job.status == ImportStatus.COMPLETED
+    # the blank row is ignored; two rows fail, two are imported
+    assert (job.total_rows, job.processed_rows, job.created_count, job.error_count) == (4, 4, 2, 2)
+    with in_tenant(org_a):
+        assert sorted(Contact.objects.values_list("email", flat=True)) == ["ada@example.test", "alan@example.test"]
+        assert Contact.objects.get(email="alan@example.test").job_title == "Code breaker, lead"
+
+    answer = as_owner_a.get(f"/api/v1/imports/{job.pk}/errors/")
+    assert answer.status_code == 200
+    assert answer["Content-Type"].startswith("text/csv")
+    lines = csv_rows(streamed(answer))
+    assert lines[0] == ["row", "field", "code", "message", "First name", "Last name", "E-mail", "Job title", "Tags"]
+    assert [line[:3] for line in lines[1:]] == [["3", "", "malformed_row"], ["4", "email", "invalid_email"]]
+    assert lines[1][4:] == ["Broken", "Row", "broken@example.test"]
+    assert lines[2][4:7] == ["Grace", "Hopper", "not-an-email"]
+
+
+def test_each_invalid_cell_is_one_line_of_the_errors_file(run_import, org_a, owner_a, in_tenant, as_owner_a):
+    content = csv_bytes(
+        [
+            ["name", "email", "status", "score", "estimated_value", "owner", "priority"],
+            ["Good", "good@example.test", "contacted", "50", "1250.50", owner_a.email.upper(), "High"],
+            ["Bad", "bad@", "qualified", "101", "12.345", "stranger@example.test", "urgent"],
+            ["", "nameless@example.test", "", "", "", "", ""],
+        ]
+    )
+    response, job = run_import(content, record_type="lead")
+
+    assert response.status_code == 202, response.content
+    assert (job.created_count, job.error_count) == (1, 2)
+    with in_tenant(org_a):
+        lead = Lead.objects.get()
+        assert (lead.status, lead.score, str(lead.estimated_value), lead.priority) == (
+            "contacted",
+            50,
+            "1250.50",
+            "high",
+        )
+    lines = csv_dicts(streamed(as_owner_a.get(f"/api/v1/imports/{job.pk}/errors/")))
+    assert [(line["row"], line["field"], line["code"]) for line in lines] == [
+        ("3", "email", "invalid_email"),
+        ("3", "status", "invalid_choice"),
+        ("3", "score", "invalid_number"),
+        ("3", "estimated_value", "invalid_number"),
+        ("3", "owner", "unknown_owner"),
+        ("3", "priority", "invalid_choice"),
+        ("4", "name", "required"),
+    ]
+
+
+def test_a_file_in_another_encoding_is_refused(run_import, org_a, in_tenant):
+    response, _job = run_import(fixture_bytes("contacts_cp1252.csv"))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_encoding"
+    with in_tenant(org_a):
+        assert not ImportJob.objects.exists()
+
+
+def test_utf8_with_bom_and_semicolons_is_read(run_import, org_a, in_tenant):
+    response, job = run_import(
+        fixture_bytes("companies_bom_semicolon.csv"), name="companies.csv", record_type="company"
+    )
+
+    assert response.status_code == 202, response.content
+    assert response.json()["mapping"] == {"name": "name", "domain": "domain", "country": "country"}
+    assert (job.created_count, job.error_count) == (2, 0)
+    with in_tenant(org_a):
+        assert dict(Company.objects.values_list("name", "domain")) == {
+            "Acme GmbH": "acme.example",
+            "Globex": "globex.example",
+        }
+        assert Company.objects.get(name="Acme GmbH").country == "DE"
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [(b"", "The file is empty."), (b"first_name,email\r\n", "The file has a header but no rows."), (b"\n\n,,\n", None)],
+    ids=["no bytes", "header only", "blank lines"],
+)
+def test_an_empty_file_is_refused(run_import, content, detail):
+    response, _job = run_import(content)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "empty_file"
+    if detail:
+        assert response.json()["detail"] == detail
+
+
+def test_an_oversized_file_is_413(run_import, settings, org_a, in_tenant):
+    settings.IMPORT_MAX_BYTES = 200
+    response, _job = run_import(
+        csv_bytes([HEADER] + [["Ada", "Lovelace", f"ada{i}@example.test", ""] for i in range(20)])
+    )
+
+    assert response.status_code == 413
+    body = response.json()
+    assert (body["code"], body["max_bytes"]) == ("file_too_large", 200)
+    with in_tenant(org_a):
+        assert not ImportJob.objects.exists()
+
+
+def test_too_many_rows_is_400(run_import, settings):
+    settings.IMPORT_MAX_ROWS = 2
+    response, _job = run_import(csv_bytes([HEADER] + [["A", "B", f"a{i}@example.test", ""] for i in range(3)]))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "too_many_rows"
+
+
+def test_unknown_mapping_targets_and_columns_are_400(run_import):
+    content = csv_bytes([["Name", "Mail"], ["Ada", "ada@example.test"]])
+    response, _job = run_import(content, mapping={"Name": "first_name", "Mail": "e_mail", "Fax": "phone"})
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid_mapping"
+    assert {(error["field"], error["code"]) for error in body["errors"]} == {
+        ("mapping.Mail", "unknown_field"),
+        ("mapping.Fax", "unknown_column"),
+    }
+
+
+def test_a_mapping_without_a_required_field_is_400(run_import):
+    response, _job = run_import(
+        csv_bytes([["Company"], ["Acme"]]), record_type="lead", mapping={"Company": "company_name"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "missing_required_field"
+
+
+def test_duplicates_within_the_file_and_against_existing_records_are_skipped(run_import, org_a, in_tenant):
+    with in_tenant(org_a):
+        Contact.objects.create(first_name="Old", email="known@example.test", job_title="Keeps")
+    content = csv_bytes(
+        [
+            HEADER,
+            ["New", "One", "new@example.test", "First"],
+            ["Known", "Again", "KNOWN@example.test", "Changed"],
+            ["New", "Twice", "new@example.test", "Second"],
+        ]
+    )
+    _response, job = run_import(content)
+
+    assert (job.created_count, job.skipped_count, job.updated_count, job.error_count) == (1, 2, 0, 0)
+    with in_tenant(org_a):
+        assert Contact.objects.filter(email="new@example.test").count() == 1
+        assert Contact.objects.get(email="new@example.test").job_title == "First"
+        assert Contact.objects.get(email="known@example.test").job_title == "Keeps"
+
+
+def test_update_policy_changes_once_and_a_second_run_changes_nothing(run_import, org_a, in_tenant, settings):
+    # batches of two: a duplicate within a batch merges into the new record, one in a later batch updates it
+    settings.IMPORT_BATCH_SIZE = 2
+    with in_tenant(org_a):
+        known = Contact.objects.create(first_name="Old", email="known@example.test", job_title="Keeps", phone="123")
+        known.tags.add(Tag.objects.create(name="existing"))
+    content = csv_bytes(
+        [
+            [*HEADER, "phone", "tags"],
+            ["Known", "", "known@example.test", "Promoted", "", "vip"],
+            ["Fresh", "Face", "fresh@example.test", "Intern", "", ""],
+            ["Other", "Person", "other@example.test", "", "", ""],
+            ["Other", "Person", "other@example.test", "", "", "new"],
+            ["Fresh", "Face", "FRESH@example.test", "Intern", "555", ""],
+        ]
+    )
+    _response, first = run_import(content, policy="update")
+
+    assert (first.created_count, first.updated_count, first.skipped_count, first.error_count) == (2, 3, 0, 0)
+    with in_tenant(org_a):
+        known.refresh_from_db()
+        assert (known.first_name, known.last_name, known.job_title, known.phone) == ("Known", "", "Promoted", "123")
+        assert sorted(tag.name for tag in known.tags.all()) == ["existing", "vip"]
+        assert Contact.objects.get(email="fresh@example.test").phone == "555"
+        assert [tag.name for tag in Contact.objects.get(email="other@example.test").tags.all()] == ["new"]
+        update = OutboxEvent.objects.get(type="contact.updated", subject_id=str(known.pk))
+        assert update.payload["changes"]["job_title"] == ["Keeps", "Promoted"]
+        assert update.payload["changes"]["tags"] == ["existing", "vip"]
+        assert OutboxEvent.objects.filter(type="contact.updated").count() == 2  # known, and fresh in a later batch
+        counts = (Contact.objects.count(), OutboxEvent.objects.count())
+
+    _response, second = run_import(content, policy="update")
+
+    assert (second.created_count, second.updated_count, second.skipped_count, second.error_count) == (0, 0, 5, 0)
+    with in_tenant(org_a):
+        assert (Contact.objects.count(), OutboxEvent.objects.count()) == counts
+
+
+def test_create_policy_keeps_contact_e_mails_unique_but_creates_leads(run_import, org_a, in_tenant):
+    content = csv_bytes([["name", "email"], ["A", "same@example.test"], ["B", "same@example.test"]])
+    _response, leads = run_import(content, record_type="lead", policy="create")
+    _response, contacts = run_import(
+        csv_bytes([["first_name", "email"], ["A", "same@example.test"], ["B", "same@example.test"]]), policy="create"
+    )
+
+    assert (leads.created_count, leads.error_count) == (2, 0)
+    assert (contacts.created_count, contacts.error_count) == (1, 1)
+    with in_tenant(org_a):
+        assert Lead.objects.filter(email="same@example.test").count() == 2
+        assert Contact.objects.filter(email="same@example.test").count() == 1
+
+
+def test_companies_dedupe_by_normalized_domain(run_import, org_a, in_tenant):
+    with in_tenant(org_a):
+        Company.objects.create(name="Acme", domain="acme.example", city="Berlin")
+    content = csv_bytes([["name", "domain", "city"], ["Acme Inc", "https://www.ACME.example/contact", "Paris"]])
+    _response, job = run_import(content, record_type="company", policy="update")
+
+    assert (job.created_count, job.updated_count) == (0, 1)
+    with in_tenant(org_a):
+        assert list(Company.objects.values_list("name", "city")) == [("Acme Inc", "Paris")]
+
+
+def test_the_contacts_limit_stops_creation_and_reports_the_rest(run_import, org_a, in_tenant, as_owner_a):
+    with in_tenant(org_a):
+        Contact.objects.create(first_name="Existing", email="existing@example.test")
+    Override.objects.create(organization=org_a, limit="contacts", limit_value=3)
+    content = csv_bytes([HEADER] + [["C", str(i), f"c{i}@example.test", ""] for i in range(4)])
+    _response, job = run_import(content)
+
+    assert (job.created_count, job.error_count) == (2, 2)
+    with in_tenant(org_a):
+        assert Contact.objects.count() == 3
+    lines = csv_dicts(streamed(as_owner_a.get(f"/api/v1/imports/{job.pk}/errors/")))
+    assert [(line["row"], line["code"]) for line in lines] == [("4", "plan_limit_reached"), ("5", "plan_limit_reached")]
+
+
+def test_an_owner_column_gives_records_to_members(run_import, org_a, in_tenant, member):
+    rep, _client = member(org_a, "sales_rep")
+    content = csv_bytes([["name", "owner"], ["Theirs", rep.email], ["Mine", ""]])
+    _response, job = run_import(content, record_type="lead")
+
+    assert job.created_count == 2
+    with in_tenant(org_a):
+        assert Lead.objects.get(name="Theirs").owner_id == rep.pk
+
+
+def test_xlsx_is_imported_with_typed_cells(run_import, org_a, in_tenant):
+    content = xlsx_bytes(
+        [
+            ["first_name", "email", "phone", "do_not_contact", None],
+            ["Ada", "ada@example.test", 4930123456, True, None],
+            [None, None, None, None, None],
+            ["Grace", "grace@example.test", "+1 555 0100", "no", None],
+        ]
+    )
+    response, job = run_import(content, name="people.xlsx")
+
+    assert response.status_code == 202, response.content
+    assert (job.file_format, job.total_rows, job.created_count, job.error_count) == ("xlsx", 2, 2, 0)
+    with in_tenant(org_a):
+        ada = Contact.objects.get(email="ada@example.test")
+        assert (ada.phone, ada.do_not_contact) == ("4930123456", True)
+        assert Contact.objects.get(email="grace@example.test").phone == "+1 555 0100"
+
+
+def test_a_member_without_the_import_permission_gets_403(member, org_a, in_tenant):
+    _rep, client = member(org_a, "sales_rep")
+    response = upload(client, csv_bytes([HEADER, ["A", "B", "a@example.test", ""]]))
+
+    assert response.status_code == 403
+    assert (response.json()["code"], response.json()["permission"]) == ("permission_denied", "crm.contact.import")
+    with in_tenant(org_a):
+        assert not ImportJob.objects.exists()
+
+
+def test_another_organizations_import_job_is_not_found(
+    run_import, org_a, org_b, owner_b, django_capture_on_commit_callbacks
+):
+    from ..conftest import client_for
+
+    client_b = client_for(owner_b, org_b)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(client_b, csv_bytes([HEADER, ["A", "B", "a@example.test", ""]]))
+    job_b = response.json()["id"]
+    _response, job_a = run_import(csv_bytes([HEADER, ["A", "B", "a@example.test", ""]]))
+    client_a = client_for(job_a.created_by, org_a)
+
+    for path in (f"/api/v1/imports/{job_b}/", f"/api/v1/imports/{job_b}/errors/"):
+        answer = client_a.get(path)
+        assert answer.status_code == 404
+        assert answer.json()["code"] == "not_found"
+    assert client_a.get("/api/v1/imports/not-a-uuid/").status_code == 404
+    assert [row["id"] for row in client_a.get("/api/v1/imports/").json()["results"]] == [str(job_a.pk)]
+    assert client_b.get(f"/api/v1/imports/{job_b}/").status_code == 200
+
+
+def test_a_manager_sees_every_import_and_a_custom_importer_only_their_own(run_import, org_a, member):
+    from rbac.models import Role
+    from rbac.services import membership_create
+
+    from ..factories import make_user
+
+    _response, job = run_import(csv_bytes([HEADER, ["A", "B", "a@example.test", ""]]))
+    _manager, manager_client = member(org_a, "manager")
+    importer = make_user()
+    role = Role.objects.create(
+        organization=org_a, key="importer", name="Importer", grants={"crm.contact.import": "all"}
+    )
+    membership_create(user=importer, organization=org_a, role=role)
+    from ..conftest import client_for
+
+    assert manager_client.get(f"/api/v1/imports/{job.pk}/").status_code == 200
+    assert client_for(importer, org_a).get(f"/api/v1/imports/{job.pk}/").status_code == 404
+
+
+def test_a_run_resumes_after_its_last_committed_batch_and_a_second_run_changes_nothing(
+    as_owner_a, org_a, in_tenant, settings, monkeypatch
+):
+    settings.IMPORT_BATCH_SIZE = 2
+    content = csv_bytes([HEADER] + [["P", str(i), f"p{i}@example.test" if i != 2 else "bad", ""] for i in range(5)])
+    job_id = upload(as_owner_a, content).json()["id"]  # not committed: the task did not run
+    real_apply, calls = imports._apply_batch, []
+
+    def lose_the_connection_in_batch_two(plan, rows, outcome):
+        calls.append([row.number for row in rows])
+        if len(calls) == 2:
+            raise OperationalError("connection lost")
+        return real_apply(plan, rows, outcome)
+
+    monkeypatch.setattr(imports, "_apply_batch", lose_the_connection_in_batch_two)
+    with in_tenant(org_a):
+        with pytest.raises(OperationalError):
+            imports.import_run(job_id=job_id)
+        job = ImportJob.objects.get(pk=job_id)
+        assert (job.status, job.processed_rows, job.created_count) == (ImportStatus.RUNNING, 2, 2)
+
+        job = imports.import_run(job_id=job_id)  # the retry
+
+        assert calls == [[2, 3], [5], [5], [6]]  # row 4 is invalid: it never reaches the batch
+        assert (job.status, job.processed_rows, job.created_count, job.error_count) == ("completed", 5, 4, 1)
+        assert Contact.objects.count() == 4
+        assert OutboxEvent.objects.filter(type="contact.created").count() == 4
+        lines = csv_dicts(b"".join(imports.errors_csv_lines(job)))
+        assert [(line["row"], line["code"]) for line in lines] == [("4", "invalid_email")]
+
+        again = imports.import_run(job_id=job_id)
+
+        assert (again.status, again.created_count, len(calls)) == ("completed", 4, 4)
+        assert Contact.objects.count() == 4
+
+
+def test_the_task_retries_transient_errors_and_fails_the_job_on_others(as_owner_a, org_a, in_tenant, monkeypatch):
+    from celery.exceptions import Retry
+
+    from crm.tasks import import_run_task
+
+    job_id = upload(as_owner_a, csv_bytes([HEADER, ["A", "B", "a@example.test", ""]])).json()["id"]
+    with in_tenant(org_a):
+        monkeypatch.setattr(imports, "import_run", lambda job_id: (_ for _ in ()).throw(OperationalError("gone")))
+        with pytest.raises(Retry):
+            import_run_task.apply(args=(job_id,), throw=True)
+        assert ImportJob.objects.get(pk=job_id).status == ImportStatus.PENDING
+
+        monkeypatch.setattr(imports, "import_run", lambda job_id: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            import_run_task.apply(args=(job_id,), throw=True)
+        job = ImportJob.objects.get(pk=job_id)
+        assert job.status == ImportStatus.FAILED
+        assert job.failure_reason
+
+
+def test_the_errors_file_waits_for_the_end_of_the_import(as_owner_a, org_a, in_tenant):
+    response = upload(as_owner_a, csv_bytes([HEADER, ["A", "B", "a@example.test", ""]]))  # no commit: not run
+
+    assert response.json()["status"] == "pending"
+    assert response.json()["errors_url"] is None
+    answer = as_owner_a.get(f"/api/v1/imports/{response.json()['id']}/errors/")
+    assert answer.status_code == 409
+    assert answer.json()["code"] == "import_not_finished"
