@@ -199,7 +199,11 @@ def send(endpoint: WebhookEndpoint, *, msg_id: str, body: bytes) -> Outcome:
         return Outcome(succeeded=False, error=f"DNS: {exc}"[:500])
     headers = signing.headers(secrets_=signing_secrets(endpoint), msg_id=msg_id, timestamp=int(time.time()), body=body)
     headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
-    return post(pinned, body=body, headers=headers)
+    try:
+        return post(pinned, body=body, headers=headers)
+    except Exception as exc:  # an unforeseen failure is a failed attempt too: logged, retried, finally failed
+        logger.exception("webhook attempt to endpoint %s failed unexpectedly", endpoint.pk)
+        return Outcome(succeeded=False, error=f"Unexpected error: {type(exc).__name__}")
 
 
 # --- one attempt ---
@@ -207,7 +211,9 @@ def send(endpoint: WebhookEndpoint, *, msg_id: str, body: bytes) -> Outcome:
 
 def retry_delay(step: int) -> float | None:
     """Seconds before the retry after attempt ``step`` of a round (0-based), jittered; None when spent."""
-    schedule = list(setting("WEBHOOK_RETRY_SCHEDULE"))
+    schedule = setting("WEBHOOK_RETRY_SCHEDULE")
+    if isinstance(schedule, str):  # "5,300,1800" from the environment
+        schedule = [item for item in schedule.split(",") if item.strip()]
     if step >= len(schedule):
         return None
     jitter = float(setting("WEBHOOK_RETRY_JITTER"))

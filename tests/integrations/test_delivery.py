@@ -335,3 +335,32 @@ def test_payload_is_the_documented_envelope(org_a, in_tenant, loopback, receiver
     body = json.loads(receiver.wait_for(1)[0].body)
     jsonschema.validate(body, envelope_schema())
     jsonschema.validate(body["data"], payload_schema(body["type"]))
+
+
+def test_an_unexpected_sending_error_is_a_logged_failed_attempt(
+    org_a, in_tenant, loopback, receiver, make_endpoint, commit, monkeypatch
+):
+    from integrations import delivery
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(delivery, "post", broken)
+    make_endpoint(org_a, receiver.url)
+    lead = _lead(org_a, in_tenant, commit)
+    found = _delivery(org_a, in_tenant, event__subject_id=str(lead.pk))
+    assert found.status == DeliveryStatus.PENDING
+    assert found.last_error == "Unexpected error: RuntimeError"
+    assert found.schedule_step == 1
+
+
+def test_the_retry_schedule_is_documented_and_may_come_from_the_environment(settings):
+    from integrations.delivery import retry_delay
+
+    settings.WEBHOOK_RETRY_JITTER = 0
+    assert [retry_delay(step) for step in range(8)] == [5, 300, 1800, 7200, 18000, 36000, 36000, None]
+    assert sum(retry_delay(step) for step in range(7)) / 3600 == pytest.approx(27.6, abs=0.1)
+    settings.WEBHOOK_RETRY_SCHEDULE = "1, 2,3"
+    assert [retry_delay(step) for step in range(4)] == [1, 2, 3, None]
+    settings.WEBHOOK_RETRY_JITTER = 0.2
+    assert all(0.8 <= retry_delay(0) <= 1.2 for _ in range(50))
