@@ -413,7 +413,7 @@ def test_a_run_resumes_after_its_last_committed_batch_and_a_second_run_changes_n
     settings.IMPORT_BATCH_SIZE = 2
     content = csv_bytes([HEADER] + [["P", str(i), f"p{i}@example.test" if i != 2 else "bad", ""] for i in range(5)])
     job_id = upload(as_owner_a, content).json()["id"]  # not committed: the task did not run
-    real_apply, calls = imports._apply_batch, []
+    real_apply, calls = imports.batches.apply_batch, []
 
     def lose_the_connection_in_batch_two(plan, rows, outcome):
         calls.append([row.number for row in rows])
@@ -421,7 +421,7 @@ def test_a_run_resumes_after_its_last_committed_batch_and_a_second_run_changes_n
             raise OperationalError("connection lost")
         return real_apply(plan, rows, outcome)
 
-    monkeypatch.setattr(imports, "_apply_batch", lose_the_connection_in_batch_two)
+    monkeypatch.setattr(imports.batches, "apply_batch", lose_the_connection_in_batch_two)
     with in_tenant(org_a):
         with pytest.raises(OperationalError):
             imports.import_run(job_id=job_id)

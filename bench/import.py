@@ -1,0 +1,270 @@
+"""Benchmark of the contacts import, end to end through the import service.
+
+    .venv/bin/python bench/import.py [--rows 100000] [--small 20000] [--sample 2000] [--drop]
+
+Uses its own database (``crm_bench_import``: created when missing, migrated, reused; ``--drop`` removes it at the
+end) and one organization on the Enterprise plan. For each file size a fresh interpreter generates nothing, it
+imports: ``crm.imports.import_job_create`` (the request's checks: size, encoding, header, row count, stored
+file) then ``crm.imports.import_run`` (what the Celery task runs: streamed reading, batches, dedupe lookups, bulk
+writes, outbox events, progress). The relay of the events to webhooks is another worker's job and is not timed.
+Peak memory is the child's ``ru_maxrss`` growth over the import, for two file sizes: it should not grow with the
+file.
+
+Baselines, measured in the same run on the same file: a naive per-row loop (validate, create the contact, set
+its tags and record its event, one transaction per row, like a per-row service call) on ``--sample`` rows,
+extrapolated; and PostgreSQL's ``COPY`` of the raw file into a bare table, the floor of any import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+
+DB_NAME = "crm_bench_import"
+SLUG = "bench-import"
+TARGET_ROWS_PER_SECOND = 5_000
+HEADER = ["first_name", "last_name", "email", "phone", "job_title", "lifecycle_stage", "tags"]
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Niklaus"]
+LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Wirth"]
+TITLES = ["Engineer", "Manager", "Director", "Analyst", "Founder", "Consultant", ""]
+STAGES = ["subscriber", "lead", "opportunity", "customer"]
+TAGS = ["newsletter", "webinar", "partner", "trade-show", "inbound", "vip"]
+
+
+def generate(path: Path, rows: int, *, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    with open(path, "w", newline="", encoding="utf-8") as target:
+        writer = csv.writer(target)
+        writer.writerow(HEADER)
+        for i in range(rows):
+            tags = "; ".join(rng.sample(TAGS, rng.randrange(0, 3)))
+            writer.writerow(
+                [
+                    rng.choice(FIRST),
+                    rng.choice(LAST),
+                    f"person{i}.{rng.randrange(10**6)}@example{i % 97}.test",
+                    f"+1 555 {i:07d}",
+                    rng.choice(TITLES),
+                    rng.choice(STAGES),
+                    tags,
+                ]
+            )
+
+
+# --- in a child process ---
+
+
+def _reset(connection) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE crm_contact, crm_contact_tags, crm_tag, crm_importjob, integrations_outboxevent "
+            "RESTART IDENTITY CASCADE"
+        )
+
+
+def _quiet_side_effects() -> None:
+    """The import queues its task and the outbox relay after commit; here the service is called directly."""
+    from crm import imports
+    from integrations import relay
+
+    imports.jobs._queue = lambda job_id: None
+    relay.request_relay = lambda **kwargs: None
+
+
+def child_import(path: Path, media: str) -> dict:
+    common.configure(DB_NAME, media_root=media)
+    from django.core.files import File
+    from django.db import connection
+    from django_tenants.utils import tenant_context
+
+    from crm import imports
+    from crm.models import Contact, ImportJob
+    from integrations.models import OutboxEvent
+    from rbac.access import access_for
+
+    organization, owner, _reps = common.organization(SLUG)
+    _quiet_side_effects()
+    with tenant_context(organization):
+        _reset(connection)
+        access = access_for(user=owner, organization=organization)
+        rss_before = common.max_rss_mib()
+        started = time.perf_counter()
+        with open(path, "rb") as source:
+            job = imports.import_job_create(actor=access, upload=File(source, name=path.name), record_type="contact")
+        checked = time.perf_counter()
+        job = imports.import_run(job_id=job.pk)
+        finished = time.perf_counter()
+        rss_after = common.max_rss_mib()
+        job = ImportJob.objects.get(pk=job.pk)
+        result = {
+            "rows": job.total_rows,
+            "created": job.created_count,
+            "errors": job.error_count,
+            "status": job.status,
+            "contacts": Contact.objects.count(),
+            "events": OutboxEvent.objects.filter(type="contact.created").count(),
+            "check_seconds": checked - started,
+            "run_seconds": finished - checked,
+            "seconds": finished - started,
+            "rss_before_mib": rss_before,
+            "rss_after_mib": rss_after,
+        }
+        _reset(connection)
+    return result
+
+
+def child_naive(path: Path, sample: int) -> dict:
+    """Per row: validate, create in its own transaction, set tags, record the event (like a service per row)."""
+    common.configure(DB_NAME)
+    from django.core.validators import validate_email
+    from django.db import connection, transaction
+    from django_tenants.utils import tenant_context
+
+    from crm.models import Contact
+    from crm.tagging import tags_named
+    from integrations import outbox
+    from rbac.access import access_for
+
+    organization, owner, _reps = common.organization(SLUG)
+    _quiet_side_effects()
+    with tenant_context(organization):
+        _reset(connection)
+        access = access_for(user=owner, organization=organization)
+        with open(path, newline="", encoding="utf-8") as source:
+            rows = [row for _i, row in zip(range(sample), csv.DictReader(source), strict=False)]
+        started = time.perf_counter()
+        for row in rows:
+            email = row["email"].strip().lower()
+            validate_email(email)
+            with transaction.atomic():
+                contact = Contact.objects.create(
+                    first_name=row["first_name"],
+                    last_name=row["last_name"],
+                    email=email,
+                    phone=row["phone"],
+                    job_title=row["job_title"],
+                    lifecycle_stage=row["lifecycle_stage"],
+                    owner_id=owner.pk,
+                )
+                names = [name.strip() for name in row["tags"].split(";") if name.strip()]
+                if names:
+                    contact.tags.set(tags_named(names))
+                outbox.record("contact.created", subject=contact, payload=outbox.snapshot(contact), actor=access)
+        seconds = time.perf_counter() - started
+        _reset(connection)
+    return {"rows": len(rows), "seconds": seconds}
+
+
+def child_copy(path: Path) -> dict:
+    """The floor: COPY of the raw CSV into a bare temporary table."""
+    common.configure(DB_NAME)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE copy_floor ({', '.join(f'{name} text' for name in HEADER)})")
+        started = time.perf_counter()
+        with open(path, "rb") as source, cursor.copy("COPY copy_floor FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
+            while chunk := source.read(1 << 20):
+                copy.write(chunk)
+        seconds = time.perf_counter() - started
+        cursor.execute("SELECT count(*) FROM copy_floor")
+        rows = cursor.fetchone()[0]
+        cursor.execute("DROP TABLE copy_floor")
+    return {"rows": rows, "seconds": seconds}
+
+
+# --- the parent ---
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=20_000, help="a second, smaller file: memory must not grow")
+    parser.add_argument("--sample", type=int, default=2_000, help="rows of the naive per-row baseline")
+    parser.add_argument("--drop", action="store_true", help="drop the benchmark database at the end")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--media", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        path = Path(args.file)
+        if args.mode == "import":
+            result = child_import(path, args.media)
+        elif args.mode == "naive":
+            result = child_naive(path, args.sample)
+        else:
+            result = child_copy(path)
+        print(json.dumps(result))
+        return
+
+    created = common.ensure_database(DB_NAME)
+    common.configure(DB_NAME)
+    common.migrate()
+    common.organization(SLUG)
+    from django.db import connections
+
+    connections.close_all()
+    print(f"database {DB_NAME} ({'created' if created else 'reused'}), organization {SLUG} on Enterprise")
+    script = Path(__file__).resolve()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+            files = {}
+            for rows in (args.small, args.rows):
+                files[rows] = Path(tmp) / f"contacts-{rows}.csv"
+                generate(files[rows], rows)
+                size = files[rows].stat().st_size / 2**20
+                print(f"generated {rows:,} contacts: {size:.1f} MiB")
+            media = str(Path(tmp) / "media")
+            results = {}
+            for rows in (args.small, args.rows):
+                results[rows] = common.run_child(
+                    script, "--mode", "import", "--file", str(files[rows]), "--media", media
+                )
+                result = results[rows]
+                assert result["created"] == result["contacts"] == result["events"] == rows, result
+            naive = common.run_child(
+                script, "--mode", "naive", "--file", str(files[args.rows]), "--sample", str(args.sample)
+            )
+            floor = common.run_child(script, "--mode", "copy", "--file", str(files[args.rows]))
+    finally:
+        if args.drop:
+            common.drop_database(DB_NAME)
+
+    print(f"\n{'import (end to end)':30} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'check s':>8} {'peak RSS +MiB':>14}")
+    for rows, result in results.items():
+        growth = result["rss_after_mib"] - result["rss_before_mib"]
+        print(
+            f"{'contacts CSV':30} {rows:9,} {result['seconds']:8.2f} {rows / result['seconds']:9,.0f} "
+            f"{result['check_seconds']:8.2f} {growth:14.1f}"
+        )
+    big = results[args.rows]
+    speed = args.rows / big["seconds"]
+    naive_speed = naive["rows"] / naive["seconds"]
+    floor_speed = floor["rows"] / floor["seconds"]
+    print(f"{'baseline: naive per-row loop':30} {naive['rows']:9,} {naive['seconds']:8.2f} {naive_speed:9,.0f}")
+    print(f"{'floor: COPY of the raw file':30} {floor['rows']:9,} {floor['seconds']:8.2f} {floor_speed:9,.0f}")
+    small = results[args.small]
+    print()
+    print(f"import / naive per-row: {speed / naive_speed:.1f}x faster")
+    print(f"import / COPY floor: {speed / floor_speed:.2f}x ({floor_speed / speed:.0f}x slower than the bare copy)")
+    print(
+        f"peak RSS growth: {small['rss_after_mib'] - small['rss_before_mib']:.1f} MiB for {args.small:,} rows, "
+        f"{big['rss_after_mib'] - big['rss_before_mib']:.1f} MiB for {args.rows:,} rows "
+        f"(process peak {small['rss_after_mib']:.0f} vs {big['rss_after_mib']:.0f} MiB)"
+    )
+    print(f"target: >= {TARGET_ROWS_PER_SECOND:,} rows/s end to end: {common.verdict(speed >= TARGET_ROWS_PER_SECOND)}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
