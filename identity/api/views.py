@@ -94,7 +94,6 @@ class LogoutView(PublicAPIView):
 
 
 class MeView(AccountAPIView):
-
     @extend_schema(responses={200: UserOutput}, tags=["auth"])
     def get(self, request):
         return Response(UserOutput(request.user).data)
