@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django_tenants.utils import tenant_context
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from billing.services import subscription_start
+from pipelines.services import pipeline_create_default
 from rbac.choices import SystemRole
 from rbac.services import membership_create
 from tenants.models import Organization
@@ -50,6 +52,8 @@ def user_register(
     organization = organization_create(name=organization_name)
     membership_create(user=user, organization=organization, role=SystemRole.OWNER)
     subscription_start(organization=organization)
+    with tenant_context(organization):
+        pipeline_create_default()
     return user, organization
 
 
