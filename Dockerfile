@@ -1,0 +1,13 @@
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml ./
+RUN pip install --upgrade pip && pip install .
+COPY . .
+RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only-collectstatic-0123456789abcdefghijklmnopqrstuv \
+       python manage.py collectstatic --noinput --verbosity 0 \
+    && useradd --create-home --uid 1000 crm && mkdir -p var && chown -R crm var
+USER crm
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

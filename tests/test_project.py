@@ -1,0 +1,91 @@
+"""The newcomer path and deployment: compose file, production checks, the demo organization, health."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django_tenants.utils import tenant_context
+
+from crm.models import Lead
+from identity.models import User
+from pipelines.models import Pipeline
+from tenants.models import Organization
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose package is not installed")
+def test_compose_file_is_valid():
+    result = subprocess.run(
+        ["docker-compose", "-f", "compose.yaml", "config", "--services"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) >= {"web", "worker", "beat", "postgres", "redis"}
+
+
+def test_production_settings_pass_the_deploy_checks():
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "a-real-deployment-secret-4f1c9e7a2b8d6f3e0a5c7b9d1e3f5a7c9b2d4f6e",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_the_local_secret_key():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_DEBUG": "0"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_an_organization_to_log_into_once(api, capsys):
+    call_command("seed_demo", "--email", "demo-owner@demo.test", "--operator-email", "ops@demo.test")
+    printed = capsys.readouterr().out
+    organization = Organization.objects.get(memberships__user__email="demo-owner@demo.test")
+    assert organization.slug in printed
+    assert "demo-owner@demo.test" in printed
+    with tenant_context(organization):
+        assert Lead.objects.count() == 3
+        assert Pipeline.objects.filter(is_default=True).exists()
+    assert User.objects.get(email="ops@demo.test").is_superuser
+
+    response = api.post(
+        "/api/v1/auth/token/", {"email": "demo-owner@demo.test", "password": "demo-Password-2026"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    leads = api.get(
+        "/api/v1/leads/",
+        HTTP_AUTHORIZATION=f"Bearer {response.json()['access']}",
+        HTTP_X_ORGANIZATION=organization.slug,
+    )
+    assert leads.status_code == 200
+    assert leads.json()["count"] == 3
+
+    call_command("seed_demo", "--email", "demo-owner@demo.test", "--operator-email", "ops@demo.test")
+    assert Organization.objects.filter(memberships__user__email="demo-owner@demo.test").count() == 1
+
+
+@pytest.mark.django_db
+def test_health_endpoints(api):
+    assert api.get("/healthz").status_code == 200
+    ready = api.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"postgresql": "ok", "redis": "ok"}
