@@ -69,7 +69,7 @@ TENANT_MODEL = "tenants.Organization"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 # SET search_path once per connection and schema change, not on every cursor.
 TENANT_LIMIT_SET_CALLS = True
-# Standby schemas kept ready so sign-up does not wait for migrations (tenants/provisioning.py).
+# Standby schemas kept ready so sign-up does not wait for migrations (tenants/services.py).
 TENANT_STANDBY_POOL_SIZE = env_int("TENANT_STANDBY_POOL_SIZE", 3)
 # How long a tenant stays suspended after deletion before its schema may be purged.
 TENANT_PURGE_AFTER_DAYS = env_int("TENANT_PURGE_AFTER_DAYS", 30)
@@ -156,9 +156,13 @@ SIMPLE_JWT = {
     "SIGNING_KEY": env("JWT_SIGNING_KEY", SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "USER_ID_CLAIM": "user_id",
+    # Tokens carry a digest of the password hash: changing or resetting the password ends every session at once,
+    # access tokens included (refresh tokens are also blacklisted).
+    "CHECK_REVOKE_TOKEN": True,
 }
 
-# Brute-force protection: failures per account and per IP within a window lock the door for that window.
+# Brute-force protection: failures per account and per IP within a window lock the door for that window
+# (identity/lockout.py). The lock lasts a full window from the failure that reached the limit.
 AUTH_LOCKOUT_MAX_FAILURES = env_int("AUTH_LOCKOUT_MAX_FAILURES", 5)
 AUTH_LOCKOUT_IP_MAX_FAILURES = env_int("AUTH_LOCKOUT_IP_MAX_FAILURES", 20)
 AUTH_LOCKOUT_WINDOW_SECONDS = env_int("AUTH_LOCKOUT_WINDOW_SECONDS", 900)
@@ -166,13 +170,16 @@ AUTH_LOCKOUT_WINDOW_SECONDS = env_int("AUTH_LOCKOUT_WINDOW_SECONDS", 900)
 # One-time codes (password reset).
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)
 OTP_MAX_ATTEMPTS = env_int("OTP_MAX_ATTEMPTS", 5)
+# Codes sent per account per hour; further requests still answer 202 but send nothing.
+OTP_MAX_PER_HOUR = env_int("OTP_MAX_PER_HOUR", 5)
 
 # API keys: after a rotation the old secret keeps working this long, so integrations can switch over.
 API_KEY_ROTATION_GRACE_SECONDS = env_int("API_KEY_ROTATION_GRACE_SECONDS", 24 * 3600)
 
-# Google sign-in: ID tokens must be issued for one of these OAuth client IDs.
+# Google sign-in: ID tokens must be issued for one of these OAuth client IDs (none: Google sign-in is off).
 GOOGLE_CLIENT_IDS = env_list("GOOGLE_CLIENT_IDS")
 GOOGLE_CERTS_URL = env("GOOGLE_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs")
+GOOGLE_CERTS_TIMEOUT_SECONDS = env_int("GOOGLE_CERTS_TIMEOUT_SECONDS", 5)
 
 # --- API ---
 REST_FRAMEWORK = {
