@@ -63,6 +63,9 @@ class TenantResolutionMiddleware:
                 code=OrganizationNotFound.code,
                 title=OrganizationNotFound.title,
             )
-        request.tenant = organization
+        if organization is not None:
+            # Public requests carry no ``tenant`` attribute at all: django-tenants' admin templates take its
+            # presence for an organization's request and read ``request.tenant.schema_name``.
+            request.tenant = organization
         activate(organization)
         return self.get_response(request)

@@ -20,7 +20,7 @@ class Organization(TenantMixin):
     activated_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
-    # Schemas are created by tenants.provisioning, never implicitly by save().
+    # Schemas are created by tenants.services, never implicitly by save().
     auto_create_schema = False
     auto_drop_schema = False
 
