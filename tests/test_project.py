@@ -89,3 +89,14 @@ def test_health_endpoints(api):
     ready = api.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"postgresql": "ok", "redis": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_names_what_is_down(api, settings):
+    closed_port = "redis://127.0.0.1:1/0"  # Django resets its cache handler when CACHES changes
+    settings.CACHES = {**settings.CACHES, "control": {**settings.CACHES["control"], "LOCATION": closed_port}}
+    response = api.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "not_ready"
+    assert body["down"] == ["redis"]
