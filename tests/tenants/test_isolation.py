@@ -83,3 +83,15 @@ def test_a_token_of_b_addressed_to_a_is_404(lead_of_a, org_a, owner_b, addressin
 def test_the_orm_of_b_does_not_see_the_rows_of_a(lead_of_a, org_b, in_tenant):
     with in_tenant(org_b):
         assert not Lead.objects.filter(name=SECRET).exists()
+
+
+def test_the_default_cache_is_keyed_by_organization(org_a, org_b, in_tenant):
+    from django.core.cache import cache
+
+    with in_tenant(org_a):
+        cache.set("dashboard", "figures of A", 60)
+    with in_tenant(org_b):
+        assert cache.get("dashboard") is None
+        cache.set("dashboard", "figures of B", 60)
+    with in_tenant(org_a):
+        assert cache.get("dashboard") == "figures of A"
