@@ -7,6 +7,11 @@ class EmailTaken(Conflict):
     code = "email_taken"
     title = "An account with this e-mail already exists."
 
+    def __init__(self, detail: str | None = None, *, field: str | None = None, **kwargs):
+        super().__init__(detail, **kwargs)
+        if field:
+            self.extra.setdefault("errors", [{"field": field, "code": self.code, "detail": self.detail}])
+
 
 class InvalidCredentials(DomainError):
     code = "invalid_credentials"
@@ -44,3 +49,9 @@ class GoogleSignInDisabled(DomainError):
     code = "google_sign_in_disabled"
     status = status.HTTP_404_NOT_FOUND
     title = "Google sign-in is not configured."
+
+
+class GoogleUnavailable(DomainError):
+    code = "google_unavailable"
+    status = status.HTTP_503_SERVICE_UNAVAILABLE
+    title = "Google sign-in is temporarily unavailable. Try again later."

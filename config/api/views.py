@@ -7,6 +7,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.views import APIView
 
 from .errors import problem_response
+from .throttling import ClientRateThrottle
 
 
 def healthz(request):
@@ -37,6 +38,7 @@ class PublicAPIView(APIView):
     organization_scoped = False
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [ClientRateThrottle]  # per client, by the view's ``throttle_scope``
 
 
 class SignedInPerson(IsAuthenticated):

@@ -52,3 +52,22 @@ class TokenPairOutput(serializers.Serializer):
 class MeUpdateInput(serializers.Serializer):
     first_name = serializers.CharField(max_length=150, required=False)
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+
+class PasswordChangeInput(serializers.Serializer):
+    current_password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+    new_password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+
+
+class PasswordResetInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetConfirmInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    code = serializers.CharField(max_length=16, help_text="The 6-digit code from the e-mail.")
+    new_password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+
+
+class GoogleSignInInput(serializers.Serializer):
+    id_token = serializers.CharField(max_length=8192, help_text="The ID token (JWT) from Google Identity Services.")
