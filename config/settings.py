@@ -230,6 +230,10 @@ SPECTACULAR_SETTINGS = {
         "LeadStatusEnum": "crm.choices.LeadStatus",
         "ContactStatusEnum": "crm.choices.ContactStatus",
         "ImportStatusEnum": "crm.choices.ImportStatus",
+        "ActivityKindEnum": "crm.choices.ActivityKind",
+        "RecordTypeEnum": "crm.choices.RecordType",
+        "CustomFieldTypeEnum": "crm.choices.CustomFieldType",
+        "LeadEditableStatusEnum": "crm.choices.EDITABLE_LEAD_STATUSES",
         "DealStatusEnum": "pipelines.choices.DealStatus",
     },
     "POSTPROCESSING_HOOKS": [

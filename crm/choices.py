@@ -84,3 +84,7 @@ class DedupePolicy(models.TextChoices):
     SKIP = "skip", "Skip rows that match an existing record"
     UPDATE = "update", "Update the matching record"
     CREATE = "create", "Always create"
+
+
+# The statuses a lead is created with or edited to directly; the others are reached through actions.
+EDITABLE_LEAD_STATUSES = [LeadStatus.NEW.value, LeadStatus.CONTACTED.value]

@@ -1,8 +1,205 @@
-from django.db.models import Prefetch, QuerySet
+"""Reads of CRM records: list querysets with what their output needs (a constant number of queries whatever the
+page size), statistics and timelines. Reads that count or list records take the caller's queryset, already
+limited to their scope by the base viewset, or the caller's :class:`rbac.access.Access`."""
 
-from .models import Lead, Tag
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import CharField, Count, F, Model, Prefetch, QuerySet, Value
+from django.db.models.functions import Cast
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from integrations.models import OutboxEvent
+
+from .choices import ActivityKind, ContactStatus, LeadSource, LeadStatus, LifecycleStage
+from .models import Activity, Company, Contact, CustomField, Lead, Tag
+
+# --- list querysets ---
+
+
+def _tags() -> Prefetch:
+    return Prefetch("tags", queryset=Tag.objects.only("name"))
 
 
 def leads() -> QuerySet[Lead]:
     """Leads with what their output needs, in a constant number of queries."""
-    return Lead.objects.select_related("owner").prefetch_related(Prefetch("tags", queryset=Tag.objects.only("name")))
+    return Lead.objects.select_related("owner").prefetch_related(_tags())
+
+
+def companies() -> QuerySet[Company]:
+    return Company.objects.select_related("owner").prefetch_related(_tags())
+
+
+def contacts() -> QuerySet[Contact]:
+    return Contact.objects.select_related("owner", "company").prefetch_related(_tags())
+
+
+def activities() -> QuerySet[Activity]:
+    return Activity.objects.select_related("owner")
+
+
+def tags() -> QuerySet[Tag]:
+    return Tag.objects.all()
+
+
+def custom_fields() -> QuerySet[CustomField]:
+    return CustomField.objects.all()
+
+
+def end_of_week(now: datetime | None = None) -> datetime:
+    """The end of the current week (Monday to Sunday) in the active time zone."""
+    now = timezone.localtime(now or timezone.now())
+    monday = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=now.weekday())
+    return monday + timedelta(days=7)
+
+
+def open_tasks(queryset: QuerySet[Activity], *, user_id: int | None, due_before: datetime) -> QuerySet[Activity]:
+    """The user's open tasks due before ``due_before`` (overdue ones included), soonest first."""
+    return queryset.filter(
+        owner_id=user_id, kind=ActivityKind.TASK, completed_at__isnull=True, due_at__lt=due_before
+    ).order_by("due_at", "pk")
+
+
+# --- statistics ---
+
+
+def _counts(queryset: QuerySet, field: str) -> dict[Any, int]:
+    return {row[field]: row["n"] for row in queryset.order_by().values(field).annotate(n=Count("pk"))}
+
+
+def _by_choice(queryset: QuerySet, field: str, choices) -> dict[str, int]:
+    found = _counts(queryset, field)
+    counts = {value: found.get(value, 0) for value, _label in choices}
+    if found.get(""):
+        counts[""] = found[""]
+    return counts
+
+
+def _by_owner(queryset: QuerySet) -> list[dict[str, Any]]:
+    found = _counts(queryset, "owner_id")
+    return [
+        {"owner": owner, "count": n} for owner, n in sorted(found.items(), key=lambda item: (-item[1], item[0] or 0))
+    ]
+
+
+def lead_stats(queryset: QuerySet[Lead]) -> dict[str, Any]:
+    """Counts by status, source and owner, and the conversion rate (converted / all), over ``queryset``.
+    Four queries."""
+    by_status = _by_choice(queryset, "status", LeadStatus.choices)
+    total = sum(by_status.values())
+    return {
+        "total": total,
+        "by_status": by_status,
+        "by_source": _by_choice(queryset, "source", LeadSource.choices),
+        "by_owner": _by_owner(queryset),
+        "conversion_rate": round(by_status[LeadStatus.CONVERTED] / total, 4) if total else None,
+    }
+
+
+def contact_stats(queryset: QuerySet[Contact]) -> dict[str, Any]:
+    by_status = _by_choice(queryset, "status", ContactStatus.choices)
+    return {
+        "total": sum(by_status.values()),
+        "by_status": by_status,
+        "by_source": _by_choice(queryset, "source", LeadSource.choices),
+        "by_lifecycle_stage": _by_choice(queryset, "lifecycle_stage", LifecycleStage.choices),
+        "by_owner": _by_owner(queryset),
+    }
+
+
+def company_stats(queryset: QuerySet[Company]) -> dict[str, Any]:
+    by_owner = _by_owner(queryset)
+    return {
+        "total": sum(row["count"] for row in by_owner),
+        "by_industry": dict(sorted(_counts(queryset, "industry").items())),
+        "by_size": _counts(queryset, "size"),
+        "by_owner": by_owner,
+    }
+
+
+# --- timelines ---
+
+ACTIVITY, EVENT = "activity", "event"
+
+
+def timeline(*, record: Model, access) -> QuerySet:
+    """The record's activities (those the caller may see) and the domain events about it, newest first, as rows
+    ``(type, key, at)`` of one ``UNION ALL`` query: slice it for a page, then :func:`timeline_items` loads the
+    page's rows in two more queries."""
+    name = record._meta.model_name
+    activity_rows = (
+        Activity.objects.visible_to(access, "crm.activity.view")
+        .filter(**{name: record})
+        .annotate(row_type=Value(ACTIVITY), row_key=Cast("pk", CharField()), row_at=F("created_at"))
+        .values_list("row_type", "row_key", "row_at")
+        .order_by()
+    )
+    event_rows = (
+        OutboxEvent.objects.filter(subject_type=name, subject_id=str(record.pk))
+        .annotate(row_type=Value(EVENT), row_key=Cast("id", CharField()), row_at=F("occurred_at"))
+        .values_list("row_type", "row_key", "row_at")
+        .order_by()
+    )
+    return activity_rows.union(event_rows, all=True).order_by("-row_at", "-row_key")
+
+
+def timeline_items(rows: list[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
+    """The page's rows as timeline items, in the rows' order."""
+    activity_ids = [int(key) for kind, key, _at in rows if kind == ACTIVITY]
+    event_ids = [key for kind, key, _at in rows if kind == EVENT]
+    found_activities = {a.pk: a for a in Activity.objects.select_related("owner").filter(pk__in=activity_ids)}
+    found_events = {str(e.pk): e for e in OutboxEvent.objects.filter(pk__in=event_ids)} if event_ids else {}
+    items = []
+    for kind, key, at in rows:
+        if kind == ACTIVITY and int(key) in found_activities:
+            items.append({"type": ACTIVITY, "at": at, "data": _activity(found_activities[int(key)])})
+        elif kind == EVENT and key in found_events:
+            items.append({"type": EVENT, "at": at, "data": _event(found_events[key])})
+    return items
+
+
+def _activity(activity: Activity) -> dict[str, Any]:
+    owner = activity.owner
+    return {
+        "id": activity.pk,
+        "kind": activity.kind,
+        "subject": activity.subject,
+        "body": activity.body,
+        "due_at": activity.due_at,
+        "completed_at": activity.completed_at,
+        "owner": None if owner is None else {"id": owner.pk, "email": owner.email, "name": owner.full_name},
+    }
+
+
+def _event(event: OutboxEvent) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "event": event.type,
+        "actor": {"id": event.actor_id, "label": event.actor_label} if event.actor_id else None,
+        "payload": event.payload,
+    }
+
+
+# --- usage counters (billing limits) ---
+
+
+def _count(organization, model) -> int:
+    """Rows of ``model`` in ``organization``'s schema; billing also asks from the public schema."""
+    if connection.schema_name == organization.schema_name:
+        return model.objects.count()
+    with schema_context(organization.schema_name):
+        return model.objects.count()
+
+
+def contact_count(organization) -> int:
+    """The usage counter of ``Limit.CONTACTS``."""
+    return _count(organization, Contact)
+
+
+def custom_field_count(organization) -> int:
+    """The usage counter of ``Limit.CUSTOM_FIELDS``."""
+    return _count(organization, CustomField)

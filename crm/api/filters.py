@@ -4,8 +4,19 @@ from django_filters import rest_framework as filters
 
 from config.api.errors import ValidationFailed
 from crm import custom_fields
-from crm.choices import CustomFieldType, LeadSource, LeadStatus, Priority, RecordType
-from crm.models import Lead, Tag
+from crm.choices import (
+    ActivityKind,
+    CompanySize,
+    ContactStatus,
+    CustomFieldType,
+    LeadSource,
+    LeadStatus,
+    LifecycleStage,
+    Priority,
+    RecordType,
+)
+from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
+from crm.services import normalize_domain, normalize_email
 
 
 class RecordFilter(filters.FilterSet):
@@ -61,3 +72,84 @@ class LeadFilter(RecordFilter):
     class Meta:
         model = Lead
         fields = ["status", "source", "priority", "owner"]
+
+
+class CompanyFilter(RecordFilter):
+    record_type = RecordType.COMPANY
+    name = filters.CharFilter(lookup_expr="icontains")
+    domain = filters.CharFilter(method="filter_domain")
+    industry = filters.CharFilter(lookup_expr="iexact")
+    size = filters.MultipleChoiceFilter(choices=CompanySize.choices)
+    city = filters.CharFilter(lookup_expr="iexact")
+    country = filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Company
+        fields = ["name", "domain", "industry", "size", "city", "country", "owner"]
+
+    def filter_domain(self, queryset, name, value):
+        return queryset.filter(domain=normalize_domain(value))
+
+
+class ContactFilter(RecordFilter):
+    record_type = RecordType.CONTACT
+    status = filters.MultipleChoiceFilter(choices=ContactStatus.choices)
+    lifecycle_stage = filters.MultipleChoiceFilter(choices=LifecycleStage.choices)
+    source = filters.MultipleChoiceFilter(choices=LeadSource.choices)
+    company = filters.NumberFilter(field_name="company_id")
+    email = filters.CharFilter(method="filter_email", help_text="Exact address, case-insensitive.")
+    has_email = filters.BooleanFilter(method="filter_has_email")
+    do_not_contact = filters.BooleanFilter()
+
+    class Meta:
+        model = Contact
+        fields = ["status", "lifecycle_stage", "source", "owner", "company", "do_not_contact"]
+
+    def filter_email(self, queryset, name, value):
+        return queryset.filter(email=normalize_email(value))
+
+    def filter_has_email(self, queryset, name, value):
+        return queryset.exclude(email="") if value else queryset.filter(email="")
+
+
+class ActivityFilter(filters.FilterSet):
+    kind = filters.MultipleChoiceFilter(choices=ActivityKind.choices)
+    owner = filters.NumberFilter(field_name="owner_id")
+    mine = filters.BooleanFilter(method="filter_mine", help_text="Only the caller's own activities.")
+    open = filters.BooleanFilter(field_name="completed_at", lookup_expr="isnull", help_text="Not completed yet.")
+    contact = filters.NumberFilter(field_name="contact_id")
+    company = filters.NumberFilter(field_name="company_id")
+    lead = filters.NumberFilter(field_name="lead_id")
+    deal = filters.NumberFilter(field_name="deal_id")
+    due_after = filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="gte")
+    due_before = filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
+    completed_after = filters.IsoDateTimeFilter(field_name="completed_at", lookup_expr="gte")
+    completed_before = filters.IsoDateTimeFilter(field_name="completed_at", lookup_expr="lt")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Activity
+        fields = ["kind", "owner", "contact", "company", "lead", "deal"]
+
+    def filter_mine(self, queryset, name, value):
+        if not value:
+            return queryset
+        user_id = self.request.access.user_id
+        return queryset.filter(owner_id=user_id) if user_id is not None else queryset.none()
+
+
+class TagFilter(filters.FilterSet):
+    name = filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Tag
+        fields = ["name"]
+
+
+class CustomFieldFilter(filters.FilterSet):
+    record_type = filters.ChoiceFilter(choices=RecordType.choices)
+
+    class Meta:
+        model = CustomField
+        fields = ["record_type", "type", "required"]

@@ -1,9 +1,20 @@
 from rest_framework import serializers
 
-from crm.choices import LeadSource, LeadStatus, Priority
-from crm.models import Lead
+from crm.choices import (
+    ActivityKind,
+    CompanySize,
+    ContactStatus,
+    CustomFieldType,
+    LeadSource,
+    LeadStatus,
+    LifecycleStage,
+    Priority,
+    RecordType,
+)
+from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
+from pipelines.models import Deal
 
-from .fields import MemberField
+from .fields import MemberField, ScopedRecordField
 
 
 class OwnerOutput(serializers.Serializer):
@@ -75,3 +86,336 @@ class LeadInput(serializers.Serializer):
 
 class LeadDisqualifyInput(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
+
+
+class ReferencesInput(serializers.Serializer):
+    """Turns resolved ``owner`` and related-record fields into ``<name>_id`` keyword arguments for services."""
+
+    references: tuple[str, ...] = ()
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        if values.get("owner_id") is not None:
+            values["owner_id"] = values["owner_id"].pk
+        for name in self.references:
+            if name in values:
+                record = values.pop(name)
+                values[f"{name}_id"] = record.pk if record is not None else None
+        return values
+
+
+class RecordRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(source="__str__")
+
+
+# --- companies ---
+
+
+class CompanyOutput(RecordOutput):
+    class Meta:
+        model = Company
+        fields = [
+            "id",
+            "name",
+            "domain",
+            "industry",
+            "size",
+            "phone",
+            "street",
+            "city",
+            "region",
+            "postal_code",
+            "country",
+            "owner",
+            "tags",
+            "custom_fields",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class CompanyInput(ReferencesInput):
+    name = serializers.CharField(max_length=200)
+    domain = serializers.CharField(max_length=253, required=False, allow_blank=True, help_text="e.g. example.com")
+    industry = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    size = serializers.ChoiceField(choices=CompanySize.choices, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    street = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    city = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    region = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    country = serializers.RegexField(
+        r"^[A-Za-z]{2}$", required=False, allow_blank=True, help_text="ISO 3166-1 alpha-2 code."
+    )
+    owner = MemberField(required=False, allow_null=True, source="owner_id")
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    custom_fields = serializers.DictField(required=False, source="custom_fields_values")
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+# --- contacts ---
+
+
+class ContactOutput(RecordOutput):
+    company = RecordRefOutput(allow_null=True)
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "job_title",
+            "company",
+            "status",
+            "lifecycle_stage",
+            "source",
+            "do_not_contact",
+            "owner",
+            "tags",
+            "custom_fields",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ContactInput(ReferencesInput):
+    references = ("company",)
+
+    first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    email = serializers.EmailField(
+        max_length=254, required=False, allow_blank=True, help_text="Stored lower-cased; unique in the organization."
+    )
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    job_title = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    company = ScopedRecordField(model=Company, permission="crm.company.view", required=False, allow_null=True)
+    lifecycle_stage = serializers.ChoiceField(choices=LifecycleStage.choices, required=False)
+    source = serializers.ChoiceField(choices=LeadSource.choices, required=False, allow_blank=True)
+    do_not_contact = serializers.BooleanField(required=False)
+    owner = MemberField(required=False, allow_null=True, source="owner_id")
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    custom_fields = serializers.DictField(required=False, source="custom_fields_values")
+
+    def validate(self, attrs):
+        if not self.partial and not any(attrs.get(name) for name in ("first_name", "last_name", "email")):
+            raise serializers.ValidationError({"last_name": "Give a name or an e-mail address."})
+        return attrs
+
+
+class MergeInput(serializers.Serializer):
+    duplicate = serializers.IntegerField(help_text="The record merged into this one and then deleted.")
+
+
+# --- activities ---
+
+
+class ActivityOutput(serializers.ModelSerializer):
+    owner = OwnerOutput(allow_null=True)
+
+    class Meta:
+        model = Activity
+        fields = [
+            "id",
+            "kind",
+            "subject",
+            "body",
+            "due_at",
+            "completed_at",
+            "owner",
+            "contact",
+            "company",
+            "lead",
+            "deal",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ActivityInput(ReferencesInput):
+    references = ("contact", "company", "lead", "deal")
+
+    kind = serializers.ChoiceField(choices=ActivityKind.choices)
+    subject = serializers.CharField(max_length=200)
+    body = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    due_at = serializers.DateTimeField(required=False, allow_null=True)
+    owner = MemberField(required=False, allow_null=True, source="owner_id")
+    contact = ScopedRecordField(model=Contact, permission="crm.contact.view", required=False, allow_null=True)
+    company = ScopedRecordField(model=Company, permission="crm.company.view", required=False, allow_null=True)
+    lead = ScopedRecordField(model=Lead, permission="crm.lead.view", required=False, allow_null=True)
+    deal = ScopedRecordField(model=Deal, permission="pipelines.deal.view", required=False, allow_null=True)
+
+
+class ActivityUpdateInput(ActivityInput):
+    """The kind is fixed once logged."""
+
+    kind = None
+
+
+# --- lead conversion ---
+
+
+class LeadConvertInput(serializers.Serializer):
+    contact = ScopedRecordField(
+        model=Contact,
+        permission="crm.contact.view",
+        required=False,
+        allow_null=True,
+        help_text="Use this contact. Default: the contact with the lead's e-mail, else a new one.",
+    )
+    company = ScopedRecordField(
+        model=Company,
+        permission="crm.company.view",
+        required=False,
+        allow_null=True,
+        help_text="Use this company. Default: the contact's, else one matching the e-mail's domain or the lead's "
+        "company name, else a new one named after the lead's company name.",
+    )
+    create_deal = serializers.BooleanField(default=False, help_text="Also open a deal in the default pipeline.")
+
+
+class ConvertedRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    created = serializers.BooleanField(help_text="False when an existing record was matched.")
+
+
+class LeadConversionOutput(serializers.Serializer):
+    lead = LeadOutput()
+    contact = ConvertedRefOutput()
+    company = ConvertedRefOutput(allow_null=True)
+    deal = ConvertedRefOutput(allow_null=True)
+
+
+# --- bulk ---
+
+
+class BulkIdsInput(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
+
+
+class BulkUpdateInput(BulkIdsInput):
+    owner = MemberField(required=False, allow_null=True, source="owner_id")
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=50, help_text="Replace the tags."
+    )
+    add_tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    remove_tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+
+    status_choices: list = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.status_choices:
+            fields["status"] = serializers.ChoiceField(choices=self.status_choices, required=False)
+        return fields
+
+    def validate(self, attrs):
+        if not set(attrs) - {"ids"}:
+            raise serializers.ValidationError({"non_field_errors": "Say what to change."})
+        if "owner_id" in attrs and attrs["owner_id"] is not None:
+            attrs["owner_id"] = attrs["owner_id"].pk
+        return attrs
+
+    def service_arguments(self) -> dict:
+        data = dict(self.validated_data)
+        fields = {name: data.pop(name) for name in ("owner_id", "status") if name in data}
+        return {"ids": data.pop("ids"), "fields": fields, **data}
+
+
+class LeadBulkUpdateInput(BulkUpdateInput):
+    status_choices = [LeadStatus.NEW, LeadStatus.CONTACTED]
+
+
+class ContactBulkUpdateInput(BulkUpdateInput):
+    status_choices = ContactStatus.choices
+
+
+class BulkResultOutput(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(), help_text="The records changed or deleted.")
+    count = serializers.IntegerField()
+
+
+# --- statistics ---
+
+
+class OwnerCountOutput(serializers.Serializer):
+    owner = serializers.IntegerField(allow_null=True, help_text="User id; null for unassigned records.")
+    count = serializers.IntegerField()
+
+
+class LeadStatsOutput(serializers.Serializer):
+    total = serializers.IntegerField()
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_source = serializers.DictField(child=serializers.IntegerField(), help_text='"" counts leads without a source.')
+    by_owner = OwnerCountOutput(many=True)
+    conversion_rate = serializers.FloatField(allow_null=True, help_text="converted / total")
+
+
+class ContactStatsOutput(serializers.Serializer):
+    total = serializers.IntegerField()
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_source = serializers.DictField(child=serializers.IntegerField())
+    by_lifecycle_stage = serializers.DictField(child=serializers.IntegerField())
+    by_owner = OwnerCountOutput(many=True)
+
+
+class CompanyStatsOutput(serializers.Serializer):
+    total = serializers.IntegerField()
+    by_industry = serializers.DictField(child=serializers.IntegerField())
+    by_size = serializers.DictField(child=serializers.IntegerField())
+    by_owner = OwnerCountOutput(many=True)
+
+
+# --- timeline ---
+
+
+class RecordTimelineItemOutput(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["activity", "event"])
+    at = serializers.DateTimeField()
+    data = serializers.JSONField(help_text="An activity, or a domain event (`event`, `actor`, `payload`).")
+
+
+# --- tags and custom fields ---
+
+
+class TagOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["id", "name", "color", "created_at"]
+
+
+class TagInput(serializers.Serializer):
+    name = serializers.CharField(max_length=50)
+    color = serializers.RegexField(r"^#[0-9A-Fa-f]{6}$", required=False, allow_blank=True, help_text="e.g. #3366ff")
+
+
+class CustomFieldOutput(serializers.ModelSerializer):
+    class Meta:
+        model = CustomField
+        fields = ["id", "record_type", "key", "label", "type", "required", "choices", "position", "created_at"]
+
+
+class CustomFieldInput(serializers.Serializer):
+    record_type = serializers.ChoiceField(choices=RecordType.choices)
+    key = serializers.RegexField(
+        r"^[a-z][a-z0-9_]{0,63}$", help_text="Lower-case letters, digits and _, starting with a letter."
+    )
+    label = serializers.CharField(max_length=100)
+    type = serializers.ChoiceField(choices=CustomFieldType.choices)
+    required = serializers.BooleanField(default=False)
+    choices = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
+    position = serializers.IntegerField(min_value=0, default=0)
+
+
+class CustomFieldUpdateInput(serializers.Serializer):
+    """The record type, key and type are fixed once defined."""
+
+    label = serializers.CharField(max_length=100, required=False)
+    required = serializers.BooleanField(required=False)
+    choices = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
+    position = serializers.IntegerField(min_value=0, required=False)

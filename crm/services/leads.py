@@ -1,49 +1,19 @@
-"""Writes of CRM records. Every function is atomic, checks scope, and records its domain event."""
+"""Leads: create, edit, delete, qualify and disqualify. Conversion is in :mod:`crm.services.conversion`."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from django.db import transaction
 
 from config.api.errors import ValidationFailed
 from integrations import outbox
-from rbac.scoping import can_reach
 
-from . import custom_fields
-from .choices import LeadStatus, RecordType
-from .errors import InvalidLeadTransition, OutOfReach
-from .models import Lead
-from .tagging import tags_named
-
-
-def _changes(instance, fields: dict[str, Any]) -> dict[str, list]:
-    """Apply ``fields`` to ``instance``; return ``{field: [before, after]}`` for what really changed."""
-    changed = {}
-    for name, value in fields.items():
-        before = getattr(instance, name)
-        if before != value:
-            changed[name] = [before, value]
-            setattr(instance, name, value)
-    return changed
-
-
-def _keep_in_reach(actor, permission: str, owner_id: int | None) -> None:
-    """A write may not hand a record to someone outside the actor's scope (``own`` stays own).
-    Taking a record for oneself is always within reach."""
-    if actor is None or (owner_id is not None and owner_id == actor.user_id):
-        return
-    if not can_reach(actor, permission, owner_id=owner_id):
-        raise OutOfReach(field="owner")
-
-
-def _set_tags(instance, names: list[str] | None) -> list[str] | None:
-    if names is None:
-        return None
-    tags = tags_named(names)
-    instance.tags.set(tags)
-    return sorted(tag.name for tag in tags)
-
+from .. import custom_fields
+from ..choices import LeadStatus, RecordType
+from ..errors import InvalidLeadTransition
+from ..models import Lead
+from ._common import changes as _changes
+from ._common import keep_in_reach as _keep_in_reach
+from ._common import set_tags as _set_tags
 
 # --- Leads ---
 

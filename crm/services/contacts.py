@@ -1,0 +1,195 @@
+"""Companies and contacts: create, edit, delete; contacts' activation. Merging is in :mod:`.merging`."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import IntegrityError, transaction
+
+from billing.features import Limit
+from billing.services import enforce_limit
+from integrations import outbox
+
+from .. import custom_fields
+from ..choices import ContactStatus, RecordType
+from ..errors import DuplicateEmail
+from ..models import Company, Contact
+from ._common import changes, keep_in_reach, organization, set_tags
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+def normalize_email(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
+def normalize_domain(value: str | None) -> str:
+    """``https://www.Example.com/about`` → ``example.com``."""
+    domain = _SCHEME.sub("", (value or "").strip().lower())
+    domain = domain.split("/", 1)[0].split("?", 1)[0].split("@")[-1].split(":", 1)[0].strip(".")
+    return domain.removeprefix("www.")
+
+
+def _tag_change(instance, names: list[str] | None, change: dict) -> None:
+    """Set the tags; when they change, the event's ``changes.tags`` is the new list (the catalogue's schema)."""
+    if names is None:
+        return
+    before = sorted(tag.name for tag in instance.tags.all())
+    after = set_tags(instance, names)
+    if before != after:
+        change["tags"] = after
+
+
+def _save_changes(instance, change: dict) -> None:
+    model = type(instance)
+    fields = [model._meta.get_field(name).name for name in change if name != "tags"]
+    if fields:
+        instance.save(update_fields=[*fields, "updated_at"])
+
+
+# --- companies ---
+
+
+@transaction.atomic
+def company_create(
+    *, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+) -> Company:
+    fields.setdefault("owner_id", getattr(actor, "user_id", None))
+    if "domain" in fields:
+        fields["domain"] = normalize_domain(fields["domain"])
+    fields["name"] = fields["name"].strip()
+    company = Company(**fields)
+    company.custom_fields = custom_fields.clean_values(RecordType.COMPANY, custom_fields_values)
+    keep_in_reach(actor, "crm.company.update", company.owner_id)
+    company.save()
+    set_tags(company, tags)
+    outbox.record("company.created", subject=company, payload=outbox.snapshot(company), actor=actor)
+    return company
+
+
+@transaction.atomic
+def company_update(
+    *, company: Company, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+) -> Company:
+    company = Company.objects.select_for_update().get(pk=company.pk)
+    if "domain" in fields:
+        fields["domain"] = normalize_domain(fields["domain"])
+    if "name" in fields:
+        fields["name"] = fields["name"].strip()
+    change = changes(company, fields)
+    if custom_fields_values is not None:
+        values = custom_fields.clean_values(RecordType.COMPANY, custom_fields_values, existing=company.custom_fields)
+        change.update(changes(company, {"custom_fields": values}))
+    if "owner_id" in change:
+        keep_in_reach(actor, "crm.company.update", company.owner_id)
+    _save_changes(company, change)
+    _tag_change(company, tags, change)
+    if change:
+        outbox.record("company.updated", subject=company, payload={"id": company.pk, "changes": change}, actor=actor)
+    return company
+
+
+@transaction.atomic
+def company_delete(*, company: Company, actor) -> None:
+    """Delete a company; its contacts stay (without a company), its activities go with it."""
+    outbox.record("company.deleted", subject=company, payload=outbox.snapshot(company), actor=actor)
+    company.delete()
+
+
+# --- contacts ---
+
+
+def _check_email_free(email: str, *, exclude_pk: int | None = None) -> None:
+    if not email:
+        return
+    taken = Contact.objects.filter(email=email)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise DuplicateEmail()
+
+
+def _save_unique(instance, **kwargs) -> None:
+    """Save; a concurrent insert of the same e-mail (the unique index) is the same 409 as a known duplicate."""
+    try:
+        with transaction.atomic():
+            instance.save(**kwargs)
+    except IntegrityError as exc:
+        if "contact_email_unique" in str(exc):
+            raise DuplicateEmail() from None
+        raise
+
+
+def contact_insert(*, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields):
+    """Insert a contact (the caller holds the transaction): e-mail normalized and free, plan limit respected."""
+    fields["email"] = normalize_email(fields.get("email"))
+    _check_email_free(fields["email"])
+    enforce_limit(organization=organization(), limit=Limit.CONTACTS)
+    contact = Contact(**fields)
+    contact.custom_fields = custom_fields.clean_values(RecordType.CONTACT, custom_fields_values)
+    _save_unique(contact)
+    set_tags(contact, tags)
+    outbox.record("contact.created", subject=contact, payload=outbox.snapshot(contact), actor=actor)
+    return contact
+
+
+@transaction.atomic
+def contact_create(
+    *, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+) -> Contact:
+    """A new contact. Its e-mail is stored lower-cased and is unique within the organization (409
+    ``duplicate_email``); contacts count against the plan's contact limit."""
+    fields.setdefault("owner_id", getattr(actor, "user_id", None))
+    keep_in_reach(actor, "crm.contact.update", fields["owner_id"])
+    return contact_insert(actor=actor, tags=tags, custom_fields_values=custom_fields_values, **fields)
+
+
+@transaction.atomic
+def contact_update(
+    *, contact: Contact, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+) -> Contact:
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    if "email" in fields:
+        fields["email"] = normalize_email(fields["email"])
+        _check_email_free(fields["email"], exclude_pk=contact.pk)
+    change = changes(contact, fields)
+    if custom_fields_values is not None:
+        values = custom_fields.clean_values(RecordType.CONTACT, custom_fields_values, existing=contact.custom_fields)
+        change.update(changes(contact, {"custom_fields": values}))
+    if "owner_id" in change:
+        keep_in_reach(actor, "crm.contact.update", contact.owner_id)
+    if change:
+        fields_changed = [Contact._meta.get_field(name).name for name in change]
+        _save_unique(contact, update_fields=[*fields_changed, "updated_at"])
+    _tag_change(contact, tags, change)
+    if change:
+        outbox.record("contact.updated", subject=contact, payload={"id": contact.pk, "changes": change}, actor=actor)
+    return contact
+
+
+@transaction.atomic
+def contact_delete(*, contact: Contact, actor) -> None:
+    """Delete a contact with its activities; deals and converted leads keep their other references."""
+    outbox.record("contact.deleted", subject=contact, payload=outbox.snapshot(contact), actor=actor)
+    contact.delete()
+
+
+def _set_status(contact: Contact, actor, status: str, event_type: str) -> Contact:
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    if contact.status == status:
+        return contact  # already there: nothing changes, nothing is recorded
+    before = contact.status
+    contact.status = status
+    contact.save(update_fields=["status", "updated_at"])
+    outbox.record(event_type, subject=contact, payload={"id": contact.pk, "from": before}, actor=actor)
+    return contact
+
+
+@transaction.atomic
+def contact_activate(*, contact: Contact, actor) -> Contact:
+    return _set_status(contact, actor, ContactStatus.ACTIVE, "contact.activated")
+
+
+@transaction.atomic
+def contact_deactivate(*, contact: Contact, actor) -> Contact:
+    return _set_status(contact, actor, ContactStatus.INACTIVE, "contact.deactivated")
