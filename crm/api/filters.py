@@ -61,9 +61,9 @@ class RecordFilter(filters.FilterSet):
 
 class LeadFilter(RecordFilter):
     record_type = RecordType.LEAD
-    status = filters.MultipleChoiceFilter(choices=LeadStatus.choices)
-    source = filters.MultipleChoiceFilter(choices=LeadSource.choices)
-    priority = filters.MultipleChoiceFilter(choices=Priority.choices)
+    status = filters.MultipleChoiceFilter(choices=LeadStatus.choices, distinct=False)
+    source = filters.MultipleChoiceFilter(choices=LeadSource.choices, distinct=False)
+    priority = filters.MultipleChoiceFilter(choices=Priority.choices, distinct=False)
     score_min = filters.NumberFilter(field_name="score", lookup_expr="gte")
     score_max = filters.NumberFilter(field_name="score", lookup_expr="lte")
     value_min = filters.NumberFilter(field_name="estimated_value", lookup_expr="gte")
@@ -79,7 +79,7 @@ class CompanyFilter(RecordFilter):
     name = filters.CharFilter(lookup_expr="icontains")
     domain = filters.CharFilter(method="filter_domain")
     industry = filters.CharFilter(lookup_expr="iexact")
-    size = filters.MultipleChoiceFilter(choices=CompanySize.choices)
+    size = filters.MultipleChoiceFilter(choices=CompanySize.choices, distinct=False)
     city = filters.CharFilter(lookup_expr="iexact")
     country = filters.CharFilter(lookup_expr="iexact")
 
@@ -93,9 +93,9 @@ class CompanyFilter(RecordFilter):
 
 class ContactFilter(RecordFilter):
     record_type = RecordType.CONTACT
-    status = filters.MultipleChoiceFilter(choices=ContactStatus.choices)
-    lifecycle_stage = filters.MultipleChoiceFilter(choices=LifecycleStage.choices)
-    source = filters.MultipleChoiceFilter(choices=LeadSource.choices)
+    status = filters.MultipleChoiceFilter(choices=ContactStatus.choices, distinct=False)
+    lifecycle_stage = filters.MultipleChoiceFilter(choices=LifecycleStage.choices, distinct=False)
+    source = filters.MultipleChoiceFilter(choices=LeadSource.choices, distinct=False)
     company = filters.NumberFilter(field_name="company_id")
     email = filters.CharFilter(method="filter_email", help_text="Exact address, case-insensitive.")
     has_email = filters.BooleanFilter(method="filter_has_email")
@@ -113,7 +113,7 @@ class ContactFilter(RecordFilter):
 
 
 class ActivityFilter(filters.FilterSet):
-    kind = filters.MultipleChoiceFilter(choices=ActivityKind.choices)
+    kind = filters.MultipleChoiceFilter(choices=ActivityKind.choices, distinct=False)
     owner = filters.NumberFilter(field_name="owner_id")
     mine = filters.BooleanFilter(method="filter_mine", help_text="Only the caller's own activities.")
     open = filters.BooleanFilter(field_name="completed_at", lookup_expr="isnull", help_text="Not completed yet.")

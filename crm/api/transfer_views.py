@@ -165,9 +165,9 @@ class _ContactExportFilter(list_filters.RecordFilter):
     """Stand-in until the contacts list has its own filter: the same fields, read from the same request."""
 
     record_type = RecordType.CONTACT
-    status = filters.MultipleChoiceFilter(choices=ContactStatus.choices)
-    lifecycle_stage = filters.MultipleChoiceFilter(choices=LifecycleStage.choices)
-    source = filters.MultipleChoiceFilter(choices=LeadSource.choices)
+    status = filters.MultipleChoiceFilter(choices=ContactStatus.choices, distinct=False)
+    lifecycle_stage = filters.MultipleChoiceFilter(choices=LifecycleStage.choices, distinct=False)
+    source = filters.MultipleChoiceFilter(choices=LeadSource.choices, distinct=False)
     company = filters.NumberFilter(field_name="company_id")
     do_not_contact = filters.BooleanFilter()
 

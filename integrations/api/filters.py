@@ -14,8 +14,8 @@ class WebhookEndpointFilter(filters.FilterSet):
 
 
 class WebhookDeliveryFilter(filters.FilterSet):
-    status = filters.MultipleChoiceFilter(choices=DeliveryStatus.choices)
-    event_type = filters.MultipleChoiceFilter(choices=[(name, name) for name in EVENTS])
+    status = filters.MultipleChoiceFilter(choices=DeliveryStatus.choices, distinct=False)
+    event_type = filters.MultipleChoiceFilter(choices=[(name, name) for name in EVENTS], distinct=False)
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
@@ -25,7 +25,7 @@ class WebhookDeliveryFilter(filters.FilterSet):
 
 
 class EventFilter(filters.FilterSet):
-    type = filters.MultipleChoiceFilter(choices=[(name, name) for name in EVENTS])
+    type = filters.MultipleChoiceFilter(choices=[(name, name) for name in EVENTS], distinct=False)
     subject_type = filters.CharFilter()
     subject_id = filters.CharFilter()
     occurred_after = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")

@@ -26,7 +26,7 @@ class DealFilter(RecordFilter):
     record_type = RecordType.DEAL
     pipeline = filters.NumberFilter(field_name="pipeline_id")
     stage = filters.NumberFilter(field_name="stage_id")
-    status = filters.MultipleChoiceFilter(choices=DealStatus.choices)
+    status = filters.MultipleChoiceFilter(choices=DealStatus.choices, distinct=False)
     contact = filters.NumberFilter(field_name="contact_id")
     company = filters.NumberFilter(field_name="company_id")
     amount_min = filters.NumberFilter(field_name="amount", lookup_expr="gte")
