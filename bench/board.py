@@ -3,8 +3,8 @@
     .venv/bin/python bench/board.py [--deals 10000] [--runs 50] [--per-stage 20] [--keep]
 
 It creates its own database (``crm_bench_board``, dropped first if it exists, and at the end unless ``--keep``),
-migrates the shared schema, provisions one organization with ``tenants.services.organization_create`` on the
-Enterprise plan, bulk-creates the deals, and then times requests made with Django's test ``Client``: tenant
+migrates the shared schema, provisions one organization on the Enterprise plan with an owner and four Sales Reps
+(``bench/common.py``), bulk-creates the deals, and then times requests made with Django's test ``Client``: tenant
 resolution, JWT authentication, the authorization policy, the view and JSON rendering all run, as in
 production (``DJANGO_DEBUG=0``). Only the network is missing. Each endpoint gets a warm-up, then ``--runs``
 timed requests; the SQL query count of one more request is printed.
@@ -17,7 +17,6 @@ product's card query per stage (two queries per stage, same rendering as the pro
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -25,73 +24,28 @@ import time
 import types
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+import common
+
 DB_NAME = "crm_bench_board"
-
-
-def _database_urls() -> tuple[str, str]:
-    """(maintenance database URL, benchmark database URL), from DATABASE_URL's server."""
-    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crm"))
-    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-
-
-def _recreate_database(maintenance_url: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def _configure_environment(bench_url: str) -> None:
-    os.environ["DATABASE_URL"] = bench_url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["DJANGO_DEBUG"] = "0"  # production settings: no query log, no browsable API
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
-    os.environ["SECURE_SSL_REDIRECT"] = "0"
-    os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-    os.environ["CELERY_BROKER_URL"] = os.environ["REDIS_URL"]
-    os.environ["CACHE_KEY_PREFIX"] = "bench-board"
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-    os.environ["TENANT_STANDBY_POOL_SIZE"] = "0"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    sys.path.insert(0, str(BASE_DIR))
+SLUG = "bench-board"
 
 
 # --- data ---
 
 
 def build_dataset(*, deals: int, closed: int):
-    from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
     from django_tenants.utils import tenant_context
 
-    from billing.services import subscription_start
     from crm.models import Company, Contact, Tag
-    from identity.services import user_create
     from pipelines import services as pipeline_services
     from pipelines.choices import DealStatus, StageKind
     from pipelines.models import Deal, Stage
-    from rbac.services import membership_create
-    from tenants.services import organization_create
 
-    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-    organization = organization_create(name="Bench Board", slug="bench-board", use_pool=False)
-    subscription_start(organization=organization, plan_code="enterprise")
-    owner = user_create(email="owner@bench.test", password="Bench-Password-123", first_name="Olive", last_name="Owner")
-    membership_create(user=owner, organization=organization, role="owner")
-    reps = []
-    for index in range(4):
-        rep = user_create(
-            email=f"rep{index}@bench.test", password="Bench-Password-123", first_name="Rep", last_name=str(index)
-        )
-        membership_create(user=rep, organization=organization, role="sales_rep")
-        reps.append(rep)
+    common.migrate()
+    organization, owner, reps = common.organization(SLUG, members=4)
     people = [owner, *reps]
 
     rng = random.Random(42)
@@ -255,12 +209,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
     args = parser.parse_args()
 
-    maintenance_url, bench_url = _database_urls()
-    _recreate_database(maintenance_url)
-    _configure_environment(bench_url)
-    import django
-
-    django.setup()
+    common.recreate_database(DB_NAME)
+    common.configure(DB_NAME)
     from django.conf import settings
     from django.db import connections
     from django.test import Client, override_settings
@@ -326,7 +276,7 @@ def main() -> None:
     finally:
         connections.close_all()
         if not args.keep:
-            _recreate_database(maintenance_url, drop_only=True)
+            common.drop_database(DB_NAME)
 
 
 if __name__ == "__main__":

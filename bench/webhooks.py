@@ -3,11 +3,11 @@
     .venv/bin/python bench/webhooks.py [--events 10000] [--per-commit 10] [--workers 2] [--keep]
 
 It creates its own database (``crm_bench_webhooks``, dropped first if it exists, and at the end unless
-``--keep``), migrates the shared schema, provisions one organization with
-``tenants.services.organization_create`` on the Enterprise plan and gives it one endpoint subscribed to
-every event, pointing at a receiver on 127.0.0.1 (a separate process: a threaded ``http.server`` that
-answers 204 and notes when each webhook-id first arrived). Redis database 11 (``BENCH_REDIS_URL``) is the
-broker and cache, flushed at the start and the end.
+``--keep``), migrates the shared schema, provisions one organization on the Enterprise plan
+(``bench/common.py``) and gives it one endpoint subscribed to every event, pointing at a receiver on
+127.0.0.1 (a separate process: a threaded ``http.server`` that answers 204 and notes when each webhook-id
+first arrived). Redis database 11 (``BENCH_REDIS_URL``) is the broker and cache, flushed at the start and
+the end.
 
 Product: Celery workers started with the project's settings (``acks_late``, prefetch 1, production mode,
 ``--workers`` prefork processes) consume one queue. The benchmark records ``--events`` outbox events with
@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,45 +34,25 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+import common
+
 DB_NAME = "crm_bench_webhooks"
+SLUG = "bench-webhooks"
 QUEUE = "bench-webhooks"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
-def _database_urls() -> tuple[str, str]:
-    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crm"))
-    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-
-
-def _recreate_database(maintenance_url: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def _configure_environment(bench_url: str) -> None:
-    os.environ["DATABASE_URL"] = bench_url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["DJANGO_DEBUG"] = "0"
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
-    os.environ["SECURE_SSL_REDIRECT"] = "0"
-    os.environ["REDIS_URL"] = REDIS_URL
-    os.environ["CELERY_BROKER_URL"] = REDIS_URL
-    os.environ["CACHE_KEY_PREFIX"] = "bench-webhooks"
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
-    os.environ["CELERY_TASK_DEFAULT_QUEUE"] = QUEUE
-    os.environ["TENANT_STANDBY_POOL_SIZE"] = "0"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    # The receiver is local: allow loopback targets (once settings read it from the environment; until then
-    # _allow_loopback() sets it in each process).
-    os.environ["WEBHOOK_ALLOW_LOOPBACK"] = "1"
-    sys.path.insert(0, str(BASE_DIR))
+def _configure() -> None:
+    """Production settings on the benchmark database, real Celery (not eager) on Redis database 11; Django set up."""
+    common.configure(
+        DB_NAME,
+        redis_url=REDIS_URL,
+        eager=False,
+        # The receiver is local: allow loopback targets (once settings read it from the environment; until then
+        # _allow_loopback() sets it in each process).
+        extra={"CELERY_TASK_DEFAULT_QUEUE": QUEUE, "WEBHOOK_ALLOW_LOOPBACK": "1"},
+    )
 
 
 def _allow_loopback() -> None:
@@ -212,7 +191,7 @@ def _start_worker(concurrency: int, log: Path, db_reuse: int) -> subprocess.Pope
             "--db-reuse",
             str(db_reuse),
         ],
-        cwd=BASE_DIR,
+        cwd=common.BASE_DIR,
         env=os.environ.copy(),
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -253,23 +232,16 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def run(args) -> None:
-    import django
-
-    django.setup()
     _allow_loopback()
-    from django.core.management import call_command
     from django.db import connection, transaction
     from django_tenants.utils import tenant_context
 
-    from billing.services import subscription_start
     from crm.models import Lead
     from integrations import outbox, services, signing
     from integrations.models import WebhookDelivery
-    from tenants.services import organization_create
 
-    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-    organization = organization_create(name="Bench Webhooks", slug="bench-webhooks", use_pool=False)
-    subscription_start(organization=organization, plan_code="enterprise")
+    common.migrate()
+    organization, _owner, _reps = common.organization(SLUG)
 
     port_value, ready = multiprocessing.Value("i", 0), multiprocessing.Event()
     receiver = multiprocessing.get_context("fork").Process(target=_receiver_main, args=(port_value, ready), daemon=True)
@@ -338,11 +310,7 @@ def run(args) -> None:
             }
         connection.close()
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        common.stop(worker)
 
     # Baseline: the same number of signed POSTs, as many loops as worker processes.
     _receiver_get(port, "/reset")
@@ -398,13 +366,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    maintenance_url, bench_url = _database_urls()
     if args.worker:
-        sys.path.insert(0, str(BASE_DIR))
+        sys.path.insert(0, str(common.BASE_DIR))
         worker_main(args.workers, args.db_reuse)
         return
-    _recreate_database(maintenance_url)
-    _configure_environment(bench_url)
+    common.recreate_database(DB_NAME)
+    _configure()
     _flush_redis()
     try:
         run(args)
@@ -414,7 +381,7 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-            _recreate_database(maintenance_url, drop_only=True)
+            common.drop_database(DB_NAME)
 
 
 if __name__ == "__main__":
