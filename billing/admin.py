@@ -1,7 +1,12 @@
-from django.contrib import admin, messages
-from django.db import transaction
+"""The operators' console for plans, features, subscriptions and overrides.
 
-from rbac.access import bump
+Every change goes through ``billing.services``: it is audited and bumps the authorization cache, so it takes
+effect for every tenant on the next request.
+"""
+
+from django.contrib import admin, messages
+
+from config.api.errors import DomainError
 
 from . import services
 from .models import Feature, Override, Plan, PlanFeature, PlanLimit, Subscription
@@ -34,66 +39,141 @@ class PlanAdmin(admin.ModelAdmin):
     search_fields = ["code", "name"]
     inlines = [PlanFeatureInline, PlanLimitInline]
 
+    def save_model(self, request, obj, form, change):
+        # The inlines are saved after this: the database still holds the plan as it was.
+        previous = Plan.objects.filter(pk=obj.pk).first() if change else None
+        request._plan_before = services.plan_snapshot(previous) if previous else None
+        super().save_model(request, obj, form, change)
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        services.plan_changed(plan=form.instance, actor=request.user)
+        services.plan_changed(plan=form.instance, actor=request.user, before=getattr(request, "_plan_before", None))
 
     def delete_model(self, request, obj):
+        before, pk = services.plan_snapshot(obj), obj.pk
         super().delete_model(request, obj)
-        bump()
+        services.plan_deleted(before=before, plan_id=pk, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for plan in queryset:
+            self.delete_model(request, plan)
 
 
 @admin.register(Feature)
 class FeatureAdmin(admin.ModelAdmin):
+    """Feature rows mirror the registry in code (``billing.features.Feature``): operators edit descriptions."""
+
     list_display = ["code", "description"]
     search_fields = ["code", "description"]
-
-
-@admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["organization", "plan", "status", "interval", "trial_ends_at", "current_period_start"]
-    list_filter = ["plan", "status", "interval"]
-    search_fields = ["organization__name", "organization__slug"]
-    list_select_related = ["organization", "plan"]
-    readonly_fields = ["organization", "plan", "status", "trial_ends_at", "current_period_start", "canceled_at"]
-    actions = ["change_to_free", "change_to_pro", "change_to_enterprise", "extend_trial_14_days", "suspend"]
+    readonly_fields = ["code"]
 
     def has_add_permission(self, request):
         return False
 
-    def _change_plan(self, request, queryset, code: str):
-        for subscription in queryset.select_related("organization"):
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _change_plan_action(plan: Plan):
+    def action(modeladmin, request, queryset):
+        modeladmin.run_per_organization(
+            request,
+            queryset,
+            lambda subscription: services.subscription_change_plan(
+                organization=subscription.organization, plan_code=plan.code, actor=request.user
+            ),
+            done=f"moved to {plan.name}",
+        )
+
+    action.__name__ = f"change_plan_to_{plan.code}"
+    return action
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    """Subscriptions change through the actions only, so each change is audited and applies on the next request."""
+
+    list_display = [
+        "organization",
+        "plan",
+        "status",
+        "interval",
+        "trial_ends_at",
+        "current_period_start",
+        "organization_status",
+    ]
+    list_filter = ["plan", "status", "interval"]
+    search_fields = ["organization__name", "organization__slug"]
+    list_select_related = ["organization", "plan"]
+    readonly_fields = [
+        "organization",
+        "plan",
+        "status",
+        "interval",
+        "trial_ends_at",
+        "current_period_start",
+        "current_period_end",
+        "canceled_at",
+        "updated_at",
+    ]
+    actions = ["extend_trial_14_days", "suspend", "reactivate"]
+
+    @admin.display(description="organization status", ordering="organization__status")
+    def organization_status(self, obj) -> str:
+        return obj.organization.get_status_display()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        for plan in Plan.objects.order_by("sort_order", "code"):
+            action = _change_plan_action(plan)
+            actions[action.__name__] = (action, action.__name__, f"Change plan to {plan.name}")
+        return actions
+
+    def run_per_organization(self, request, queryset, change, *, done: str) -> None:
+        """Apply ``change`` to each selected subscription; report what worked and, per organization, what not."""
+        succeeded = 0
+        for subscription in queryset.select_related("organization", "plan"):
             try:
-                services.subscription_change_plan(
-                    organization=subscription.organization, plan_code=code, actor=request.user
-                )
-            except Exception as exc:  # report per organization, keep going
-                self.message_user(request, f"{subscription.organization}: {exc}", messages.ERROR)
-
-    @admin.action(description="Change plan to Free")
-    def change_to_free(self, request, queryset):
-        self._change_plan(request, queryset, "free")
-
-    @admin.action(description="Change plan to Pro")
-    def change_to_pro(self, request, queryset):
-        self._change_plan(request, queryset, "pro")
-
-    @admin.action(description="Change plan to Enterprise")
-    def change_to_enterprise(self, request, queryset):
-        self._change_plan(request, queryset, "enterprise")
+                change(subscription)
+            except DomainError as exc:
+                self.message_user(request, f"{subscription.organization}: {exc.detail}", messages.ERROR)
+            else:
+                succeeded += 1
+        if succeeded:
+            self.message_user(request, f"{succeeded} organization(s) {done}.", messages.SUCCESS)
 
     @admin.action(description="Extend trial by 14 days")
     def extend_trial_14_days(self, request, queryset):
-        for subscription in queryset.select_related("organization"):
-            services.subscription_extend_trial(organization=subscription.organization, days=14, actor=request.user)
+        self.run_per_organization(
+            request,
+            queryset,
+            lambda s: services.subscription_extend_trial(organization=s.organization, days=14, actor=request.user),
+            done="got 14 more days of trial",
+        )
 
     @admin.action(description="Suspend the organization")
     def suspend(self, request, queryset):
-        from tenants.services import organization_suspend
+        self.run_per_organization(
+            request,
+            queryset,
+            lambda s: services.organization_suspend_for_billing(organization=s.organization, actor=request.user),
+            done="suspended",
+        )
 
-        with transaction.atomic():
-            for subscription in queryset.select_related("organization"):
-                organization_suspend(organization=subscription.organization)
+    @admin.action(description="Reactivate the organization")
+    def reactivate(self, request, queryset):
+        self.run_per_organization(
+            request,
+            queryset,
+            lambda s: services.organization_reactivate_for_billing(organization=s.organization, actor=request.user),
+            done="reactivated",
+        )
 
 
 @admin.register(Override)
@@ -103,6 +183,14 @@ class OverrideAdmin(admin.ModelAdmin):
     search_fields = ["organization__name", "organization__slug", "reason"]
     autocomplete_fields = ["feature"]
     list_select_related = ["organization", "feature"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "organization":
+            from tenants.choices import OrganizationStatus
+            from tenants.models import Organization
+
+            kwargs["queryset"] = Organization.objects.exclude(status=OrganizationStatus.STANDBY).order_by("name")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         services.override_save(override=obj, actor=request.user)

@@ -28,3 +28,13 @@ class PlanNotFound(NotFound):
 class SamePlan(Conflict):
     code = "same_plan"
     title = "The organization is already on this plan."
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_subscription_transition"
+    title = "The subscription cannot move to this status."
+
+
+class NoTrialToExtend(Conflict):
+    code = "no_trial_to_extend"
+    title = "The organization pays for its plan; there is no trial to extend."

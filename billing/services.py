@@ -12,8 +12,15 @@ from django.utils import timezone
 from rbac import audit
 from rbac.access import bump, entitlements_for
 
-from .choices import SubscriptionStatus
-from .errors import DowngradeBlocked, PlanLimitReached, PlanNotFound, SamePlan
+from .choices import BillingInterval, SubscriptionStatus
+from .errors import (
+    DowngradeBlocked,
+    InvalidTransition,
+    NoTrialToExtend,
+    PlanLimitReached,
+    PlanNotFound,
+    SamePlan,
+)
 from .features import Limit
 from .models import Override, Plan, Subscription
 from .selectors import FALLBACK_PLAN, plan_by_code
@@ -29,6 +36,33 @@ TRANSITIONS: dict[str, set[str]] = {
     SubscriptionStatus.PAST_DUE: {SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELED},
     SubscriptionStatus.CANCELED: {SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING},
 }
+
+
+def _move(subscription: Subscription, status: str) -> None:
+    """The state machine's one door: refuse a status change :data:`TRANSITIONS` does not allow."""
+    if status != subscription.status and status not in TRANSITIONS[subscription.status]:
+        raise InvalidTransition(f"A {subscription.status} subscription cannot become {status}.")
+    subscription.status = status
+
+
+def _add_months(moment, months: int):
+    import calendar
+
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+def _set_period(subscription: Subscription, start) -> None:
+    """The current period: the trial while trialing, one month or year of a paid plan, open-ended when free."""
+    subscription.current_period_start = start
+    if subscription.status == SubscriptionStatus.TRIALING:
+        subscription.current_period_end = subscription.trial_ends_at
+    elif not (subscription.plan.monthly_price or subscription.plan.yearly_price):
+        subscription.current_period_end = None
+    else:
+        months = 12 if subscription.interval == BillingInterval.YEARLY else 1
+        subscription.current_period_end = _add_months(start, months)
 
 
 def _snapshot(subscription: Subscription) -> dict:
@@ -66,23 +100,45 @@ def subscription_start(*, organization, plan_code: str = SIGNUP_TRIAL_PLAN, acto
     if plan.trial_days:
         subscription.status = SubscriptionStatus.TRIALING
         subscription.trial_ends_at = now + timedelta(days=plan.trial_days)
+    _set_period(subscription, now)
     return _saved(subscription, before=None, actor=actor, action="subscription.started")
 
 
 def _locked(organization) -> Subscription:
-    subscription = Subscription.objects.select_for_update().select_related("plan").filter(organization=organization)
+    subscription = (
+        Subscription.objects.select_for_update(of=("self",)).select_related("plan").filter(organization=organization)
+    )
     found = subscription.first()
     if found is None:
         return subscription_start(organization=organization, plan_code=FALLBACK_PLAN)
     return found
 
 
+def _limit_lock(cursor, organization, limit: str) -> None:
+    """The advisory lock that serializes everything counting one limit of one organization, until commit."""
+    key = zlib.crc32(f"{organization.pk}:{limit}".encode())
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LIMIT_LOCK_NAMESPACE, key - 2**31])
+
+
+def _limits_after_change(organization, plan: Plan) -> dict[str, int]:
+    """The limits ``plan`` would give the organization: the plan's, with its live limit overrides on top."""
+    limits = dict(plan.limits.values_list("limit", "value"))
+    now = timezone.now()
+    overrides = Override.objects.filter(organization_id=organization.pk, feature__isnull=True).exclude(limit="")
+    for name, value, expires_at in overrides.values_list("limit", "limit_value", "expires_at"):
+        if expires_at is None or expires_at > now:
+            limits[name] = value
+    return limits
+
+
 def _exceeded_limits(organization, plan: Plan) -> list[dict]:
     exceeded = []
-    for name, value in plan.limits.values_list("limit", "value"):
+    for name, value in sorted(_limits_after_change(organization, plan).items()):
         counter = counter_for(name)
         if counter is None:
             continue
+        with connection.cursor() as cursor:
+            _limit_lock(cursor, organization, name)  # creates in flight finish first, later ones see the new plan
         used = counter(organization)
         if used > value:
             exceeded.append({"limit": name, "value": value, "used": used})
@@ -108,12 +164,12 @@ def subscription_change_plan(*, organization, plan_code: str, actor, interval: s
     before = _snapshot(subscription)
     now = timezone.now()
     subscription.plan = plan
-    subscription.status = SubscriptionStatus.ACTIVE
+    _move(subscription, SubscriptionStatus.ACTIVE)
     subscription.trial_ends_at = None
-    subscription.current_period_start = now
     subscription.canceled_at = None
     if interval:
         subscription.interval = interval
+    _set_period(subscription, now)
     return _saved(subscription, before=before, actor=actor, action="subscription.plan_changed")
 
 
@@ -123,23 +179,32 @@ def subscription_transition(*, organization, status: str, actor=None) -> Subscri
     subscription = _locked(organization)
     if status == subscription.status:
         return subscription
-    if status not in TRANSITIONS[subscription.status]:
-        from config.api.errors import Conflict
-
-        raise Conflict(f"A {subscription.status} subscription cannot become {status}.")
     before = _snapshot(subscription)
-    subscription.status = status
+    _move(subscription, status)
     subscription.canceled_at = timezone.now() if status == SubscriptionStatus.CANCELED else None
     return _saved(subscription, before=before, actor=actor, action="subscription.status_changed")
 
 
 @transaction.atomic
 def subscription_extend_trial(*, organization, days: int, actor=None) -> Subscription:
+    """Give ``days`` more of trial. A running trial is extended; an organization that is back on the free plan
+    (or canceled) gets a new trial of the sign-up plan. A paying subscription has no trial to extend."""
     subscription = _locked(organization)
     before = _snapshot(subscription)
-    base = max(subscription.trial_ends_at or timezone.now(), timezone.now())
+    now = timezone.now()
+    if subscription.status == SubscriptionStatus.TRIALING:
+        base, start = max(subscription.trial_ends_at or now, now), subscription.current_period_start
+    elif subscription.plan.code == FALLBACK_PLAN or subscription.status == SubscriptionStatus.CANCELED:
+        trial_plan = plan_by_code(code=SIGNUP_TRIAL_PLAN)
+        if trial_plan is None:
+            raise PlanNotFound()
+        subscription.plan, subscription.canceled_at = trial_plan, None
+        base = start = now
+    else:
+        raise NoTrialToExtend(f"The organization pays for {subscription.plan.name}; there is no trial to extend.")
     subscription.trial_ends_at = base + timedelta(days=days)
-    subscription.status = SubscriptionStatus.TRIALING
+    _move(subscription, SubscriptionStatus.TRIALING)
+    _set_period(subscription, start)
     return _saved(subscription, before=before, actor=actor, action="subscription.trial_extended")
 
 
@@ -152,18 +217,22 @@ def subscription_expire_trials(*, now=None) -> int:
             "pk", flat=True
         )
     )
+    expired = 0
     for pk in ended:
         with transaction.atomic():
-            subscription = Subscription.objects.select_for_update().select_related("plan", "organization").get(pk=pk)
+            subscription = (
+                Subscription.objects.select_for_update(of=("self",)).select_related("plan", "organization").get(pk=pk)
+            )
             if subscription.status != SubscriptionStatus.TRIALING or subscription.trial_ends_at > now:
                 continue
             before = _snapshot(subscription)
             subscription.plan = fallback
-            subscription.status = SubscriptionStatus.ACTIVE
+            _move(subscription, SubscriptionStatus.ACTIVE)
             subscription.trial_ends_at = None
-            subscription.current_period_start = now
+            _set_period(subscription, now)
             _saved(subscription, before=before, actor=None, action="subscription.trial_ended")
-    return len(ended)
+            expired += 1
+    return expired
 
 
 def enforce_limit(*, organization, limit: Limit, adding: int = 1) -> None:
@@ -175,9 +244,12 @@ def enforce_limit(*, organization, limit: Limit, adding: int = 1) -> None:
     counter = counter_for(limit)
     if counter is None:
         return
-    key = zlib.crc32(f"{organization.pk}:{limit}".encode())
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LIMIT_LOCK_NAMESPACE, key - 2**31])
+        _limit_lock(cursor, organization, limit)
+    # Read the limit again under the lock: a plan change that held it has committed (and bumped the cache).
+    value = entitlements_for(organization=organization).limit(limit)
+    if value is None:
+        return
     used = counter(organization)
     if used + adding > value:
         raise PlanLimitReached(
@@ -233,19 +305,80 @@ def override_delete(*, override: Override, actor) -> None:
     bump(organization.pk)
 
 
+def plan_snapshot(plan: Plan) -> dict:
+    """A plan as the audit trail records it: prices, trial, visibility, features and limits."""
+    return {
+        "code": plan.code,
+        "name": plan.name,
+        "monthly_price": str(plan.monthly_price),
+        "yearly_price": str(plan.yearly_price),
+        "currency": plan.currency,
+        "trial_days": plan.trial_days,
+        "is_public": plan.is_public,
+        "sort_order": plan.sort_order,
+        "features": sorted(plan.features.values_list("code", flat=True)),
+        "limits": dict(sorted(plan.limits.values_list("limit", "value"))),
+    }
+
+
 @transaction.atomic
-def plan_changed(*, plan: Plan, actor) -> None:
-    """An operator edited a plan, its features or limits: every organization sees it on the next request."""
+def plan_changed(*, plan: Plan, actor, before: dict | None = None) -> None:
+    """An operator edited a plan, its features or limits: every organization sees it on the next request.
+
+    ``before`` is :func:`plan_snapshot` taken before the edit (None for a new plan)."""
+    after = plan_snapshot(plan)
     audit.record(
         organization=None,
         actor=actor,
-        action="plan.changed",
+        action="plan.created" if before is None else "plan.changed",
         target_type="plan",
         target_id=plan.pk,
-        after={
-            "code": plan.code,
-            "features": sorted(plan.features.values_list("code", flat=True)),
-            "limits": dict(plan.limits.values_list("limit", "value")),
-        },
+        before=before,
+        after=after,
     )
     bump()
+
+
+@transaction.atomic
+def plan_deleted(*, before: dict, plan_id: int, actor) -> None:
+    audit.record(
+        organization=None, actor=actor, action="plan.deleted", target_type="plan", target_id=plan_id, before=before
+    )
+    bump()
+
+
+@transaction.atomic
+def organization_suspend_for_billing(*, organization, actor, reason: str = "") -> None:
+    """An operator suspends an organization (e.g. unpaid): no request resolves to it from the next one on."""
+    from tenants.services import organization_suspend
+
+    before = organization.status
+    organization = organization_suspend(organization=organization)
+    audit.record(
+        organization=organization,
+        actor=actor,
+        action="organization.suspended",
+        target_type="organization",
+        target_id=organization.pk,
+        before={"status": before},
+        after={"status": organization.status, "reason": reason},
+    )
+    bump(organization.pk)
+
+
+@transaction.atomic
+def organization_reactivate_for_billing(*, organization, actor) -> None:
+    from tenants.services import organization_reactivate
+
+    before = organization.status
+    organization = organization_reactivate(organization=organization)
+    audit.record(
+        organization=organization,
+        actor=actor,
+        action="organization.reactivated",
+        target_type="organization",
+        target_id=organization.pk,
+        before={"status": before},
+        after={"status": organization.status},
+    )
+    bump(organization.pk)

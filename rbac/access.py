@@ -4,13 +4,15 @@ Everything the decision needs for a (user, organization) pair, the membership, t
 organization's entitlements, is computed once and cached under a key that embeds two version tokens: one
 per organization (bumped by any role, membership, subscription or override change of that organization)
 and one global (bumped when an operator edits a plan). A change therefore takes effect on the very next
-request, and a warm request costs no SQL query at all.
+request, and a warm request costs no SQL query at all. A cached decision never outlives the entitlements it
+embeds: when a trial or an override ends sooner than the cache TTL, the entry expires then.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from time import time as clock
 
 from django.core.cache import caches
 from django.db import transaction
@@ -29,6 +31,14 @@ class Entitlements:
     subscription_status: str
     features: frozenset[str] = frozenset()
     limits: dict[str, int] = field(default_factory=dict)  # absent key: unlimited
+    # Epoch second until which these entitlements hold (a trial or an override ends then); 0: not bounded.
+    valid_until: float = 0.0
+
+    def ttl(self, ceiling: int = 300) -> int:
+        """Seconds a decision built on these entitlements may be cached: never past ``valid_until``."""
+        if not self.valid_until:
+            return ceiling
+        return max(1, min(ceiling, int(self.valid_until - clock()) + 1))
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -105,7 +115,8 @@ def entitlements_for(*, organization) -> Entitlements:
     cached = _cache().get(key)
     if cached is None:
         cached, ttl = compute_entitlements(organization=organization)
-        _cache().set(key, cached, min(ttl, CACHE_TTL_SECONDS))
+        cached = replace(cached, valid_until=clock() + ttl) if ttl < CACHE_TTL_SECONDS else cached
+        _cache().set(key, cached, cached.ttl(CACHE_TTL_SECONDS))
     return cached
 
 
@@ -123,6 +134,7 @@ def access_for(*, user, organization) -> Access | None:
             .filter(user_id=user.pk, organization_id=organization.pk, is_active=True)
             .first()
         )
+        ttl = CACHE_TTL_SECONDS
         if membership is None:
             cached = _NONE
         else:
@@ -136,7 +148,9 @@ def access_for(*, user, organization) -> Access | None:
                 entitlements=entitlements_for(organization=organization),
                 label=user.email,
             )
-        _cache().set(key, cached, CACHE_TTL_SECONDS)
+            # The decision embeds the entitlements: it may not outlive them (an override or a trial ending).
+            ttl = cached.entitlements.ttl(CACHE_TTL_SECONDS)
+        _cache().set(key, cached, ttl)
     return None if cached == _NONE else cached
 
 
@@ -146,6 +160,7 @@ def access_for_key(*, key, organization) -> Access | None:
     cached = _cache().get(key_cache)
     if cached is None:
         creator = access_for(user=key.created_by, organization=organization)
+        ttl = CACHE_TTL_SECONDS
         if creator is None:
             cached = _NONE
         else:
@@ -166,7 +181,8 @@ def access_for_key(*, key, organization) -> Access | None:
                 principal="api_key",
                 key_id=key.pk,
             )
-        _cache().set(key_cache, cached, CACHE_TTL_SECONDS)
+            ttl = cached.entitlements.ttl(CACHE_TTL_SECONDS)
+        _cache().set(key_cache, cached, ttl)
     return None if cached == _NONE else cached
 
 

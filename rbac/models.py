@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from tenants.models import Organization
 
@@ -96,6 +97,13 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"invitation of {self.email} to {self.organization_id}"
+
+    @property
+    def effective_status(self) -> str:
+        """The status a reader sees: a pending invitation past its expiry is expired, swept or not."""
+        if self.status == InvitationStatus.PENDING and self.expires_at <= timezone.now():
+            return InvitationStatus.EXPIRED
+        return self.status
 
 
 class AuditEntry(models.Model):

@@ -1,8 +1,10 @@
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from tenants.choices import OrganizationStatus
 from tenants.models import Organization
 
+from .choices import InvitationStatus
 from .models import AuditEntry, Invitation, Membership, Role
 
 
@@ -24,6 +26,17 @@ def members_of(*, organization) -> QuerySet[Membership]:
 
 def invitations_of(*, organization) -> QuerySet[Invitation]:
     return Invitation.objects.filter(organization=organization).select_related("role", "invited_by")
+
+
+def invitations_with_status(queryset: QuerySet[Invitation], status: str) -> QuerySet[Invitation]:
+    """Filter by the status a reader sees (:attr:`Invitation.effective_status`): expiry counts, swept or not."""
+    now = timezone.now()
+    pending = Q(status=InvitationStatus.PENDING)
+    if status == InvitationStatus.PENDING:
+        return queryset.filter(pending, expires_at__gt=now)
+    if status == InvitationStatus.EXPIRED:
+        return queryset.filter(Q(status=InvitationStatus.EXPIRED) | (pending & Q(expires_at__lte=now)))
+    return queryset.filter(status=status)
 
 
 def audit_entries_of(*, organization) -> QuerySet[AuditEntry]:

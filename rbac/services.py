@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import zlib
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from billing.features import Limit
@@ -32,6 +34,8 @@ from .errors import (
 from .models import Invitation, Membership, Role
 
 INVITATION_TTL = timedelta(days=7)
+# Namespace of the per-organization advisory lock that serializes membership changes (see _lock_members).
+MEMBERS_LOCK_NAMESPACE = 0x3E3B
 
 
 def system_role(key: str) -> Role:
@@ -43,11 +47,24 @@ def _membership_snapshot(membership: Membership) -> dict:
 
 
 def _owner_count(organization, *, excluding: Membership | None = None) -> int:
-    owners = Membership.objects.select_for_update().filter(
+    """Active owners of the organization; exact under :func:`_lock_members`, which every caller holds."""
+    owners = Membership.objects.filter(
         organization=organization, is_active=True, role__organization=None, role__key=SystemRole.OWNER
     )
-    ids = list(owners.values_list("pk", flat=True))
-    return len([pk for pk in ids if excluding is None or pk != excluding.pk])
+    if excluding is not None:
+        owners = owners.exclude(pk=excluding.pk)
+    return owners.count()
+
+
+def _lock_members(organization_id: int) -> None:
+    """Serialize the membership changes of one organization until commit.
+
+    Two owners demoting each other at once would otherwise each see the other still an owner (or deadlock on
+    each other's rows); under this lock the second one sees the first's committed change and is refused.
+    """
+    key = zlib.crc32(f"members:{organization_id}".encode()) - 2**31
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [MEMBERS_LOCK_NAMESPACE, key])
 
 
 def _guard_last_owner(membership: Membership, *, losing_ownership: bool) -> None:
@@ -100,7 +117,10 @@ def membership_create(*, user, organization, role: Role | str = SystemRole.SALES
 
 @transaction.atomic
 def membership_change_role(*, membership: Membership, role: Role, actor, actor_grants=None) -> Membership:
-    membership = Membership.objects.select_for_update().select_related("role", "organization").get(pk=membership.pk)
+    _lock_members(membership.organization_id)
+    membership = (
+        Membership.objects.select_for_update(of=("self",)).select_related("role", "organization").get(pk=membership.pk)
+    )
     _check_grantable(role=role, actor_grants=actor_grants)
     before = _membership_snapshot(membership)
     _guard_last_owner(membership, losing_ownership=not (role.is_system and role.key == SystemRole.OWNER))
@@ -121,7 +141,10 @@ def membership_change_role(*, membership: Membership, role: Role, actor, actor_g
 
 @transaction.atomic
 def membership_set_active(*, membership: Membership, active: bool, actor) -> Membership:
-    membership = Membership.objects.select_for_update().select_related("role", "organization").get(pk=membership.pk)
+    _lock_members(membership.organization_id)
+    membership = (
+        Membership.objects.select_for_update(of=("self",)).select_related("role", "organization").get(pk=membership.pk)
+    )
     if membership.is_active == active:
         return membership
     if active:
@@ -146,7 +169,10 @@ def membership_set_active(*, membership: Membership, active: bool, actor) -> Mem
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor, action: str = "membership.removed") -> None:
-    membership = Membership.objects.select_for_update().select_related("role", "organization").get(pk=membership.pk)
+    _lock_members(membership.organization_id)
+    membership = (
+        Membership.objects.select_for_update(of=("self",)).select_related("role", "organization").get(pk=membership.pk)
+    )
     before = _membership_snapshot(membership)
     _guard_last_owner(membership, losing_ownership=True)
     organization, pk = membership.organization, membership.pk
@@ -164,7 +190,12 @@ def membership_leave(*, membership: Membership, actor) -> None:
 @transaction.atomic
 def ownership_transfer(*, organization, from_membership: Membership, to_membership: Membership, actor) -> Membership:
     """Make ``to_membership`` an owner and the current owner an admin, in one step."""
-    to_membership = Membership.objects.select_for_update().select_related("role").get(pk=to_membership.pk)
+    _lock_members(organization.pk)
+    if to_membership.pk == from_membership.pk:
+        from config.api.errors import ValidationFailed
+
+        raise ValidationFailed("Choose another member to hand the ownership to.", field="to_member")
+    to_membership = Membership.objects.select_for_update(of=("self",)).select_related("role").get(pk=to_membership.pk)
     if not to_membership.is_active or to_membership.organization_id != organization.pk:
         raise MemberNotFound("The new owner must be an active member of the organization.")
     membership_change_role(membership=to_membership, role=system_role(SystemRole.OWNER), actor=actor)
@@ -227,8 +258,14 @@ def role_update(*, role: Role, actor, actor_grants=None, **changes) -> Role:
         _check_grantable(role=role, actor_grants=actor_grants)
     for field in ("name", "description"):
         if field in changes:
-            setattr(role, field, changes[field])
-    role.save()
+            setattr(role, field, changes[field].strip() if field == "name" else changes[field])
+    try:
+        with transaction.atomic():
+            role.save()
+    except IntegrityError as exc:
+        from config.api.errors import Conflict
+
+        raise Conflict("A role with this name already exists.") from exc
     audit.record(
         organization=role.organization,
         actor=actor,
@@ -246,10 +283,16 @@ def role_update(*, role: Role, actor, actor_grants=None, **changes) -> Role:
 def role_delete(*, role: Role, actor) -> None:
     if role.is_system:
         raise SystemRoleReadOnly()
+    # Locking the row first makes a concurrent assignment (which key-share locks it) finish before the check.
+    role = Role.objects.select_for_update().get(pk=role.pk)
     if role.memberships.exists() or role.invitations.filter(status=InvitationStatus.PENDING).exists():
         raise RoleInUse()
     organization, pk, before = role.organization, role.pk, _role_snapshot(role)
-    role.delete()
+    try:
+        with transaction.atomic():
+            role.delete()
+    except ProtectedError as exc:
+        raise RoleInUse() from exc
     audit.record(
         organization=organization, actor=actor, action="role.deleted", target_type="role", target_id=pk, before=before
     )
@@ -313,12 +356,15 @@ def invitation_create(*, organization, email: str, role: Role, actor, actor_gran
 @transaction.atomic
 def invitation_resend(*, invitation: Invitation, actor) -> tuple[Invitation, str]:
     """A new token and a new expiry; the old link stops working."""
-    invitation = Invitation.objects.select_for_update().select_related("organization", "role").get(pk=invitation.pk)
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",)).select_related("organization", "role").get(pk=invitation.pk)
+    )
     if invitation.status != InvitationStatus.PENDING:
         raise InvitationInvalid()
     token = secrets.token_urlsafe(32)
     invitation.token_hash = _token_hash(token)
     invitation.expires_at = timezone.now() + INVITATION_TTL
+    before = {"email": invitation.email, "expires_at": invitation.expires_at.isoformat()}
     invitation.send_count += 1
     invitation.save(update_fields=["token_hash", "expires_at", "send_count"])
     audit.record(
@@ -327,6 +373,8 @@ def invitation_resend(*, invitation: Invitation, actor) -> tuple[Invitation, str
         action="invitation.resent",
         target_type="invitation",
         target_id=invitation.pk,
+        before=before,
+        after={"email": invitation.email, "expires_at": invitation.expires_at.isoformat()},
     )
     _send_invitation(invitation, token)
     return invitation, token
@@ -345,6 +393,8 @@ def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
         action="invitation.revoked",
         target_type="invitation",
         target_id=invitation.pk,
+        before={"email": invitation.email, "status": InvitationStatus.PENDING},
+        after={"email": invitation.email, "status": InvitationStatus.REVOKED},
     )
     return invitation
 
@@ -359,7 +409,9 @@ def invitation_accept(*, token: str, user) -> Membership:
     found = invitation_by_token(token=token)
     if found is None:
         raise InvitationInvalid()
-    invitation = Invitation.objects.select_for_update().select_related("organization", "role").get(pk=found.pk)
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",)).select_related("organization", "role").get(pk=found.pk)
+    )
     if invitation.status != InvitationStatus.PENDING or invitation.expires_at <= timezone.now():
         raise InvitationInvalid()
     if normalize_email(user.email) != invitation.email:
@@ -369,4 +421,13 @@ def invitation_accept(*, token: str, user) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["status", "accepted_at", "accepted_by"])
+    audit.record(
+        organization=invitation.organization,
+        actor=user,
+        action="invitation.accepted",
+        target_type="invitation",
+        target_id=invitation.pk,
+        before={"email": invitation.email, "status": InvitationStatus.PENDING},
+        after={"email": invitation.email, "status": InvitationStatus.ACCEPTED, "membership": membership.pk},
+    )
     return membership

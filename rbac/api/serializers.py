@@ -1,7 +1,9 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from identity.api.serializers import UserOutput
 from rbac.catalogue import Scope
+from rbac.choices import InvitationStatus
 from rbac.models import AuditEntry, Invitation, Membership, Role
 
 
@@ -64,10 +66,15 @@ class TransferOwnershipInput(serializers.Serializer):
 class InvitationOutput(serializers.ModelSerializer):
     role = RoleSummary()
     invited_by = serializers.EmailField(source="invited_by.email", default=None)
+    status = serializers.SerializerMethodField()
 
     class Meta:
         model = Invitation
         fields = ["id", "email", "role", "status", "invited_by", "created_at", "expires_at", "accepted_at"]
+
+    @extend_schema_field(serializers.ChoiceField(choices=InvitationStatus.choices))
+    def get_status(self, obj) -> str:
+        return obj.effective_status
 
 
 class InvitationInput(serializers.Serializer):

@@ -19,7 +19,8 @@ from identity.services import user_create
 from rbac import permissions as perms
 from rbac import selectors, services
 from rbac.catalogue import catalogue
-from rbac.errors import InvitationInvalid
+from rbac.choices import InvitationStatus
+from rbac.errors import InvitationInvalid, PermissionDenied
 from rbac.models import AuditEntry, Invitation, Membership, Role
 from rbac.policy import MEMBER
 
@@ -165,6 +166,8 @@ class MemberViewSet(OrganizationViewSet):
     @extend_schema(request=None, responses={204: None}, tags=["members"])
     @action(detail=False, methods=["post"])
     def leave(self, request):
+        if self.access.principal != "user":
+            raise PermissionDenied("Only the member, signed in, can leave; an API key cannot.")
         membership = self.get_queryset().get(pk=self.access.membership_id)
         services.membership_leave(membership=membership, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -187,6 +190,17 @@ class MemberViewSet(OrganizationViewSet):
         return Response(MemberOutput(members.get(pk=target.pk)).data)
 
 
+class InvitationFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=InvitationStatus.choices, method="filter_status")
+
+    class Meta:
+        model = Invitation
+        fields = ["status"]
+
+    def filter_status(self, queryset, name, value):
+        return selectors.invitations_with_status(queryset, value)
+
+
 class InvitationViewSet(OrganizationViewSet):
     queryset = Invitation.objects.all()
     action_permissions = {
@@ -196,7 +210,7 @@ class InvitationViewSet(OrganizationViewSet):
         "resend": perms.MEMBER_MANAGE,
         "revoke": perms.MEMBER_MANAGE,
     }
-    filterset_fields = ["status"]
+    filterset_class = InvitationFilter
     ordering = ["-created_at"]
 
     def scoped_queryset(self, queryset):

@@ -166,3 +166,152 @@ def test_current_organization_tells_the_caller_what_they_may_do(org_a, member):
 def test_organizations_list_only_mine(owner_a, org_a):
     body = client_for(owner_a).get("/api/v1/organizations/").json()
     assert [org["slug"] for org in body] == [org_a.slug]
+
+
+def test_removing_a_member_is_audited_and_applies_next_request(as_owner_a, org_a, owner_a, member):
+    user, client = member(org_a, "viewer")
+    assert client.get("/api/v1/organizations/current/").status_code == 200
+    membership_id = _member_id(org_a, user)
+    assert as_owner_a.delete(f"/api/v1/members/{membership_id}/").status_code == 204
+    assert not Membership.objects.filter(pk=membership_id).exists()
+    assert client.get("/api/v1/organizations/current/").status_code == 404
+    entry = AuditEntry.objects.get(organization=org_a, action="membership.removed", target_id=membership_id)
+    assert (entry.before["role"], entry.after, entry.actor_label) == ("viewer", None, owner_a.email)
+
+
+def test_a_member_may_leave(org_a, member):
+    user, client = member(org_a, "viewer")
+    assert client.post("/api/v1/members/leave/").status_code == 204
+    assert not Membership.objects.filter(organization=org_a, user=user).exists()
+    assert client.get("/api/v1/organizations/current/").status_code == 404
+    assert AuditEntry.objects.filter(organization=org_a, action="membership.left").exists()
+
+
+def test_one_owner_of_two_may_be_demoted_not_both(as_owner_a, org_a, owner_a, member):
+    second, second_client = member(org_a, "owner")
+    admin = Role.objects.get(organization=None, key="admin")
+    first_id, second_id = _member_id(org_a, owner_a), _member_id(org_a, second)
+    assert as_owner_a.patch(f"/api/v1/members/{second_id}/", {"role": admin.pk}, format="json").status_code == 200
+    response = as_owner_a.patch(f"/api/v1/members/{first_id}/", {"role": admin.pk}, format="json")
+    assert (response.status_code, response.json()["code"]) == (409, "last_owner")
+    # a deactivated owner does not count as the organization's owner
+    Membership.objects.filter(pk=second_id).update(role=Role.objects.get(organization=None, key="owner"))
+    assert as_owner_a.post(f"/api/v1/members/{second_id}/deactivate/").status_code == 200
+    response = as_owner_a.post(f"/api/v1/members/{first_id}/deactivate/")
+    assert (response.status_code, response.json()["code"]) == (409, "last_owner")
+
+
+def test_transferring_ownership_to_oneself_or_an_inactive_member_is_refused(as_owner_a, org_a, owner_a, member):
+    to_self = as_owner_a.post(
+        "/api/v1/members/transfer-ownership/", {"to_member": _member_id(org_a, owner_a)}, format="json"
+    )
+    assert to_self.status_code == 400
+    assert to_self.json()["errors"][0]["field"] == "to_member"
+    user, _client = member(org_a, "admin")
+    as_owner_a.post(f"/api/v1/members/{_member_id(org_a, user)}/deactivate/")
+    inactive = as_owner_a.post(
+        "/api/v1/members/transfer-ownership/", {"to_member": _member_id(org_a, user)}, format="json"
+    )
+    assert inactive.status_code == 400
+    assert Membership.objects.get(organization=org_a, user=owner_a).role.key == "owner"
+
+
+def test_transfer_ownership_is_audited(as_owner_a, org_a, owner_a, member):
+    heir, _client = member(org_a, "viewer")
+    as_owner_a.post("/api/v1/members/transfer-ownership/", {"to_member": _member_id(org_a, heir)}, format="json")
+    changes = {
+        entry.target_id: (entry.before["role"], entry.after["role"])
+        for entry in AuditEntry.objects.filter(organization=org_a, action="membership.role_changed")
+    }
+    assert changes == {
+        str(_member_id(org_a, heir)): ("viewer", "owner"),
+        str(_member_id(org_a, owner_a)): ("owner", "admin"),
+    }
+
+
+def test_custom_role_delete_when_unused_and_rename_conflict(as_owner_a, org_a, member, unique_email):
+    from rbac.services import invitation_create
+
+    first = as_owner_a.post("/api/v1/roles/", {"name": "First", "grants": {}}, format="json").json()
+    second = as_owner_a.post("/api/v1/roles/", {"name": "Second", "grants": {}}, format="json").json()
+    clash = as_owner_a.patch(f"/api/v1/roles/{second['id']}/", {"name": "First"}, format="json")
+    assert (clash.status_code, clash.json()["code"]) == (409, "conflict")
+    # a pending invitation keeps a role in use, like a member does
+    invitation, _token = invitation_create(
+        organization=org_a, email=unique_email(), role=Role.objects.get(pk=first["id"]), actor=None
+    )
+    in_use = as_owner_a.delete(f"/api/v1/roles/{first['id']}/")
+    assert (in_use.status_code, in_use.json()["code"]) == (409, "role_in_use")
+    as_owner_a.post(f"/api/v1/invitations/{invitation.pk}/revoke/")
+    assert as_owner_a.delete(f"/api/v1/roles/{first['id']}/").status_code == 204
+    assert not Role.objects.filter(pk=first["id"]).exists()
+    entry = AuditEntry.objects.get(organization=org_a, action="role.deleted", target_id=first["id"])
+    assert entry.before["name"] == "First"
+    system = Role.objects.get(organization=None, key="viewer")
+    refused = as_owner_a.delete(f"/api/v1/roles/{system.pk}/")
+    assert (refused.status_code, refused.json()["code"]) == (409, "system_role_read_only")
+
+
+def test_custom_roles_of_another_organization_are_404(as_owner_a, org_b):
+    foreign = Role.objects.create(organization=org_b, key="b-secret", name="B secret", grants={})
+    assert as_owner_a.get(f"/api/v1/roles/{foreign.pk}/").status_code == 404
+    assert as_owner_a.delete(f"/api/v1/roles/{foreign.pk}/").status_code == 404
+    assert Role.objects.filter(pk=foreign.pk).exists()
+
+
+# Who reads the audit trail: Owners and Admins only (written out by hand).
+AUDIT_READERS = {"owner": 200, "admin": 200, "manager": 403, "sales_rep": 403, "support": 403, "viewer": 403}
+
+
+@pytest.mark.parametrize(("role", "expected"), AUDIT_READERS.items())
+def test_audit_log_by_role(org_a, member, role, expected):
+    _user, client = member(org_a, role)
+    response = client.get("/api/v1/audit-log/")
+    assert response.status_code == expected
+    if expected == 403:
+        assert response.json()["code"] == "permission_denied"
+
+
+def test_audit_log_records_who_what_when_before_after(as_owner_a, org_a, owner_a, member):
+    from billing.services import subscription_change_plan
+
+    user, _client = member(org_a, "viewer")
+    manager = Role.objects.get(organization=None, key="manager")
+    as_owner_a.patch(f"/api/v1/members/{_member_id(org_a, user)}/", {"role": manager.pk}, format="json")
+    subscription_change_plan(organization=org_a, plan_code="pro", actor=owner_a)
+    rows = as_owner_a.get("/api/v1/audit-log/").json()["results"]
+    assert rows[0]["action"] == "subscription.plan_changed"  # newest first
+    assert (rows[0]["before"]["plan"], rows[0]["after"]["plan"], rows[0]["actor"]) == (
+        "enterprise",
+        "pro",
+        owner_a.email,
+    )
+    role_change = next(row for row in rows if row["action"] == "membership.role_changed")
+    assert (role_change["before"]["role"], role_change["after"]["role"]) == ("viewer", "manager")
+    assert role_change["target_type"] == "membership"
+    assert role_change["created_at"]
+    filtered = as_owner_a.get("/api/v1/audit-log/?target_type=subscription").json()["results"]
+    assert {row["target_type"] for row in filtered} == {"subscription"}
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/members/", "/api/v1/roles/", "/api/v1/audit-log/", "/api/v1/billing/subscription/"]
+)
+def test_a_member_of_a_using_bs_header_learns_nothing(as_owner_a, owner_a, org_b, url):
+    foreign = client_for(owner_a, org_b).get(url)
+    unknown = client_for(owner_a).get(url, HTTP_X_ORGANIZATION="no-such-organization")
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json() == unknown.json()
+    assert as_owner_a.get(url).status_code == 200  # the same person, in their own organization
+
+
+def test_an_api_key_cannot_make_its_creator_leave(org_a, owner_a, member, api):
+    from identity.apikeys import apikey_create
+
+    user, _client = member(org_a, "admin")
+    _key, secret = apikey_create(
+        organization=org_a, name="Zapier", scopes={"rbac.member.view": "all"}, actor=user, actor_grants=None
+    )
+    response = api.post("/api/v1/members/leave/", HTTP_X_API_KEY=secret)
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    assert Membership.objects.filter(organization=org_a, user=user, is_active=True).exists()
