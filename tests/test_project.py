@@ -100,3 +100,8 @@ def test_readyz_names_what_is_down(api, settings):
     body = response.json()
     assert body["code"] == "not_ready"
     assert body["down"] == ["redis"]
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)

@@ -1,4 +1,3 @@
-from django.contrib.auth import authenticate
 from django.db import transaction
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
@@ -10,12 +9,14 @@ from rest_framework.views import APIView
 
 from billing.features import Feature
 from config.api.errors import ValidationFailed
+from config.api.throttling import ClientRateThrottle, client_ip
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
 from identity.api.serializers import SessionOutput
 from identity.api.views import session_response
+from identity.errors import InvalidCredentials
 from identity.models import User, normalize_email
-from identity.services import user_create
+from identity.services import user_create, user_sign_in
 from rbac import permissions as perms
 from rbac import selectors, services
 from rbac.catalogue import catalogue
@@ -256,6 +257,7 @@ class InvitationAcceptView(APIView):
 
     organization_scoped = False
     permission_classes = [AllowAny]
+    throttle_classes = [ClientRateThrottle]
     throttle_scope = "auth"
 
     @extend_schema(request=InvitationAcceptInput, responses={200: SessionOutput}, tags=["members"], auth=[])
@@ -278,8 +280,13 @@ class InvitationAcceptView(APIView):
                     last_name=data.validated_data["last_name"],
                 )
             elif not (request.user.is_authenticated and request.user.pk == user.pk):
-                if not password or authenticate(email=user.email, password=password) is None:
-                    raise InvitationInvalid("Sign in as the invited account, or give its password.")
+                proof_missing = InvitationInvalid("Sign in as the invited account, or give its password.")
+                if not password:
+                    raise proof_missing
+                try:  # counted by the sign-in lockout like any password attempt
+                    user_sign_in(email=user.email, password=password, ip=client_ip(request))
+                except InvalidCredentials as exc:
+                    raise proof_missing from exc
             services.invitation_accept(token=data.validated_data["token"], user=user)
         return session_response(user)
 

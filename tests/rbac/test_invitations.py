@@ -116,6 +116,18 @@ def test_accepting_attaches_an_existing_person_who_proves_it(api, org_a, org_b, 
     assert Membership.objects.get(organization=org_a, user=existing).role.key == "manager"
 
 
+def test_guessing_the_password_of_an_existing_person_hits_the_sign_in_lockout(api, org_a, invite, settings):
+    settings.AUTH_LOCKOUT_MAX_FAILURES = 3
+    existing = make_user()
+    _response, token = invite(existing.email)
+    codes = [_accept(api, token, password=f"guess-{i}-Password").json()["code"] for i in range(3)]
+    assert codes == ["invitation_invalid", "invitation_invalid", "account_locked"]
+    locked = _accept(api, token, password=DEFAULT_PASSWORD)  # even the right password waits out the lock
+    assert locked.status_code == 429
+    assert int(locked["Retry-After"]) > 0
+    assert not Membership.objects.filter(organization=org_a, user=existing).exists()
+
+
 def test_a_signed_in_person_accepts_without_a_password(org_a, invite):
     existing = make_user()
     _response, token = invite(existing.email)
