@@ -52,16 +52,12 @@ class OrganizationPolicy(BasePermission):
         if view.action is None:
             return True  # an unrouted method: DRF answers 405
 
+        permission = view.permission_for(view.action)
+        scope = "all" if permission == MEMBER else access.scope(permission)
+        if scope is None:
+            raise PermissionDenied(extra={"permission": permission})
         feature = view.feature_for(view.action)
         if feature and not access.entitlements.has(feature):
             raise feature_not_in_plan(feature)
-
-        permission = view.permission_for(view.action)
-        if permission == MEMBER:
-            request.scope = "all"
-            return True
-        scope = access.scope(permission)
-        if scope is None:
-            raise PermissionDenied(extra={"permission": permission})
         request.scope = scope
         return True

@@ -101,3 +101,12 @@ def test_cheapest_public_plan_is_named():
     assert cheapest_plan_with(feature="crm.campaigns").code == "starter"
     assert cheapest_plan_with(feature="rbac.custom_roles").code == "enterprise"
     assert cheapest_plan_with(feature="no.such.feature") is None
+
+
+def test_a_member_without_the_permission_is_told_so_before_the_plan_is_mentioned(org_a, member, as_owner_a):
+    subscription_change_plan(organization=org_a, plan_code="free", actor=None)
+    _viewer, as_viewer = member(org_a, "viewer")
+    refused = as_viewer.post("/api/v1/roles/", {"name": "Closer", "permissions": {}}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+    upsell = as_owner_a.post("/api/v1/roles/", {"name": "Closer", "permissions": {}}, format="json")
+    assert (upsell.status_code, upsell.json()["code"]) == (403, "feature_not_in_plan")
