@@ -4,9 +4,9 @@ Every change goes through ``billing.services``: it is audited and bumps the auth
 effect for every tenant on the next request.
 """
 
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from config.api.errors import DomainError
+from config.admin import apply_to_each
 
 from . import services
 from .models import Feature, Override, Plan, PlanFeature, PlanLimit, Subscription
@@ -136,17 +136,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
         return actions
 
     def run_per_organization(self, request, queryset, change, *, done: str) -> None:
-        """Apply ``change`` to each selected subscription; report what worked and, per organization, what not."""
-        succeeded = 0
-        for subscription in queryset.select_related("organization", "plan"):
-            try:
-                change(subscription)
-            except DomainError as exc:
-                self.message_user(request, f"{subscription.organization}: {exc.detail}", messages.ERROR)
-            else:
-                succeeded += 1
-        if succeeded:
-            self.message_user(request, f"{succeeded} organization(s) {done}.", messages.SUCCESS)
+        subscriptions = queryset.select_related("organization", "plan")
+        apply_to_each(self, request, subscriptions, change, done=done, label=lambda s: s.organization)
 
     @admin.action(description="Extend trial by 14 days")
     def extend_trial_14_days(self, request, queryset):

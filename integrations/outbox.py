@@ -43,6 +43,18 @@ def record(event_type: str, *, subject, payload: dict[str, Any], actor=None) -> 
     )
 
 
+def apply_changes(instance, fields: dict[str, Any]) -> dict[str, list]:
+    """Apply ``fields`` to ``instance``; return ``{field: [before, after]}`` for what really changed (the
+    ``changes`` of an ``*.updated`` event)."""
+    changed = {}
+    for name, value in fields.items():
+        before = getattr(instance, name)
+        if before != value:
+            changed[name] = [before, value]
+            setattr(instance, name, value)
+    return changed
+
+
 def snapshot(instance, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The instance's own column values, as an event payload."""
     return _jsonable(

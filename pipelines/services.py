@@ -59,17 +59,6 @@ DEFAULT_LOCK_NAMESPACE = 0x91E1
 # --- helpers ---
 
 
-def _changes(instance, fields: dict[str, Any]) -> dict[str, list]:
-    """Apply ``fields`` to ``instance``; return ``{field: [before, after]}`` for what really changed."""
-    changed = {}
-    for name, value in fields.items():
-        before = getattr(instance, name)
-        if before != value:
-            changed[name] = [before, value]
-            setattr(instance, name, value)
-    return changed
-
-
 def _organization():
     """The organization whose schema this connection writes into: a deal counts against that one's plan."""
     tenant = getattr(connection, "tenant", None)
@@ -201,7 +190,7 @@ def pipeline_update(*, pipeline: Pipeline, actor, **fields) -> Pipeline:
         fields["name"] = fields["name"].strip()
     if "currency" in fields:
         fields["currency"] = fields["currency"].upper()
-    changes = _changes(pipeline, fields)
+    changes = outbox.apply_changes(pipeline, fields)
     if changes:
         pipeline.save(update_fields=[*changes, "updated_at"])
     return pipeline
@@ -293,7 +282,7 @@ def stage_update(*, stage: Stage, actor, **fields) -> Stage:
     if "name" in fields:
         fields["name"] = fields["name"].strip()
     _check_probability(stage.kind, fields.get("probability", stage.probability))
-    changes = _changes(stage, fields)
+    changes = outbox.apply_changes(stage, fields)
     if changes:
         stage.save(update_fields=list(changes))
     return stage
@@ -523,10 +512,10 @@ def deal_update(
         fields["title"] = fields["title"].strip()
     if "currency" in fields:
         fields["currency"] = fields["currency"].upper()
-    changes = _changes(deal, fields)
+    changes = outbox.apply_changes(deal, fields)
     if custom_fields_values is not None:
         values = custom_fields.clean_values(RecordType.DEAL, custom_fields_values, existing=deal.custom_fields)
-        changes.update(_changes(deal, {"custom_fields": values}))
+        changes.update(outbox.apply_changes(deal, {"custom_fields": values}))
     if "owner_id" in changes:
         _keep_in_reach(actor, deal.owner_id)
     if changes:

@@ -6,9 +6,9 @@ provisioning pool are not shown.
 """
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from config.api.errors import DomainError
+from config.admin import apply_to_each
 
 from . import services
 from .choices import OrganizationStatus
@@ -72,29 +72,21 @@ class OrganizationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def _run(self, request, queryset, change, *, done: str) -> None:
-        succeeded = 0
-        for organization in queryset:
-            try:
-                change(organization)
-            except DomainError as exc:
-                self.message_user(request, f"{organization}: {exc.detail}", messages.ERROR)
-            else:
-                succeeded += 1
-        if succeeded:
-            self.message_user(request, f"{succeeded} organization(s) {done}.", messages.SUCCESS)
-
     @admin.action(description="Suspend (no request reaches it; data kept)")
     def suspend(self, request, queryset):
-        self._run(request, queryset, lambda o: services.organization_suspend(organization=o), done="suspended")
+        apply_to_each(
+            self, request, queryset, lambda o: services.organization_suspend(organization=o), done="suspended"
+        )
 
     @admin.action(description="Reactivate")
     def reactivate(self, request, queryset):
-        self._run(request, queryset, lambda o: services.organization_reactivate(organization=o), done="reactivated")
+        apply_to_each(
+            self, request, queryset, lambda o: services.organization_reactivate(organization=o), done="reactivated"
+        )
 
     @admin.action(description="Delete (suspend now, purge the schema after the grace period)")
     def delete_organizations(self, request, queryset):
-        self._run(request, queryset, lambda o: services.organization_delete(organization=o), done="deleted")
+        apply_to_each(self, request, queryset, lambda o: services.organization_delete(organization=o), done="deleted")
 
 
 @admin.register(Domain)

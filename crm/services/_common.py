@@ -20,17 +20,6 @@ from ..errors import OutOfReach
 from ..tagging import tags_named
 
 
-def changes(instance, fields: dict[str, Any]) -> dict[str, list]:
-    """Apply ``fields`` to ``instance``; return ``{field: [before, after]}`` for what really changed."""
-    changed = {}
-    for name, value in fields.items():
-        before = getattr(instance, name)
-        if before != value:
-            changed[name] = [before, value]
-            setattr(instance, name, value)
-    return changed
-
-
 def keep_in_reach(actor, permission: str, owner_id: int | None) -> None:
     """A write may not hand a record to someone outside the actor's scope (``own`` stays own).
     Taking a record for oneself is always within reach."""

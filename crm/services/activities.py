@@ -10,7 +10,7 @@ from integrations import outbox
 from ..choices import ActivityKind
 from ..errors import ActivityAlreadyCompleted, ActivityNotCompletable, ActivityTargetRequired
 from ..models import Activity
-from ._common import changes, keep_in_reach
+from ._common import keep_in_reach
 
 TARGETS = ("contact_id", "company_id", "lead_id", "deal_id")
 COMPLETABLE = {ActivityKind.TASK, ActivityKind.MEETING}
@@ -38,7 +38,7 @@ def activity_update(*, activity: Activity, actor, **fields) -> Activity:
     activity = Activity.objects.select_for_update().get(pk=activity.pk)
     if "subject" in fields:
         fields["subject"] = fields["subject"].strip()
-    change = changes(activity, fields)
+    change = outbox.apply_changes(activity, fields)
     if any(name in change for name in TARGETS) and not any(getattr(activity, name) for name in TARGETS):
         raise ActivityTargetRequired(field="contact")
     if "owner_id" in change:

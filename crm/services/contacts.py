@@ -14,7 +14,7 @@ from .. import custom_fields
 from ..choices import ContactStatus, RecordType
 from ..errors import DuplicateEmail
 from ..models import Company, Contact
-from ._common import changes, keep_in_reach, organization, set_tags
+from ._common import keep_in_reach, organization, set_tags
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
@@ -76,10 +76,10 @@ def company_update(
         fields["domain"] = normalize_domain(fields["domain"])
     if "name" in fields:
         fields["name"] = fields["name"].strip()
-    change = changes(company, fields)
+    change = outbox.apply_changes(company, fields)
     if custom_fields_values is not None:
         values = custom_fields.clean_values(RecordType.COMPANY, custom_fields_values, existing=company.custom_fields)
-        change.update(changes(company, {"custom_fields": values}))
+        change.update(outbox.apply_changes(company, {"custom_fields": values}))
     if "owner_id" in change:
         keep_in_reach(actor, "crm.company.update", company.owner_id)
     _save_changes(company, change)
@@ -152,10 +152,10 @@ def contact_update(
     if "email" in fields:
         fields["email"] = normalize_email(fields["email"])
         _check_email_free(fields["email"], exclude_pk=contact.pk)
-    change = changes(contact, fields)
+    change = outbox.apply_changes(contact, fields)
     if custom_fields_values is not None:
         values = custom_fields.clean_values(RecordType.CONTACT, custom_fields_values, existing=contact.custom_fields)
-        change.update(changes(contact, {"custom_fields": values}))
+        change.update(outbox.apply_changes(contact, {"custom_fields": values}))
     if "owner_id" in change:
         keep_in_reach(actor, "crm.contact.update", contact.owner_id)
     if change:

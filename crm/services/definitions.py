@@ -12,11 +12,12 @@ from django.db.models.functions import Lower
 
 from billing.features import Limit
 from billing.services import enforce_limit
+from integrations import outbox
 
 from ..choices import CustomFieldType, RecordType
 from ..errors import DuplicateCustomField, DuplicateTag, InvalidCustomFieldDefinition
 from ..models import Company, Contact, CustomField, Lead, Tag
-from ._common import changes, organization
+from ._common import organization
 
 
 def _record_model(record_type: str):
@@ -62,7 +63,7 @@ def tag_update(*, tag: Tag, actor, **fields) -> Tag:
     if "name" in fields:
         fields["name"] = fields["name"].strip()
         _check_tag_name_free(fields["name"], exclude_pk=tag.pk)
-    change = changes(tag, fields)
+    change = outbox.apply_changes(tag, fields)
     if change:
         _save_tag(tag, update_fields=list(change))
     return tag
@@ -135,7 +136,7 @@ def custom_field_update(*, field: CustomField, actor, **fields) -> CustomField:
         fields["label"] = fields["label"].strip()
     if "choices" in fields:
         fields["choices"] = _check_choices(field.type, fields["choices"])
-    change = changes(field, fields)
+    change = outbox.apply_changes(field, fields)
     if change:
         field.save(update_fields=list(change))
     return field

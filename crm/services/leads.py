@@ -11,7 +11,6 @@ from .. import custom_fields
 from ..choices import LeadStatus, RecordType
 from ..errors import InvalidLeadTransition
 from ..models import Lead
-from ._common import changes as _changes
 from ._common import keep_in_reach as _keep_in_reach
 from ._common import set_tags as _set_tags
 
@@ -49,10 +48,10 @@ def lead_update(
             )
     if "email" in fields:
         fields["email"] = (fields["email"] or "").strip().lower()
-    changes = _changes(lead, fields)
+    changes = outbox.apply_changes(lead, fields)
     if custom_fields_values is not None:
         values = custom_fields.clean_values(RecordType.LEAD, custom_fields_values, existing=lead.custom_fields)
-        changes.update(_changes(lead, {"custom_fields": values}))
+        changes.update(outbox.apply_changes(lead, {"custom_fields": values}))
     if "owner_id" in changes:
         _keep_in_reach(actor, "crm.lead.update", lead.owner_id)
     if changes:
