@@ -12,7 +12,7 @@ Modules: ``files`` (reading, upload checks), ``fields`` (mapping targets, cell c
 and writes of one batch), ``jobs`` (creating, running and finishing a job).
 
 Settings (read with defaults): ``IMPORT_MAX_BYTES`` (50 MiB, larger uploads: 413 ``file_too_large``),
-``IMPORT_MAX_ROWS`` (100,000 rows, more: 400 ``too_many_rows``), ``IMPORT_BATCH_SIZE`` (1,000) and
+``IMPORT_MAX_ROWS`` (100,000 rows, more: 400 ``too_many_rows``), ``IMPORT_BATCH_SIZE`` (2,000) and
 ``IMPORT_WORK_DIR`` (where the errors CSV grows while a job runs; ``MEDIA_ROOT/imports/work``).
 
 Rules a user sees:

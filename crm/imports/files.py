@@ -30,7 +30,7 @@ def max_rows() -> int:
 
 
 def batch_size() -> int:
-    return int(getattr(settings, "IMPORT_BATCH_SIZE", 1000))
+    return int(getattr(settings, "IMPORT_BATCH_SIZE", 2000))
 
 
 def work_dir() -> Path:

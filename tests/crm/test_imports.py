@@ -471,3 +471,53 @@ def test_the_errors_file_waits_for_the_end_of_the_import(as_owner_a, org_a, in_t
     answer = as_owner_a.get(f"/api/v1/imports/{response.json()['id']}/errors/")
     assert answer.status_code == 409
     assert answer.json()["code"] == "import_not_finished"
+
+
+def test_a_created_event_carries_the_records_snapshot_and_the_uuids_are_version_4(run_import, org_a, in_tenant):
+    import uuid
+
+    from integrations import outbox
+
+    content = csv_bytes([[*HEADER, "tags"], ["Ada", "Lovelace", "ada@example.test", "Engineer", "math"]])
+    _response, job = run_import(content)
+
+    assert job.created_count == 1
+    with in_tenant(org_a):
+        ada = Contact.objects.get(email="ada@example.test")
+        event = OutboxEvent.objects.get(type="contact.created")
+        assert event.subject_id == str(ada.pk)
+        assert event.payload == outbox.snapshot(ada)  # the timestamps too: the payload is built, not re-read
+        assert event.occurred_at == ada.created_at == ada.updated_at
+        assert uuid.UUID(str(event.pk)).version == 4
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@b.co",
+        "a@localhost",
+        "a@[127.0.0.1]",
+        "a@[1.2.3]",
+        '"quoted user"@example.com',
+        "a..b@example.com",
+        "a@example",
+        "a@-example.com",
+        "a@exa_mple.com",
+        "a@例子.测试",
+        "a@b@c.com",
+        "a@example.com.",
+        "a+tag@sub.example.co.uk",
+        "a b@example.com",
+        "",
+    ],
+)
+def test_e_mail_cells_are_checked_as_the_api_checks_them(value):
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    try:
+        validate_email(value)
+        expected = True
+    except ValidationError:
+        expected = False
+    assert imports.fields.is_valid_email(value) is expected
