@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 
 import pytest
+from django.db import connection
 from openpyxl import load_workbook
 
 from crm import exports
@@ -67,7 +69,9 @@ def test_search_and_custom_field_filters_apply(as_owner_a, org_a, in_tenant, lea
     assert [(row["name"], row["custom_fields.region"]) for row in by_custom] == [("Bob", "EMEA")]
 
 
-def test_the_csv_is_produced_in_chunks(org_a, in_tenant):
+@pytest.mark.parametrize("streamed_query", [True, False], ids=["chunked rows", "server-side cursor"])
+def test_the_csv_is_produced_in_chunks(org_a, in_tenant, monkeypatch, streamed_query):
+    monkeypatch.setattr(exports, "CHUNKED_ROWS", streamed_query and exports.CHUNKED_ROWS)
     with in_tenant(org_a):
         Contact.objects.bulk_create([Contact(first_name=f"P{i:02}", email=f"p{i}@example.test") for i in range(5)])
         chunks = list(exports.csv_chunks(exports.Export(Contact.objects.order_by("pk"), "contact"), chunk_size=2))
@@ -76,6 +80,84 @@ def test_the_csv_is_produced_in_chunks(org_a, in_tenant):
     rows = csv_rows(b"".join(chunks))
     assert rows[0][:4] == ["id", "first_name", "last_name", "email"]
     assert [row[1] for row in rows[1:]] == ["P00", "P01", "P02", "P03", "P04"]
+
+
+def test_csv_cells_are_written_as_python_writes_them(org_a, owner_a, in_tenant):
+    """PostgreSQL renders the cells; they are what ``csv.writer`` wrote from the values before."""
+    with in_tenant(org_a):
+        CustomField.objects.create(record_type="contact", key="tier", label="Tier", type=CustomFieldType.TEXT)
+        CustomField.objects.create(record_type="contact", key="seats", label="Seats", type=CustomFieldType.NUMBER)
+        CustomField.objects.create(record_type="contact", key="vip", label="VIP", type=CustomFieldType.BOOLEAN)
+        acme = Company.objects.create(name="@Acme, Inc.")
+        ada = Contact.objects.create(
+            first_name="Ada",
+            last_name='-Love "lace"',
+            email="ada@example.test",
+            phone="+44 20 7946 0000",
+            job_title="\tTabbed\nline",
+            company=acme,
+            do_not_contact=True,
+            owner_id=owner_a.pk,
+            custom_fields={"tier": "=gold", "seats": 2.5, "vip": False},
+        )
+        ada.tags.add(*(Tag.objects.create(name=name) for name in ("zeta", "=evil", "Alpha")))
+        bare = Contact.objects.create(first_name="Bare", email="bare@example.test")
+        Contact.objects.filter(pk=bare.pk).update(
+            created_at=datetime.datetime(2025, 1, 31, 9, 30, tzinfo=datetime.UTC),
+            updated_at=datetime.datetime(2025, 1, 31, 9, 30, 0, 120, tzinfo=datetime.UTC),
+        )
+        ada.refresh_from_db()
+        bare.refresh_from_db()
+        content = b"".join(exports.csv_chunks(exports.Export(Contact.objects.order_by("pk"), "contact")))
+
+    header, first, second = csv_rows(content)
+    assert header[-5:] == ["custom_fields.tier", "custom_fields.seats", "custom_fields.vip", "created_at", "updated_at"]
+    assert dict(zip(header, first, strict=True)) == {
+        "id": str(ada.pk),
+        "first_name": "Ada",
+        "last_name": '\'-Love "lace"',
+        "email": "ada@example.test",
+        "phone": "'+44 20 7946 0000",
+        "job_title": "'\tTabbed\nline",
+        "company": "'@Acme, Inc.",
+        "status": ada.status,
+        "lifecycle_stage": ada.lifecycle_stage,
+        "source": "",
+        "do_not_contact": "true",
+        "owner": owner_a.email,
+        "tags": "'=evil, Alpha, zeta",
+        "custom_fields.tier": "'=gold",
+        "custom_fields.seats": "2.5",
+        "custom_fields.vip": "false",
+        "created_at": ada.created_at.astimezone(datetime.UTC).isoformat(),
+        "updated_at": ada.updated_at.astimezone(datetime.UTC).isoformat(),
+    }
+    assert (second[header.index("company")], second[header.index("owner")], second[header.index("tags")]) == ("",) * 3
+    assert second[header.index("do_not_contact")] == "false"
+    assert second[-2:] == ["2025-01-31T09:30:00+00:00", "2025-01-31T09:30:00.000120+00:00"]
+
+
+def test_a_narrow_export_lists_every_tag_of_its_records(as_owner_a, leads_a):
+    rows = csv_dicts(streamed(as_owner_a.get("/api/v1/exports/leads/?tags=vip")))
+
+    assert [(row["name"], row["tags"]) for row in rows] == [("Ann", "alpha, vip")]
+
+
+def test_a_csv_left_early_cancels_its_query(org_a, in_tenant):
+    with in_tenant(org_a):
+        Contact.objects.bulk_create([Contact(first_name=f"P{i:02}", email=f"p{i}@example.test") for i in range(5)])
+        chunks = exports.csv_chunks(exports.Export(Contact.objects.order_by("pk"), "contact"), chunk_size=2)
+        assert next(chunks).count(b"\n") == 3
+        chunks.close()  # the client went away
+
+        assert Contact.objects.count() == 5  # the connection is usable, in the same transaction
+
+
+def test_the_export_query_runs_without_jit(org_a, in_tenant):
+    with in_tenant(org_a), exports.export_transaction(), connection.cursor() as cursor:
+        cursor.execute("SHOW jit")  # SET LOCAL: until the export's transaction ends
+
+        assert cursor.fetchone()[0] == "off"
 
 
 def test_a_sales_rep_exports_only_their_own_records(org_a, owner_a, member, in_tenant):
