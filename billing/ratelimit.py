@@ -1,8 +1,9 @@
 """API rate limits by plan: per API key, or per user within an organization, per minute and per day.
 
-Counted in Redis with fixed windows (one round trip per request). Every organization-scoped response carries
-``RateLimit-*`` and ``X-RateLimit-*`` headers; over the limit the answer is 429 with ``Retry-After``. When Redis
-is unreachable the API keeps serving (fail open) and says so in the log.
+Counted in Redis with fixed windows: one script call per request counts every window and sets the expiry of a
+new counter, in one round trip (the client and the script are made once per process). Every organization-scoped
+response carries ``RateLimit-*`` and ``X-RateLimit-*`` headers; over the limit the answer is 429 with
+``Retry-After``. When Redis is unreachable the API keeps serving (fail open) and says so in the log.
 """
 
 from __future__ import annotations
@@ -19,6 +20,26 @@ from .features import Limit
 logger = logging.getLogger(__name__)
 
 WINDOWS = ((Limit.API_CALLS_PER_MINUTE, 60), (Limit.API_CALLS_PER_DAY, 86400))
+
+# INCR each window's counter, and give it its expiry if it has none (EXPIRE NX, as a fresh counter needs).
+_COUNT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[i], 'NX')
+end
+return counts
+"""
+_counter: tuple | None = None  # (the control cache it was made for, its Redis client, the registered script)
+
+
+def _counter_script(cache):
+    """The control cache's Redis client and the counting script, made once per cache (settings may swap it)."""
+    global _counter
+    if _counter is None or _counter[0] is not cache:
+        client = cache._cache.get_client(write=True)
+        _counter = (cache, client, client.register_script(_COUNT))
+    return _counter[1], _counter[2]
 
 
 @dataclass(frozen=True)
@@ -52,12 +73,12 @@ def hit(*, principal: str, limits: dict[str, int], now: float | None = None) -> 
     starts = [int(now // seconds) * seconds for _limit, seconds in spec]
     try:
         cache = caches["control"]
-        pipe = cache._cache.get_client(write=True).pipeline(transaction=False)
-        for (_limit, seconds), start in zip(spec, starts, strict=True):
-            key = cache.make_and_validate_key(f"ratelimit:{principal}:{seconds}:{start}")
-            pipe.incr(key)
-            pipe.expire(key, seconds + 5, nx=True)
-        counts = pipe.execute()[::2]
+        client, script = _counter_script(cache)
+        keys = [
+            cache.make_and_validate_key(f"ratelimit:{principal}:{seconds}:{start}")
+            for (_limit, seconds), start in zip(spec, starts, strict=True)
+        ]
+        counts = script(keys=keys, args=[seconds + 5 for _limit, seconds in spec], client=client)
     except Exception:
         logger.warning("rate limit counters unreachable; serving without limits", exc_info=True)
         return None

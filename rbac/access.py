@@ -5,7 +5,9 @@ organization's entitlements, is computed once and cached under a key that embeds
 per organization (bumped by any role, membership, subscription or override change of that organization)
 and one global (bumped when an operator edits a plan). A change therefore takes effect on the very next
 request, and a warm request costs no SQL query at all. A cached decision never outlives the entitlements it
-embeds: when a trial or an override ends sooner than the cache TTL, the entry expires then.
+embeds: when a trial or an override ends sooner than the cache TTL, the entry expires then. Each process also
+keeps the entries it has read (they cannot change under their versioned keys), so a warm decision costs a single
+cache round trip: reading the two version tokens.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def _version_key(scope: str | int) -> str:
     return f"authz:version:{scope}"
 
 
-def _versions(organization_id: int) -> str:
+def _versions(organization_id: int) -> str | None:
+    """The organization's and the global version tokens, or None when the cache cannot tell them."""
     cache = _cache()
     keys = [_version_key(organization_id), _version_key(GLOBAL)]
     found = cache.get_many(keys)
@@ -95,7 +98,9 @@ def _versions(organization_id: int) -> str:
             cache.add(key, uuid.uuid4().hex, None)
     if len(found) < len(keys):
         found = cache.get_many(keys)
-    return ":".join(str(found.get(key, "")) for key in keys)
+    if len(found) < len(keys):
+        return None
+    return ":".join(str(found[key]) for key in keys)
 
 
 def bump(organization_id: int | str = GLOBAL) -> None:
@@ -108,16 +113,51 @@ def bump(organization_id: int | str = GLOBAL) -> None:
     transaction.on_commit(_bump)
 
 
+# Entries under keys that embed the version tokens never change while they live: a change makes new keys. So this
+# process keeps the ones it has read, each until the shared entry's own end (stored with it), and a warm decision
+# costs one cache round trip (the versions) instead of two. When the cache cannot tell the versions (unreachable),
+# nothing is read, written or kept: every decision is made from PostgreSQL.
+_LOCAL: dict[str, tuple[float, object]] = {}
+_LOCAL_MAX_ENTRIES = 4096
+
+
+def _remembered(kind: str, scope: str, organization_id: int, compute):
+    """The entry ``authz:<kind>:<scope>`` under the organization's current versions. ``compute() -> (value, ttl)``
+    runs on a miss; the value is shared through the cache for ``ttl`` seconds (stored as ``(until, value)``) and
+    kept here no longer. Values are shared between the requests of a process: they are frozen, never mutated."""
+    versions = _versions(organization_id)
+    if versions is None:
+        return compute()[0]
+    key = f"authz:{kind}:{scope}:{versions}"
+    now = clock()
+    local = _LOCAL.get(key)
+    if local is not None and local[0] > now:
+        return local[1]
+    stored = _cache().get(key)
+    if stored is None:
+        value, ttl = compute()
+        stored = (now + ttl, value)
+        _cache().set(key, stored, ttl)
+    if stored[0] > now:
+        if len(_LOCAL) >= _LOCAL_MAX_ENTRIES:
+            for old in [k for k, (until, _value) in _LOCAL.items() if until <= now]:
+                _LOCAL.pop(old, None)
+            if len(_LOCAL) >= _LOCAL_MAX_ENTRIES:
+                _LOCAL.clear()
+        _LOCAL[key] = stored
+    return stored[1]
+
+
 def entitlements_for(*, organization) -> Entitlements:
     from billing.selectors import compute_entitlements
 
-    key = f"authz:ent:{organization.pk}:{_versions(organization.pk)}"
-    cached = _cache().get(key)
-    if cached is None:
-        cached, ttl = compute_entitlements(organization=organization)
-        cached = replace(cached, valid_until=clock() + ttl) if ttl < CACHE_TTL_SECONDS else cached
-        _cache().set(key, cached, cached.ttl(CACHE_TTL_SECONDS))
-    return cached
+    def compute():
+        entitlements, ttl = compute_entitlements(organization=organization)
+        if ttl < CACHE_TTL_SECONDS:
+            entitlements = replace(entitlements, valid_until=clock() + ttl)
+        return entitlements, entitlements.ttl(CACHE_TTL_SECONDS)
+
+    return _remembered("entitlements", str(organization.pk), organization.pk, compute)
 
 
 def access_for(*, user, organization) -> Access | None:
@@ -126,63 +166,59 @@ def access_for(*, user, organization) -> Access | None:
 
     if user is None or not user.is_authenticated or organization is None:
         return None
-    key = f"authz:user:{organization.pk}:{user.pk}:{_versions(organization.pk)}"
-    cached = _cache().get(key)
-    if cached is None:
+
+    def compute():
         membership = (
             Membership.objects.select_related("role")
             .filter(user_id=user.pk, organization_id=organization.pk, is_active=True)
             .first()
         )
-        ttl = CACHE_TTL_SECONDS
         if membership is None:
-            cached = _NONE
-        else:
-            cached = Access(
-                organization_id=organization.pk,
-                user_id=user.pk,
-                membership_id=membership.pk,
-                role_key=membership.role.key,
-                role_name=membership.role.name,
-                grants=membership.role.effective_grants(),
-                entitlements=entitlements_for(organization=organization),
-                label=user.email,
-            )
-            # The decision embeds the entitlements: it may not outlive them (an override or a trial ending).
-            ttl = cached.entitlements.ttl(CACHE_TTL_SECONDS)
-        _cache().set(key, cached, ttl)
+            return _NONE, CACHE_TTL_SECONDS
+        access = Access(
+            organization_id=organization.pk,
+            user_id=user.pk,
+            membership_id=membership.pk,
+            role_key=membership.role.key,
+            role_name=membership.role.name,
+            grants=membership.role.effective_grants(),
+            entitlements=entitlements_for(organization=organization),
+            label=user.email,
+        )
+        # The decision embeds the entitlements: it may not outlive them (an override or a trial ending).
+        return access, access.entitlements.ttl(CACHE_TTL_SECONDS)
+
+    cached = _remembered("user-access", f"{organization.pk}:{user.pk}", organization.pk, compute)
     return None if cached == _NONE else cached
 
 
 def access_for_key(*, key, organization) -> Access | None:
     """An API key's access: its scopes, each capped by what its creator holds now. None if the creator left."""
-    key_cache = f"authz:key:{organization.pk}:{key.pk}:{_versions(organization.pk)}"
-    cached = _cache().get(key_cache)
-    if cached is None:
+
+    def compute():
         creator = access_for(user=key.created_by, organization=organization)
-        ttl = CACHE_TTL_SECONDS
         if creator is None:
-            cached = _NONE
-        else:
-            grants = {}
-            for code, scope in key.scopes.items():
-                held = creator.grants.get(code)
-                if held is not None:
-                    grants[code] = "own" if "own" in (held, scope) else "all"
-            cached = Access(
-                organization_id=organization.pk,
-                user_id=creator.user_id,
-                membership_id=creator.membership_id,
-                role_key=creator.role_key,
-                role_name=creator.role_name,
-                grants=grants,
-                entitlements=creator.entitlements,
-                label=f"API key {key.name}",
-                principal="api_key",
-                key_id=key.pk,
-            )
-            ttl = cached.entitlements.ttl(CACHE_TTL_SECONDS)
-        _cache().set(key_cache, cached, ttl)
+            return _NONE, CACHE_TTL_SECONDS
+        grants = {}
+        for code, scope in key.scopes.items():
+            held = creator.grants.get(code)
+            if held is not None:
+                grants[code] = "own" if "own" in (held, scope) else "all"
+        access = Access(
+            organization_id=organization.pk,
+            user_id=creator.user_id,
+            membership_id=creator.membership_id,
+            role_key=creator.role_key,
+            role_name=creator.role_name,
+            grants=grants,
+            entitlements=creator.entitlements,
+            label=f"API key {key.name}",
+            principal="api_key",
+            key_id=key.pk,
+        )
+        return access, access.entitlements.ttl(CACHE_TTL_SECONDS)
+
+    cached = _remembered("key-access", f"{organization.pk}:{key.pk}", organization.pk, compute)
     return None if cached == _NONE else cached
 
 
