@@ -25,12 +25,16 @@ def _jsonable(value: Any) -> Any:
     return json.loads(_encoder.encode(value))
 
 
-def record(event_type: str, *, subject, payload: dict[str, Any], actor=None) -> OutboxEvent:
-    """Record ``event_type`` about ``subject`` (a model instance). Must run inside the changing transaction."""
+def _check_recordable(event_type: str) -> None:
     if event_type not in EVENTS:
         raise ValueError(f"unknown event type {event_type!r}: add it to integrations/events.py")
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("outbox.record must run inside the transaction that makes the change")
+        raise RuntimeError("events are recorded inside the transaction that makes the change")
+
+
+def record(event_type: str, *, subject, payload: dict[str, Any], actor=None) -> OutboxEvent:
+    """Record ``event_type`` about ``subject`` (a model instance). Must run inside the changing transaction."""
+    _check_recordable(event_type)
     actor_id, actor_label = actor_identity(actor)
     relay_after_commit()
     return OutboxEvent.objects.create(
@@ -40,6 +44,29 @@ def record(event_type: str, *, subject, payload: dict[str, Any], actor=None) -> 
         actor_id=actor_id,
         actor_label=actor_label,
         payload=_jsonable(payload),
+    )
+
+
+def record_many(event_type: str, *, subject_type: str, actor, items: list[tuple[Any, dict[str, Any]]]) -> None:
+    """:func:`record` for many subjects of one type: one row per ``(subject id, payload)``, in one INSERT (a bulk
+    change or a stage deletion may touch thousands of records)."""
+    if not items:
+        return
+    _check_recordable(event_type)
+    actor_id, actor_label = actor_identity(actor)
+    relay_after_commit()
+    OutboxEvent.objects.bulk_create(
+        [
+            OutboxEvent(
+                type=event_type,
+                subject_type=subject_type,
+                subject_id=str(pk),
+                actor_id=actor_id,
+                actor_label=actor_label,
+                payload=_jsonable(payload),
+            )
+            for pk, payload in items
+        ]
     )
 
 

@@ -28,11 +28,10 @@ from crm.choices import RecordType
 from crm.errors import OutOfReach
 from crm.tagging import tags_named
 from integrations import outbox
-from integrations.events import EVENTS
-from integrations.models import OutboxEvent
 from rbac.access import Access, actor_identity
 from rbac.errors import PermissionDenied
 from rbac.scoping import can_reach
+from tenants.selectors import current_organization
 
 from .choices import DEFAULT_PIPELINE_NAME, DEFAULT_STAGES, STATUS_BY_KIND, DealStatus, StageKind
 from .errors import (
@@ -57,14 +56,6 @@ DEFAULT_LOCK_NAMESPACE = 0x91E1
 
 
 # --- helpers ---
-
-
-def _organization():
-    """The organization whose schema this connection writes into: a deal counts against that one's plan."""
-    tenant = getattr(connection, "tenant", None)
-    if tenant is None or getattr(tenant, "pk", None) is None:
-        raise RuntimeError("pipelines services run in an organization's schema")
-    return tenant
 
 
 def _keep_in_reach(actor, owner_id: int | None) -> None:
@@ -344,35 +335,14 @@ def _move_all(held: list[tuple[int, Any]], *, from_stage: Stage, to_stage: Stage
             for pk, entered in held
         ]
     )
-    _record_many(
+    outbox.record_many(
         "deal.stage_changed",
+        subject_type=Deal._meta.model_name,
         actor=actor,
         items=[
             (pk, _stage_payload(pk, from_stage, to_stage, DealStatus.OPEN, (now - entered).total_seconds()))
             for pk, entered in held
         ],
-    )
-
-
-def _record_many(event_type: str, *, actor, items: list[tuple[int, dict[str, Any]]]) -> None:
-    """One outbox row per deal, in one INSERT (a stage deletion may move thousands of deals)."""
-    if event_type not in EVENTS:
-        raise ValueError(f"unknown event type {event_type!r}")
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("events are recorded inside the transaction that makes the change")
-    actor_id, actor_label = actor_identity(actor)
-    OutboxEvent.objects.bulk_create(
-        [
-            OutboxEvent(
-                type=event_type,
-                subject_type=Deal._meta.model_name,
-                subject_id=str(pk),
-                actor_id=actor_id,
-                actor_label=actor_label,
-                payload=payload,
-            )
-            for pk, payload in items
-        ]
     )
 
 
@@ -453,7 +423,7 @@ def _deal_insert(
     stage = _key_share(stage.pk)
     if stage is None:
         raise StageNotInPipeline(field="stage")
-    enforce_limit(organization=_organization(), limit=Limit.DEALS)
+    enforce_limit(organization=current_organization(), limit=Limit.DEALS)
     deal = Deal(
         title=title.strip(),
         amount=amount,

@@ -93,3 +93,14 @@ def active_organizations() -> QuerySet[Organization]:
 def tenant_organizations() -> QuerySet[Organization]:
     """Every organization that owns a live schema (active, suspended or in standby), for fan-out work."""
     return Organization.objects.exclude(status=OrganizationStatus.DELETED)
+
+
+def current_organization():
+    """The organization whose schema this connection works in (plan limits count against it); services of the
+    data plane call it, and it refuses to answer in ``public``."""
+    from django.db import connection
+
+    tenant = getattr(connection, "tenant", None)
+    if tenant is None or getattr(tenant, "pk", None) is None:
+        raise RuntimeError("this service runs in an organization's schema")
+    return tenant

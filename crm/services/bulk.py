@@ -20,7 +20,7 @@ from ..choices import LeadStatus
 from ..errors import BulkFailed, InvalidLeadTransition
 from ..models import Company, Contact, Lead, Tag
 from ..tagging import tags_named
-from ._common import keep_in_reach, reachable, record_many
+from ._common import keep_in_reach, reachable
 
 MODELS: dict[str, type[Model]] = {"lead": Lead, "contact": Contact, "company": Company}
 
@@ -132,7 +132,7 @@ def bulk_update(
     touched = set(retagged) - {record.pk for record in dirty}
     if touched:
         model.objects.filter(pk__in=touched).update(updated_at=now)
-    record_many(
+    outbox.record_many(
         f"{record_type}.updated",
         subject_type=model._meta.model_name,
         actor=actor,
@@ -148,7 +148,7 @@ def bulk_delete(*, record_type: str, ids: list[int], actor) -> list[int]:
     records, errors = _locked(model, actor, f"crm.{record_type}.delete", ids)
     if errors:
         raise BulkFailed(errors)
-    record_many(
+    outbox.record_many(
         f"{record_type}.deleted",
         subject_type=model._meta.model_name,
         actor=actor,

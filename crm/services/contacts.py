@@ -9,12 +9,13 @@ from django.db import IntegrityError, transaction
 from billing.features import Limit
 from billing.services import enforce_limit
 from integrations import outbox
+from tenants.selectors import current_organization
 
 from .. import custom_fields
 from ..choices import ContactStatus, RecordType
 from ..errors import DuplicateEmail
 from ..models import Company, Contact
-from ._common import keep_in_reach, organization, set_tags
+from ._common import apply_update, keep_in_reach, set_tags
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
@@ -76,12 +77,14 @@ def company_update(
         fields["domain"] = normalize_domain(fields["domain"])
     if "name" in fields:
         fields["name"] = fields["name"].strip()
-    change = outbox.apply_changes(company, fields)
-    if custom_fields_values is not None:
-        values = custom_fields.clean_values(RecordType.COMPANY, custom_fields_values, existing=company.custom_fields)
-        change.update(outbox.apply_changes(company, {"custom_fields": values}))
-    if "owner_id" in change:
-        keep_in_reach(actor, "crm.company.update", company.owner_id)
+    change = apply_update(
+        company,
+        record_type=RecordType.COMPANY,
+        permission="crm.company.update",
+        actor=actor,
+        fields=fields,
+        custom_fields_values=custom_fields_values,
+    )
     _save_changes(company, change)
     _tag_change(company, tags, change)
     if change:
@@ -124,7 +127,7 @@ def contact_insert(*, actor, tags: list[str] | None = None, custom_fields_values
     """Insert a contact (the caller holds the transaction): e-mail normalized and free, plan limit respected."""
     fields["email"] = normalize_email(fields.get("email"))
     _check_email_free(fields["email"])
-    enforce_limit(organization=organization(), limit=Limit.CONTACTS)
+    enforce_limit(organization=current_organization(), limit=Limit.CONTACTS)
     contact = Contact(**fields)
     contact.custom_fields = custom_fields.clean_values(RecordType.CONTACT, custom_fields_values)
     _save_unique(contact)
@@ -152,12 +155,14 @@ def contact_update(
     if "email" in fields:
         fields["email"] = normalize_email(fields["email"])
         _check_email_free(fields["email"], exclude_pk=contact.pk)
-    change = outbox.apply_changes(contact, fields)
-    if custom_fields_values is not None:
-        values = custom_fields.clean_values(RecordType.CONTACT, custom_fields_values, existing=contact.custom_fields)
-        change.update(outbox.apply_changes(contact, {"custom_fields": values}))
-    if "owner_id" in change:
-        keep_in_reach(actor, "crm.contact.update", contact.owner_id)
+    change = apply_update(
+        contact,
+        record_type=RecordType.CONTACT,
+        permission="crm.contact.update",
+        actor=actor,
+        fields=fields,
+        custom_fields_values=custom_fields_values,
+    )
     if change:
         fields_changed = [Contact._meta.get_field(name).name for name in change]
         _save_unique(contact, update_fields=[*fields_changed, "updated_at"])

@@ -13,11 +13,11 @@ from django.db.models.functions import Lower
 from billing.features import Limit
 from billing.services import enforce_limit
 from integrations import outbox
+from tenants.selectors import current_organization
 
 from ..choices import CustomFieldType, RecordType
 from ..errors import DuplicateCustomField, DuplicateTag, InvalidCustomFieldDefinition
 from ..models import Company, Contact, CustomField, Lead, Tag
-from ._common import organization
 
 
 def _record_model(record_type: str):
@@ -113,7 +113,7 @@ def custom_field_create(
 ) -> CustomField:
     """Define a custom field. Counts against the plan's ``custom_fields`` limit; the key is unique per record
     type (409 ``duplicate_custom_field``)."""
-    enforce_limit(organization=organization(), limit=Limit.CUSTOM_FIELDS)
+    enforce_limit(organization=current_organization(), limit=Limit.CUSTOM_FIELDS)
     if CustomField.objects.filter(record_type=record_type, key=key).exists():
         raise DuplicateCustomField()
     return CustomField.objects.create(

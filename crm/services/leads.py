@@ -11,6 +11,7 @@ from .. import custom_fields
 from ..choices import LeadStatus, RecordType
 from ..errors import InvalidLeadTransition
 from ..models import Lead
+from ._common import apply_update
 from ._common import keep_in_reach as _keep_in_reach
 from ._common import set_tags as _set_tags
 
@@ -48,12 +49,14 @@ def lead_update(
             )
     if "email" in fields:
         fields["email"] = (fields["email"] or "").strip().lower()
-    changes = outbox.apply_changes(lead, fields)
-    if custom_fields_values is not None:
-        values = custom_fields.clean_values(RecordType.LEAD, custom_fields_values, existing=lead.custom_fields)
-        changes.update(outbox.apply_changes(lead, {"custom_fields": values}))
-    if "owner_id" in changes:
-        _keep_in_reach(actor, "crm.lead.update", lead.owner_id)
+    changes = apply_update(
+        lead,
+        record_type=RecordType.LEAD,
+        permission="crm.lead.update",
+        actor=actor,
+        fields=fields,
+        custom_fields_values=custom_fields_values,
+    )
     if changes:
         lead.save(update_fields=[*(Lead._meta.get_field(name).name for name in changes), "updated_at"])
     tag_names = _set_tags(lead, tags)
