@@ -1,12 +1,13 @@
 from rbac.catalogue import declare
 
 _RECORDS = {"company": "companies", "contact": "contacts", "lead": "leads", "activity": "activities"}
+_DECLARED: dict[str, str] = {}
 
 for _resource, _plural in _RECORDS.items():
-    declare(f"crm.{_resource}.view", f"See {_plural}", scoped=True)
-    declare(f"crm.{_resource}.create", f"Create {_plural}")
-    declare(f"crm.{_resource}.update", f"Edit {_plural}", scoped=True)
-    declare(f"crm.{_resource}.delete", f"Delete {_plural}", scoped=True)
+    _DECLARED[f"{_resource}.view"] = declare(f"crm.{_resource}.view", f"See {_plural}", scoped=True)
+    _DECLARED[f"{_resource}.create"] = declare(f"crm.{_resource}.create", f"Create {_plural}")
+    _DECLARED[f"{_resource}.update"] = declare(f"crm.{_resource}.update", f"Edit {_plural}", scoped=True)
+    _DECLARED[f"{_resource}.delete"] = declare(f"crm.{_resource}.delete", f"Delete {_plural}", scoped=True)
 for _resource, _plural in list(_RECORDS.items())[:3]:
     declare(f"crm.{_resource}.export", f"Export {_plural}", scoped=True)
     declare(f"crm.{_resource}.import", f"Import {_plural} from files")
@@ -17,3 +18,6 @@ TAG_MANAGE = declare("crm.tag.manage", "Create, rename and delete tags")
 CUSTOM_FIELD_MANAGE = declare("crm.custom_field.manage", "Define custom fields")
 CAMPAIGN_VIEW = declare("crm.campaign.view", "See campaigns and their results")
 CAMPAIGN_MANAGE = declare("crm.campaign.manage", "Create, schedule and send campaigns")
+
+COMPANY_VIEW = _DECLARED["company.view"]
+CONTACT_UPDATE = _DECLARED["contact.update"]

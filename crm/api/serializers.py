@@ -12,6 +12,7 @@ from crm.choices import (
     RecordType,
 )
 from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
+from crm.permissions import COMPANY_VIEW, CONTACT_UPDATE
 from pipelines.models import Deal
 
 from .fields import MemberField, ScopedRecordField
@@ -273,18 +274,20 @@ class ActivityUpdateInput(ActivityInput):
 class LeadConvertInput(serializers.Serializer):
     contact = ScopedRecordField(
         model=Contact,
-        permission="crm.contact.view",
+        permission=CONTACT_UPDATE,
         required=False,
         allow_null=True,
-        help_text="Use this contact. Default: the contact with the lead's e-mail, else a new one.",
+        help_text="Use this contact (one you may edit). Default: the contact with the lead's e-mail if you may edit "
+        "it (if you may not: 400 `out_of_scope`), else a new one.",
     )
     company = ScopedRecordField(
         model=Company,
-        permission="crm.company.view",
+        permission=COMPANY_VIEW,
         required=False,
         allow_null=True,
-        help_text="Use this company. Default: the contact's, else one matching the e-mail's domain or the lead's "
-        "company name, else a new one named after the lead's company name.",
+        help_text="Use this company (one you may see). Default: the contact's, else one matching the e-mail's domain "
+        "or the lead's company name, among the companies you may see; else a new one named after the lead's company "
+        "name.",
     )
     create_deal = serializers.BooleanField(default=False, help_text="Also open a deal in the default pipeline.")
 

@@ -212,7 +212,11 @@ class LeadViewSet(RecordViewSet):
         responses={200: LeadConversionOutput},
         tags=["leads"],
         description="Convert the lead into a contact (matched by e-mail, else new), its company (matched by e-mail "
-        "domain or name, else new) and optionally a deal, atomically. 409 `lead_already_converted` the second time.",
+        "domain or name, else new) and optionally a deal, atomically. 409 `lead_already_converted` the second time. "
+        "Matching stays within your reach: only a contact you may edit and companies you may see are matched. "
+        "When a contact you may not edit has the lead's e-mail (e-mail addresses are unique), the answer is 400 "
+        "`out_of_scope` on `contact` and nothing changes; a company you may not see is passed over (a new one is "
+        "made when the lead names a company).",
     )
     @action(detail=True, methods=["post"])
     def convert(self, request, pk=None):

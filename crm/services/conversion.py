@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from integrations import outbox
 
 from ..choices import LeadStatus, LifecycleStage
-from ..errors import LeadAlreadyConverted, LeadNotConvertible
+from ..errors import LeadAlreadyConverted, LeadNotConvertible, OutOfReach
 from ..models import Activity, Company, Contact, Lead
+from ..permissions import COMPANY_VIEW, CONTACT_UPDATE
+from ._common import reachable
 from .contacts import company_create, contact_insert, normalize_domain
 
 # Mailbox providers: an address there says nothing about the person's company.
@@ -65,14 +68,30 @@ def company_domain(email: str) -> str:
     return "" if domain in FREE_MAIL_DOMAINS else domain
 
 
-def _match_company(lead: Lead, domain: str) -> Company | None:
+def _match_contact(email: str, actor) -> Contact | None:
+    """The contact with the lead's e-mail, when the actor may edit it (the conversion writes to it). One outside
+    the actor's reach is refused, not replaced: e-mail addresses are unique among contacts, so no second contact
+    can take it, and the caller learns no more than creating that contact would tell (that the address is used)."""
+    if not email:
+        return None
+    found = reachable(Contact, actor, CONTACT_UPDATE).filter(email=email).first()
+    if found is None and Contact.objects.filter(email=email).exists():
+        raise OutOfReach(
+            "A contact you may not edit already has the lead's e-mail address: convert into one of your contacts, "
+            "or ask a colleague who may edit that contact.",
+            field="contact",
+        )
+    return found
+
+
+def _match_company(companies: QuerySet[Company], lead: Lead, domain: str) -> Company | None:
     if domain:
-        found = Company.objects.filter(domain=domain).order_by("pk").first()
+        found = companies.filter(domain=domain).order_by("pk").first()
         if found is not None:
             return found
     name = (lead.company_name or "").strip()
     if name:
-        return Company.objects.annotate(lower=Lower("name")).filter(lower=name.lower()).order_by("pk").first()
+        return companies.annotate(lower=Lower("name")).filter(lower=name.lower()).order_by("pk").first()
     return None
 
 
@@ -91,6 +110,10 @@ def lead_convert(
     records belong to the lead's owner and get its tags; the lead's activities are attached to the contact
     and company. With ``create_deal`` a deal opens in the default pipeline
     (:func:`pipelines.services.deal_create_from_lead`). A second conversion is 409 ``lead_already_converted``.
+
+    Matching stays within the actor's reach, like ids given in the body: a contact the actor may edit
+    (``crm.contact.update``; one outside reach with the lead's e-mail is 400 ``out_of_scope`` on ``contact``), a
+    company the actor may see (``crm.company.view``; others are passed over, as if they did not exist).
     """
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if lead.status == LeadStatus.CONVERTED:
@@ -101,12 +124,13 @@ def lead_convert(
     email = (lead.email or "").strip().lower()
     domain = company_domain(email)
 
-    if contact is None and email:
-        contact = Contact.objects.filter(email=email).first()
+    if contact is None:
+        contact = _match_contact(email, actor)
+    companies = reachable(Company, actor, COMPANY_VIEW)
     if company is None and contact is not None and contact.company_id is not None:
-        company = contact.company
+        company = companies.filter(pk=contact.company_id).first()
     if company is None:
-        company = _match_company(lead, domain)
+        company = _match_company(companies, lead, domain)
     company_created = False
     if company is None and (lead.company_name or "").strip():
         company = company_create(

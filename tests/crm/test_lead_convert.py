@@ -7,8 +7,10 @@ from decimal import Decimal
 import pytest
 
 from billing.models import Override
-from crm.models import Company, Contact, Lead
+from crm.models import Activity, Company, Contact, Lead
 from pipelines.models import Deal
+
+from ..conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +175,80 @@ def test_viewer_cannot_convert(member, org_a, make):
     response = _convert(client, make.lead(org_a))
     assert response.status_code == 403
     assert response.json()["permission"] == "crm.lead.convert"
+
+
+def test_conversion_never_matches_a_contact_out_of_reach(rep_a, org_a, owner_a, make, in_tenant, events):
+    """A Sales Rep's own lead whose e-mail belongs to a colleague's contact: the contact is neither returned nor
+    written to (e-mail addresses are unique, so no second contact can be made): 400 ``out_of_scope``."""
+    user, client = rep_a
+    theirs = make.company(org_a, name="Foreign Co", domain="foreign.example", owner=owner_a)
+    their_contact = make.contact(org_a, email="ceo@foreign.example", owner=owner_a)
+    lead = make.lead(org_a, name="CEO", email="CEO@foreign.example", company_name="Foreign Co", owner=user)
+    note = make.activity(org_a, lead=lead, owner=user, subject="My call")
+    response = _convert(client, lead)
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "out_of_scope"
+    assert [(error["field"], error["code"]) for error in body["errors"]] == [("contact", "out_of_scope")]
+    assert str(their_contact.pk) not in response.content.decode()
+    with in_tenant(org_a):
+        their_contact.refresh_from_db()
+        note.refresh_from_db()
+        assert their_contact.company_id is None
+        assert (note.contact_id, note.company_id) == (None, None)
+        assert Lead.objects.get(pk=lead.pk).status == "new"
+        assert list(Company.objects.values_list("pk", flat=True)) == [theirs.pk]
+    assert events(org_a, "lead.converted") == []
+    # The owner reaches the contact: the same conversion matches it.
+    as_owner = _convert(client_for(owner_a, org_a), lead).json()
+    assert as_owner["contact"] == {"id": their_contact.pk, "created": False}
+
+
+def test_conversion_passes_over_companies_out_of_reach(rep_a, org_a, owner_a, make, in_tenant):
+    """Companies the Sales Rep cannot see (by the contact, the e-mail's domain or the name) are not matched: the
+    conversion makes the rep's own company and attaches nothing to the colleague's."""
+    user, client = rep_a
+    theirs = make.company(org_a, name="Foreign Co", domain="foreign.example", owner=owner_a)
+    mine = make.contact(org_a, email="old-friend@foreign.example", owner=user, company=theirs)
+    by_contact = make.lead(org_a, email="old-friend@foreign.example", company_name="Foreign Co", owner=user)
+    by_domain = make.lead(org_a, email="buyer@foreign.example", company_name="Foreign Co", owner=user)
+    note = make.activity(org_a, lead=by_domain, owner=user)
+
+    first = _convert(client, by_contact)
+    assert first.status_code == 200, first.content
+    assert first.json()["contact"] == {"id": mine.pk, "created": False}
+    assert first.json()["company"]["created"] is True
+    second = _convert(client, by_domain)
+    assert second.status_code == 200, second.content
+    assert second.json()["contact"]["created"] is True
+    assert second.json()["company"] == {"id": first.json()["company"]["id"], "created": False}  # the rep's own
+    with in_tenant(org_a):
+        created = Company.objects.get(pk=first.json()["company"]["id"])
+        assert (created.name, created.owner_id) == ("Foreign Co", user.pk)
+        assert created.pk != theirs.pk
+        note.refresh_from_db()
+        assert note.company_id == created.pk
+        assert Contact.objects.get(pk=mine.pk).company_id == theirs.pk  # the contact's own link is kept
+        assert not Activity.objects.filter(company=theirs).exists()
+
+
+def test_an_explicit_contact_must_be_one_you_may_edit(org_a, owner_a, member, make):
+    """The contact named in the body is held to the same reach as a matched one: ``crm.contact.update``."""
+    from rbac.models import Role
+    from rbac.services import membership_create
+
+    from ..factories import make_user
+
+    role = Role.objects.create(
+        organization=org_a,
+        key="reader-converter",
+        name="Reader converter",
+        grants={"crm.lead.view": "all", "crm.lead.convert": "all", "crm.contact.view": "all"},
+    )
+    user = make_user()
+    membership_create(user=user, organization=org_a, role=role)
+    contact = make.contact(org_a, owner=owner_a)
+    lead = make.lead(org_a, owner=owner_a)
+    response = _convert(client_for(user, org_a), lead, contact=contact.pk)
+    assert response.status_code == 400
+    assert [(error["field"], error["code"]) for error in response.json()["errors"]] == [("contact", "does_not_exist")]
