@@ -156,7 +156,7 @@ def child_naive(path: Path, sample: int) -> dict:
                 )
                 names = [name.strip() for name in row["tags"].split(";") if name.strip()]
                 if names:
-                    contact.tags.set(tags_named(names))
+                    contact.tags.set(tags_named(names, actor=access))
                 outbox.record("contact.created", subject=contact, payload=outbox.snapshot(contact), actor=access)
         seconds = time.perf_counter() - started
         _reset(connection)

@@ -56,6 +56,21 @@ class DuplicateTag(Conflict):
     title = "A tag with this name already exists."
 
 
+class UnknownTags(ValidationFailed):
+    """Tag names that match no tag, from someone who may not create tags (``crm.tag.manage``): one ``unknown_tag``
+    error per name in ``errors``, under the request field that named them."""
+
+    field_code = "unknown_tag"
+
+    def __init__(self, names: list[str], *, field: str = "tags"):
+        listed = ", ".join(repr(name) for name in names)
+        errors = [
+            {"field": field, "code": self.field_code, "detail": f"No tag is named {name!r}; you may not create tags."}
+            for name in names
+        ]
+        super().__init__(f"Unknown tags: {listed}. Only existing tags may be attached.", extra={"errors": errors})
+
+
 class DuplicateCustomField(Conflict):
     code = "duplicate_custom_field"
     title = "A custom field with this key already exists for this record type."

@@ -437,7 +437,7 @@ def _deal_insert(
     deal.custom_fields = custom_fields.clean_values(RecordType.DEAL, custom_fields_values)
     deal.save()
     if tags:
-        deal.tags.set(tags_named(tags))
+        deal.tags.set(tags_named(tags, actor=actor))
     StageChange.objects.create(
         deal=deal, to_stage=stage, to_stage_name=stage.name, changed_by_id=actor_identity(actor)[0]
     )
@@ -492,7 +492,7 @@ def deal_update(
         deal.save(update_fields=[*(Deal._meta.get_field(name).name for name in changes), "updated_at"])
     if tags is not None:
         before = sorted(deal.tags.values_list("name", flat=True))
-        found = tags_named(tags)
+        found = tags_named(tags, actor=actor)
         deal.tags.set(found)
         after = sorted(tag.name for tag in found)
         if before != after:

@@ -21,6 +21,11 @@ class OwnedQuerySet(models.QuerySet):
         return self.none()
 
 
+def holds(actor, permission: str) -> bool:
+    """Does the actor hold ``permission``, in any scope? The system actor (``None``) holds every permission."""
+    return actor is None or actor.scope(permission) is not None
+
+
 def can_reach(access, permission: str, *, owner_id: int | None) -> bool:
     """Would a record owned by ``owner_id`` be within the caller's scope for ``permission``?"""
     scope = access.scope(permission)

@@ -17,6 +17,11 @@ from pipelines.models import Deal
 
 from .fields import MemberField, ScopedRecordField
 
+TAG_NAMES_HELP = (
+    "Tag names (case-insensitive). A name that matches no tag creates it only with `crm.tag.manage`; "
+    "otherwise 400 `validation_error` with an `unknown_tag` error per unknown name."
+)
+
 
 class OwnerOutput(serializers.Serializer):
     id = serializers.IntegerField()
@@ -85,7 +90,9 @@ class LeadInput(serializers.Serializer):
         max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True
     )
     owner = MemberField(required=False, allow_null=True, source="owner_id")
-    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=50, help_text=TAG_NAMES_HELP
+    )
     custom_fields = serializers.DictField(required=False, source="custom_fields_values")
 
     def to_internal_value(self, data):
@@ -160,7 +167,9 @@ class CompanyInput(ReferencesInput):
         r"^[A-Za-z]{2}$", required=False, allow_blank=True, help_text="ISO 3166-1 alpha-2 code."
     )
     owner = MemberField(required=False, allow_null=True, source="owner_id")
-    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=50, help_text=TAG_NAMES_HELP
+    )
     custom_fields = serializers.DictField(required=False, source="custom_fields_values")
 
     def validate_country(self, value: str) -> str:
@@ -210,7 +219,9 @@ class ContactInput(ReferencesInput):
     source = serializers.ChoiceField(choices=LeadSource.choices, required=False, allow_blank=True)
     do_not_contact = serializers.BooleanField(required=False)
     owner = MemberField(required=False, allow_null=True, source="owner_id")
-    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=50, help_text=TAG_NAMES_HELP
+    )
     custom_fields = serializers.DictField(required=False, source="custom_fields_values")
 
     def validate(self, attrs):
@@ -314,9 +325,14 @@ class BulkIdsInput(serializers.Serializer):
 class BulkUpdateInput(BulkIdsInput):
     owner = MemberField(required=False, allow_null=True, source="owner_id")
     tags = serializers.ListField(
-        child=serializers.CharField(max_length=50), required=False, max_length=50, help_text="Replace the tags."
+        child=serializers.CharField(max_length=50),
+        required=False,
+        max_length=50,
+        help_text=f"Replace the tags. {TAG_NAMES_HELP}",
     )
-    add_tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    add_tags = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=50, help_text=TAG_NAMES_HELP
+    )
     remove_tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
 
     status_choices: list = []

@@ -109,7 +109,9 @@ class ImportJobViewSet(OrganizationViewSet):
         tags=["imports"],
     )
     def create(self, request):
-        """Upload a CSV or XLSX file of contacts, companies or leads; it is imported in the background."""
+        """Upload a CSV or XLSX file of contacts, companies or leads; it is imported in the background. A row naming
+        a company or a tag that does not exist fails (`unknown_company`, `unknown_tag`) unless you may create it
+        (`crm.company.create`, `crm.tag.manage`)."""
         limit = imports.max_bytes()
         length = request.META.get("CONTENT_LENGTH") or ""
         if length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:  # refused before the body is read

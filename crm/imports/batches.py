@@ -30,7 +30,7 @@ from crm import custom_fields
 from crm.choices import DedupePolicy, LeadSource, LeadStatus, RecordType
 from crm.errors import InvalidCustomField
 from crm.models import Company, Contact, CustomField, ImportJob
-from crm.tagging import tags_named
+from crm.tagging import may_create_tags, tags_found
 from integrations import outbox
 from integrations.models import OutboxEvent
 from rbac.access import Access, access_for, actor_identity, entitlements_for
@@ -341,7 +341,8 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
     matches = _matches(plan, {row.key for row in rows if row.key}) if dedupes else {}
     company_ids = _companies(plan, rows, events) if plan.record_type == RecordType.CONTACT else {}
     wanted_tags = sorted({tag for row in rows for tag in row.tags or []})
-    tags = {tag.name.lower(): tag for tag in tags_named(wanted_tags)} if wanted_tags else {}
+    # Unknown tags are created only for an importer who may manage tags; anyone else's rows naming one fail.
+    tags = tags_found(wanted_tags, create=may_create_tags(plan.access))[0] if wanted_tags else {}
     updating = plan.policy == DedupePolicy.UPDATE
     existing_tags = _existing_tags(plan, matches.values()) if tags and updating and matches else {}
     room = _contacts_room(plan) if plan.record_type == RecordType.CONTACT else None
@@ -358,6 +359,11 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
                 outcome.fail(row, ("company", "unknown_company", "No such company, and you may not create one."))
                 continue
             values = {**values, "company_id": company_id}
+        unknown_tags = [tag for tag in row.tags or [] if tag.lower() not in tags]
+        if unknown_tags:
+            names = ", ".join(repr(tag) for tag in unknown_tags)
+            outcome.fail(row, ("tags", "unknown_tag", f"No tag is named {names}, and you may not create tags."))
+            continue
         owner_id = values.get("owner_id")
         if owner_id not in (None, plan.actor_id) and not can_reach(plan.access, update_permission, owner_id=owner_id):
             outcome.fail(row, ("owner", "out_of_scope", "You may not give records to this member."))

@@ -41,9 +41,10 @@ def apply_update(instance, *, record_type: str, permission: str, actor, fields: 
     return change
 
 
-def set_tags(instance, names: list[str] | None) -> list[str] | None:
+def set_tags(instance, names: list[str] | None, *, actor) -> list[str] | None:
+    """Replace the record's tags with the named ones (unknown names: see :func:`crm.tagging.tags_named`)."""
     if names is None:
         return None
-    tags = tags_named(names)
+    tags = tags_named(names, actor=actor)
     instance.tags.set(tags)
     return sorted(tag.name for tag in tags)

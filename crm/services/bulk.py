@@ -56,15 +56,15 @@ def _tag_rows(model, ids: list[int]) -> dict[int, dict[int, str]]:
 
 
 def _apply_tags(
-    model, ids: list[int], *, tags: list[str] | None, add_tags: list[str] | None, remove_tags: list[str] | None
+    model, ids: list[int], *, tags: list[Tag] | None, add_tags: list[Tag], remove_tags: list[str] | None
 ) -> dict[int, list[str]]:
     """Replace (``tags``), add and remove tags of every record; returns the new tag names of those that changed."""
     if tags is None and not add_tags and not remove_tags:
         return {}
     through, column = model.tags.through, f"{model._meta.model_name}_id"
     before = _tag_rows(model, ids)
-    replace = {tag.pk: tag.name for tag in tags_named(tags)} if tags is not None else None
-    add = {tag.pk: tag.name for tag in tags_named(add_tags or [])}
+    replace = {tag.pk: tag.name for tag in tags} if tags is not None else None
+    add = {tag.pk: tag.name for tag in add_tags}
     lowered = {name.strip().lower() for name in remove_tags or [] if name.strip()}
     remove = set(Tag.objects.annotate(lower=Lower("name")).filter(lower__in=lowered).values_list("pk", flat=True))
     after = {}
@@ -97,7 +97,8 @@ def bulk_update(
     remove_tags: list[str] | None = None,
 ) -> list[int]:
     """Set ``fields`` (owner, status) and change tags on every record of ``ids``, or on none (400
-    ``bulk_failed`` listing each refused item). Returns the ids changed."""
+    ``bulk_failed`` listing each refused item; 400 ``validation_error`` naming each unknown tag when the actor may
+    not create tags). Returns the ids changed."""
     model = MODELS[record_type]
     permission = f"crm.{record_type}.update"
     fields = dict(fields or {})
@@ -108,6 +109,8 @@ def bulk_update(
         errors += _item_errors(record_type, record, fields)
     if errors:
         raise BulkFailed(errors)
+    replace_tags = tags_named(tags, actor=actor, field="tags") if tags is not None else None
+    added_tags = tags_named(add_tags or [], actor=actor, field="add_tags")
 
     now = timezone.now()
     changed: dict[int, dict[str, list]] = {}
@@ -126,7 +129,7 @@ def bulk_update(
     if dirty:
         model.objects.bulk_update(dirty, [*fields, "updated_at"])
     ids_found = [record.pk for record in records]
-    retagged = _apply_tags(model, ids_found, tags=tags, add_tags=add_tags, remove_tags=remove_tags)
+    retagged = _apply_tags(model, ids_found, tags=replace_tags, add_tags=added_tags, remove_tags=remove_tags)
     for pk, names in retagged.items():
         changed.setdefault(pk, {})["tags"] = names
     touched = set(retagged) - {record.pk for record in dirty}

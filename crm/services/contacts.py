@@ -31,12 +31,12 @@ def normalize_domain(value: str | None) -> str:
     return domain.removeprefix("www.")
 
 
-def _tag_change(instance, names: list[str] | None, change: dict) -> None:
+def _tag_change(instance, names: list[str] | None, change: dict, *, actor) -> None:
     """Set the tags; when they change, the event's ``changes.tags`` is the new list (the catalogue's schema)."""
     if names is None:
         return
     before = sorted(tag.name for tag in instance.tags.all())
-    after = set_tags(instance, names)
+    after = set_tags(instance, names, actor=actor)
     if before != after:
         change["tags"] = after
 
@@ -63,7 +63,7 @@ def company_create(
     company.custom_fields = custom_fields.clean_values(RecordType.COMPANY, custom_fields_values)
     keep_in_reach(actor, "crm.company.update", company.owner_id)
     company.save()
-    set_tags(company, tags)
+    set_tags(company, tags, actor=actor)
     outbox.record("company.created", subject=company, payload=outbox.snapshot(company), actor=actor)
     return company
 
@@ -86,7 +86,7 @@ def company_update(
         custom_fields_values=custom_fields_values,
     )
     _save_changes(company, change)
-    _tag_change(company, tags, change)
+    _tag_change(company, tags, change, actor=actor)
     if change:
         outbox.record("company.updated", subject=company, payload={"id": company.pk, "changes": change}, actor=actor)
     return company
@@ -131,7 +131,7 @@ def contact_insert(*, actor, tags: list[str] | None = None, custom_fields_values
     contact = Contact(**fields)
     contact.custom_fields = custom_fields.clean_values(RecordType.CONTACT, custom_fields_values)
     _save_unique(contact)
-    set_tags(contact, tags)
+    set_tags(contact, tags, actor=actor)
     outbox.record("contact.created", subject=contact, payload=outbox.snapshot(contact), actor=actor)
     return contact
 
@@ -166,7 +166,7 @@ def contact_update(
     if change:
         fields_changed = [Contact._meta.get_field(name).name for name in change]
         _save_unique(contact, update_fields=[*fields_changed, "updated_at"])
-    _tag_change(contact, tags, change)
+    _tag_change(contact, tags, change, actor=actor)
     if change:
         outbox.record("contact.updated", subject=contact, payload={"id": contact.pk, "changes": change}, actor=actor)
     return contact

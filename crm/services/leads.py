@@ -32,7 +32,7 @@ def lead_create(*, actor, tags: list[str] | None = None, custom_fields_values: d
     lead.custom_fields = custom_fields.clean_values(RecordType.LEAD, custom_fields_values)
     _keep_in_reach(actor, "crm.lead.update", lead.owner_id)
     lead.save()
-    _set_tags(lead, tags)
+    _set_tags(lead, tags, actor=actor)
     outbox.record("lead.created", subject=lead, payload=outbox.snapshot(lead), actor=actor)
     return lead
 
@@ -59,7 +59,7 @@ def lead_update(
     )
     if changes:
         lead.save(update_fields=[*(Lead._meta.get_field(name).name for name in changes), "updated_at"])
-    tag_names = _set_tags(lead, tags)
+    tag_names = _set_tags(lead, tags, actor=actor)
     if tag_names is not None:
         changes["tags"] = tag_names
     if changes:

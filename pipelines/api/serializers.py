@@ -4,7 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from crm.api.fields import MemberField, ScopedRecordField
-from crm.api.serializers import RecordOutput
+from crm.api.serializers import TAG_NAMES_HELP, RecordOutput
 from crm.models import Company, Contact
 from pipelines.choices import DealStatus, StageKind
 from pipelines.models import Deal, Pipeline, Stage
@@ -220,7 +220,9 @@ class DealInput(serializers.Serializer):
     company = ScopedRecordField(model=Company, permission="crm.company.view", required=False, allow_null=True)
     expected_close_date = serializers.DateField(required=False, allow_null=True)
     owner = MemberField(required=False, allow_null=True, source="owner_id")
-    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=50, help_text=TAG_NAMES_HELP
+    )
     custom_fields = serializers.DictField(required=False, source="custom_fields_values")
 
     def to_internal_value(self, data):

@@ -197,3 +197,52 @@ def test_lead_custom_fields_filter_on_the_lead_list(as_owner_a, org_a, make, in_
     assert [row["name"] for row in rows] == ["Apac"]
     with in_tenant(org_a):
         assert Lead.objects.count() == 2
+
+
+def test_record_writes_create_tags_only_for_those_who_manage_tags(rep_a, org_a, make, in_tenant, events):
+    """A Sales Rep (no ``crm.tag.manage``) attaches existing tags through every write, but a name that matches no
+    tag is 400 ``validation_error`` with one ``unknown_tag`` error per name, and nothing is created or changed."""
+    user, client = rep_a
+    make.contact(org_a, tags=["Existing"])
+    lead = make.lead(org_a, owner=user)
+    contact = make.contact(org_a, owner=user)
+
+    def refused(response, field, names):
+        assert response.status_code == 400, response.content
+        body = response.json()
+        assert body["code"] == "validation_error"
+        assert [(error["field"], error["code"]) for error in body["errors"]] == [(field, "unknown_tag")] * len(names)
+        assert all(repr(name) in body["detail"] for name in names)
+
+    refused(client.patch(f"/api/v1/leads/{lead.pk}/", {"tags": ["existing", "New one"]}), "tags", ["New one"])
+    refused(
+        client.post("/api/v1/contacts/", {"last_name": "X", "tags": ["fresh", "Other"]}), "tags", ["fresh", "Other"]
+    )
+    refused(client.post("/api/v1/companies/", {"name": "Co", "tags": ["fresh"]}), "tags", ["fresh"])
+    refused(
+        client.post("/api/v1/contacts/bulk-update/", {"ids": [contact.pk], "add_tags": ["fresh"]}),
+        "add_tags",
+        ["fresh"],
+    )
+    refused(client.post("/api/v1/leads/bulk-update/", {"ids": [lead.pk], "tags": ["fresh"]}), "tags", ["fresh"])
+    refused(client.post("/api/v1/deals/", {"title": "D", "tags": ["fresh"]}), "tags", ["fresh"])
+    with in_tenant(org_a):
+        assert list(Tag.objects.values_list("name", flat=True)) == ["Existing"]
+        assert not Contact.objects.filter(last_name="X").exists()
+        assert not Lead.objects.get(pk=lead.pk).tags.exists()
+    assert events(org_a, "lead.updated") == []
+
+    # Existing tags, named in any case, are attached through the same writes.
+    assert client.patch(f"/api/v1/leads/{lead.pk}/", {"tags": ["EXISTING"]}).json()["tags"] == ["Existing"]
+    bulk = client.post("/api/v1/contacts/bulk-update/", {"ids": [contact.pk], "add_tags": ["existing"]})
+    assert bulk.status_code == 200, bulk.content
+    with in_tenant(org_a):
+        assert [tag.name for tag in Contact.objects.get(pk=contact.pk).tags.all()] == ["Existing"]
+
+
+def test_those_who_manage_tags_create_them_through_record_writes(as_owner_a, org_a, in_tenant):
+    response = as_owner_a.post("/api/v1/contacts/", {"last_name": "X", "tags": ["brand new"]}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["tags"] == ["brand new"]
+    with in_tenant(org_a):
+        assert Tag.objects.filter(name="brand new").exists()

@@ -521,3 +521,38 @@ def test_e_mail_cells_are_checked_as_the_api_checks_them(value):
     except ValidationError:
         expected = False
     assert imports.fields.is_valid_email(value) is expected
+
+
+def test_an_importer_who_may_not_manage_tags_attaches_existing_ones_only(run_import, org_a, in_tenant):
+    """Rows naming a tag that does not exist fail with ``unknown_tag`` (like ``unknown_company``) unless the
+    importer may manage tags; the other rows are imported with the existing tags."""
+    from rbac.models import Role
+    from rbac.services import membership_create
+
+    from ..conftest import client_for
+    from ..factories import make_user
+
+    with in_tenant(org_a):
+        Tag.objects.create(name="Known")
+    importer = make_user()
+    grants = {"crm.contact.import": "all", "crm.contact.create": "all", "crm.contact.view": "own"}
+    role = Role.objects.create(organization=org_a, key="tagless-importer", name="Tagless importer", grants=grants)
+    membership_create(user=importer, organization=org_a, role=role)
+    client = client_for(importer, org_a)
+    content = csv_bytes(
+        [
+            [*HEADER, "tags"],
+            ["Ada", "Lovelace", "ada@example.test", "", "known"],
+            ["Alan", "Turing", "alan@example.test", "", "known; invented"],
+        ]
+    )
+    _response, job = run_import(content, client=client)
+
+    assert (job.created_count, job.error_count) == (1, 1)
+    with in_tenant(org_a):
+        assert list(Tag.objects.values_list("name", flat=True)) == ["Known"]
+        assert [tag.name for tag in Contact.objects.get(email="ada@example.test").tags.all()] == ["Known"]
+        assert not Contact.objects.filter(email="alan@example.test").exists()
+    lines = csv_dicts(streamed(client.get(f"/api/v1/imports/{job.pk}/errors/")))
+    assert [(line["row"], line["field"], line["code"]) for line in lines] == [("3", "tags", "unknown_tag")]
+    assert "'invented'" in lines[0]["message"]

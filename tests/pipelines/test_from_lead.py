@@ -28,7 +28,7 @@ def _converted_lead(owner, *, company=True) -> Lead:
         converted_contact=contact,
         converted_company=firm,
     )
-    lead.tags.set(tags_named(["conference"]))
+    lead.tags.set(tags_named(["conference"], actor=None))
     return lead
 
 
