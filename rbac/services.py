@@ -27,11 +27,13 @@ from .errors import (
     InvitationInvalid,
     LastOwner,
     MemberNotFound,
+    PermissionDenied,
     RoleInUse,
     SystemRoleReadOnly,
     UnknownPermission,
 )
 from .models import Invitation, Membership, Role
+from .permissions import OWNERSHIP_TRANSFER
 
 INVITATION_TTL = timedelta(days=7)
 # Namespace of the per-organization advisory lock that serializes membership changes (see _lock_members).
@@ -71,6 +73,17 @@ def _guard_last_owner(membership: Membership, *, losing_ownership: bool) -> None
     if losing_ownership and membership.is_owner and membership.is_active:
         if _owner_count(membership.organization, excluding=membership) == 0:
             raise LastOwner()
+
+
+def _check_may_change_owner(membership: Membership, *, actor_grants: dict[str, str] | None) -> None:
+    """An owner's membership (role, activation, removal) is changed only by someone who may transfer the ownership;
+    others, an Admin included, get 403 ``permission_denied`` naming that permission. ``actor_grants`` None: the
+    system, or the member acting on their own membership (leaving)."""
+    if actor_grants is not None and membership.is_owner and OWNERSHIP_TRANSFER not in actor_grants:
+        raise PermissionDenied(
+            "Only someone who may transfer the ownership may change, deactivate or remove an owner.",
+            extra={"permission": OWNERSHIP_TRANSFER},
+        )
 
 
 def _resolve_role(*, organization, role: Role | str) -> Role:
@@ -121,6 +134,7 @@ def membership_change_role(*, membership: Membership, role: Role, actor, actor_g
     membership = (
         Membership.objects.select_for_update(of=("self",)).select_related("role", "organization").get(pk=membership.pk)
     )
+    _check_may_change_owner(membership, actor_grants=actor_grants)
     _check_grantable(role=role, actor_grants=actor_grants)
     before = _membership_snapshot(membership)
     _guard_last_owner(membership, losing_ownership=not (role.is_system and role.key == SystemRole.OWNER))
@@ -140,11 +154,12 @@ def membership_change_role(*, membership: Membership, role: Role, actor, actor_g
 
 
 @transaction.atomic
-def membership_set_active(*, membership: Membership, active: bool, actor) -> Membership:
+def membership_set_active(*, membership: Membership, active: bool, actor, actor_grants=None) -> Membership:
     _lock_members(membership.organization_id)
     membership = (
         Membership.objects.select_for_update(of=("self",)).select_related("role", "organization").get(pk=membership.pk)
     )
+    _check_may_change_owner(membership, actor_grants=actor_grants)
     if membership.is_active == active:
         return membership
     if active:
@@ -168,11 +183,12 @@ def membership_set_active(*, membership: Membership, active: bool, actor) -> Mem
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor, action: str = "membership.removed") -> None:
+def membership_remove(*, membership: Membership, actor, actor_grants=None, action: str = "membership.removed") -> None:
     _lock_members(membership.organization_id)
     membership = (
         Membership.objects.select_for_update(of=("self",)).select_related("role", "organization").get(pk=membership.pk)
     )
+    _check_may_change_owner(membership, actor_grants=actor_grants)
     before = _membership_snapshot(membership)
     _guard_last_owner(membership, losing_ownership=True)
     organization, pk = membership.organization, membership.pk

@@ -107,6 +107,12 @@ class MemberFilter(filters.FilterSet):
     is_active = filters.BooleanFilter()
 
 
+OWNER_RULE = (
+    "An owner's membership is changed (role, activation, removal) only by someone with `rbac.ownership.transfer`, "
+    "else 403 `permission_denied`; the last active owner stays (409 `last_owner`)."
+)
+
+
 class MemberViewSet(OrganizationViewSet):
     queryset = Membership.objects.all()
     action_permissions = {
@@ -135,7 +141,7 @@ class MemberViewSet(OrganizationViewSet):
     def retrieve(self, request, pk=None):
         return Response(MemberOutput(self.get_object()).data)
 
-    @extend_schema(request=MemberRoleInput, responses={200: MemberOutput}, tags=["members"])
+    @extend_schema(request=MemberRoleInput, responses={200: MemberOutput}, tags=["members"], description=OWNER_RULE)
     def partial_update(self, request, pk=None):
         data = MemberRoleInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -147,21 +153,25 @@ class MemberViewSet(OrganizationViewSet):
         )
         return Response(MemberOutput(membership).data)
 
-    @extend_schema(request=None, responses={200: MemberOutput}, tags=["members"])
+    @extend_schema(request=None, responses={200: MemberOutput}, tags=["members"], description=OWNER_RULE)
     @action(detail=True, methods=["post"])
     def deactivate(self, request, pk=None):
-        membership = services.membership_set_active(membership=self.get_object(), active=False, actor=request.user)
+        membership = services.membership_set_active(
+            membership=self.get_object(), active=False, actor=request.user, actor_grants=self.access.grants
+        )
         return Response(MemberOutput(membership).data)
 
-    @extend_schema(request=None, responses={200: MemberOutput}, tags=["members"])
+    @extend_schema(request=None, responses={200: MemberOutput}, tags=["members"], description=OWNER_RULE)
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        membership = services.membership_set_active(membership=self.get_object(), active=True, actor=request.user)
+        membership = services.membership_set_active(
+            membership=self.get_object(), active=True, actor=request.user, actor_grants=self.access.grants
+        )
         return Response(MemberOutput(membership).data)
 
-    @extend_schema(responses={204: None}, tags=["members"])
+    @extend_schema(responses={204: None}, tags=["members"], description=OWNER_RULE)
     def destroy(self, request, pk=None):
-        services.membership_remove(membership=self.get_object(), actor=request.user)
+        services.membership_remove(membership=self.get_object(), actor=request.user, actor_grants=self.access.grants)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={204: None}, tags=["members"])

@@ -92,6 +92,38 @@ def test_admin_cannot_hand_out_owner(org_a, member):
     assert response.json()["code"] == "grant_exceeds_own"
 
 
+def test_only_who_may_transfer_ownership_changes_an_owner(as_owner_a, org_a, member):
+    """An Admin manages members but not owners: demoting, deactivating, removing or reactivating an owner is 403
+    ``permission_denied`` naming ``rbac.ownership.transfer``, even with another owner left."""
+    second_owner, _client = member(org_a, "owner")
+    _admin, admin = member(org_a, "admin")
+    target = _member_id(org_a, second_owner)
+    viewer = Role.objects.get(organization=None, key="viewer")
+    for response in (
+        admin.patch(f"/api/v1/members/{target}/", {"role": viewer.pk}, format="json"),
+        admin.post(f"/api/v1/members/{target}/deactivate/"),
+        admin.delete(f"/api/v1/members/{target}/"),
+    ):
+        assert response.status_code == 403, response.content
+        assert (response.json()["code"], response.json()["permission"]) == (
+            "permission_denied",
+            "rbac.ownership.transfer",
+        )
+    membership = Membership.objects.get(pk=target)
+    assert (membership.role.key, membership.is_active) == ("owner", True)
+    assert not AuditEntry.objects.filter(organization=org_a, target_id=target).exclude(action="membership.created")
+
+    # The owner may, and a deactivated owner comes back only through someone who may transfer the ownership.
+    assert as_owner_a.post(f"/api/v1/members/{target}/deactivate/").status_code == 200
+    refused = admin.post(f"/api/v1/members/{target}/activate/")
+    assert (refused.status_code, refused.json()["permission"]) == (403, "rbac.ownership.transfer")
+    assert not Membership.objects.get(pk=target).is_active
+    assert as_owner_a.post(f"/api/v1/members/{target}/activate/").status_code == 200
+    # Members who are not owners stay the Admin's to manage.
+    other, _client = member(org_a, "viewer")
+    assert admin.post(f"/api/v1/members/{_member_id(org_a, other)}/deactivate/").status_code == 200
+
+
 def test_role_of_another_organization_is_unknown(as_owner_a, org_a, org_b, member):
     target, _ = member(org_a, "viewer")
     foreign = Role.objects.create(organization=org_b, key="b-only", name="B only", grants={})
