@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config.api.errors import Conflict
@@ -170,12 +170,15 @@ def apikey_create(
 
 
 @transaction.atomic
-def apikey_revoke(*, key: ApiKey, actor) -> ApiKey:
+def apikey_revoke(*, key: ApiKey, actor, reason: str = "") -> ApiKey:
+    """Revoke a key for good (refused from the next request); audited, with ``reason`` when another change caused
+    it (e.g. ``membership.removed``)."""
     key = ApiKey.objects.select_for_update().get(pk=key.pk)
     if key.revoked_at is None:
         before = _snapshot(key)
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        after = {**_snapshot(key), "reason": reason} if reason else _snapshot(key)
         audit.record(
             organization=key.organization,
             actor=actor,
@@ -183,10 +186,21 @@ def apikey_revoke(*, key: ApiKey, actor) -> ApiKey:
             target_type="api_key",
             target_id=key.pk,
             before=before,
-            after=_snapshot(key),
+            after=after,
         )
         _forget(key)
     return key
+
+
+def apikeys_revoke_of_member(*, organization, user_id: int, actor, reason: str) -> list[ApiKey]:
+    """Revoke every key the member created in the organization that could still work, each through
+    :func:`apikey_revoke` (audited). Called when the member leaves, is removed or deactivated: a key acts with its
+    creator's current grants, so one left alive would wake up, with the new role's grants, if the person came back."""
+    now = timezone.now()
+    keys = ApiKey.objects.filter(organization=organization, created_by_id=user_id, revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+    return [apikey_revoke(key=key, actor=actor, reason=reason) for key in keys.order_by("pk")]
 
 
 @transaction.atomic

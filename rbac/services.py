@@ -1,4 +1,8 @@
-"""Memberships, roles and invitations. Every change is audited and takes effect on the next request."""
+"""Memberships, roles and invitations. Every change is audited and takes effect on the next request.
+
+A member who leaves, is removed or is deactivated loses their API keys in the organization (revoked, audited):
+keys act with their creator's current grants, so a key left alive would wake up if the person came back.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from django.utils import timezone
 
 from billing.features import Limit
 from billing.services import enforce_limit
+from identity.apikeys import apikeys_revoke_of_member
 from identity.models import normalize_email
 
 from . import audit
@@ -110,6 +115,8 @@ def membership_create(*, user, organization, role: Role | str = SystemRole.SALES
     if existing and existing.is_active:
         raise AlreadyMember()
     enforce_limit(organization=organization, limit=Limit.SEATS)
+    # Keys left from an earlier membership (revoked when it ended, except ones that predate that rule) stay dead.
+    apikeys_revoke_of_member(organization=organization, user_id=user.pk, actor=actor, reason="membership.created")
     if existing:
         existing.role, existing.is_active, existing.deactivated_at = role, True, None
         existing.save(update_fields=["role", "is_active", "deactivated_at"])
@@ -169,15 +176,20 @@ def membership_set_active(*, membership: Membership, active: bool, actor, actor_
     membership.is_active = active
     membership.deactivated_at = None if active else timezone.now()
     membership.save(update_fields=["is_active", "deactivated_at"])
+    action = "membership.activated" if active else "membership.deactivated"
     audit.record(
         organization=membership.organization,
         actor=actor,
-        action="membership.activated" if active else "membership.deactivated",
+        action=action,
         target_type="membership",
         target_id=membership.pk,
         before=before,
         after=_membership_snapshot(membership),
     )
+    if not active:  # reactivation does not bring them back
+        apikeys_revoke_of_member(
+            organization=membership.organization, user_id=membership.user_id, actor=actor, reason=action
+        )
     bump(membership.organization_id)
     return membership
 
@@ -196,6 +208,7 @@ def membership_remove(*, membership: Membership, actor, actor_grants=None, actio
     audit.record(
         organization=organization, actor=actor, action=action, target_type="membership", target_id=pk, before=before
     )
+    apikeys_revoke_of_member(organization=organization, user_id=membership.user_id, actor=actor, reason=action)
     bump(organization.pk)
 
 

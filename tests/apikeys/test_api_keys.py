@@ -210,3 +210,53 @@ def test_key_has_its_own_rate_limit_counter(org_a, make_key, as_owner_a):
     key_remaining = int(client.get("/api/v1/leads/")["RateLimit-Remaining"])
     assert key_remaining == 999
     assert user_remaining >= 998
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [("remove", "membership.removed"), ("deactivate", "membership.deactivated"), ("leave", "membership.left")],
+)
+def test_a_members_keys_are_revoked_when_they_go_and_stay_so_when_they_return(
+    as_owner_a, org_a, owner_a, member, how, reason
+):
+    """Removing, deactivating or the member leaving revokes the keys they created (audited); coming back, re-invited
+    or reactivated, with another role, does not bring them back."""
+    from rbac.models import AuditEntry, Membership
+
+    user, client = member(org_a, "admin")
+    created = client.post("/api/v1/api-keys/", {"name": "Mine", "scopes": {"crm.lead.view": "all"}}, format="json")
+    assert created.status_code == 201, created.content
+    key = key_client(created.json()["secret"])
+    assert key.get("/api/v1/leads/").status_code == 200
+    membership_id = Membership.objects.get(organization=org_a, user=user).pk
+    response = {
+        "remove": lambda: as_owner_a.delete(f"/api/v1/members/{membership_id}/"),
+        "deactivate": lambda: as_owner_a.post(f"/api/v1/members/{membership_id}/deactivate/"),
+        "leave": lambda: client.post("/api/v1/members/leave/"),
+    }[how]()
+    assert response.status_code in (200, 204), response.content
+
+    assert ApiKey.objects.get(pk=created.json()["id"]).revoked_at is not None
+    entry = AuditEntry.objects.get(organization=org_a, action="api_key.revoked", target_id=created.json()["id"])
+    assert (entry.after["reason"], entry.actor_label) == (reason, user.email if how == "leave" else owner_a.email)
+    response = key.get("/api/v1/leads/")
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_api_key")
+
+    if how == "deactivate":
+        assert as_owner_a.post(f"/api/v1/members/{membership_id}/activate/").status_code == 200
+    else:  # re-invited: the invitation's acceptance makes the membership again
+        membership_create(user=user, organization=org_a, role="manager", actor=user)
+    assert client.get("/api/v1/organizations/current/").status_code == 200
+    assert key.get("/api/v1/leads/").status_code == 401
+
+
+def test_keys_left_by_an_earlier_membership_stay_dead_when_the_person_returns(org_a, member):
+    """A key of someone whose membership ended before keys were revoked with it does not come back either."""
+    from rbac.models import Membership
+
+    user, client = member(org_a, "admin")
+    secret = client.post("/api/v1/api-keys/", {"name": "Old", "scopes": {"crm.lead.view": "all"}}).json()["secret"]
+    Membership.objects.filter(organization=org_a, user=user).delete()  # as the removal once did, keys untouched
+    membership_create(user=user, organization=org_a, role="viewer")
+    response = key_client(secret).get("/api/v1/leads/")
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_api_key")
