@@ -5,11 +5,12 @@ A viewset declares what it needs (``config.api.viewsets.OrganizationViewSet``)::
     required_feature = Feature.CUSTOM_ROLES                 # or None: every plan
     action_permissions = {"list": ROLE_VIEW, "create": ROLE_MANAGE, "leave": MEMBER}
 
-and :class:`OrganizationPolicy` decides, in this order: an organization is addressed; the caller is
-authenticated; the caller is a member (else the same 404 as an unknown organization); the plan has the
-feature (else 403 ``feature_not_in_plan`` naming the cheapest plan that has it); the role grants the
-permission (else 403 ``permission_denied``). The granted scope (``own``/``all``) is left on the request
-for the viewset's queryset.
+and :class:`OrganizationPolicy` decides, in this order: the caller is authenticated (else 401, before anything
+about the organization is told); an organization is addressed (else 400 ``organization_required``) and resolves
+(else 404 ``organization_not_found``); the caller is a member (else the same 404, to the byte); the role grants
+the permission (else 403 ``permission_denied``); the plan has the feature (else 403 ``feature_not_in_plan``
+naming the cheapest plan that has it). The granted scope (``own``/``all``) is left on the request for the
+viewset's queryset.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rest_framework.permissions import BasePermission
 from billing.errors import FeatureNotInPlan
 from billing.features import Feature
 from tenants.errors import OrganizationNotFound, OrganizationRequired
+from tenants.middleware import UNRESOLVED_ATTRIBUTE
 
 from .access import access_for_request
 from .errors import PermissionDenied
@@ -38,11 +40,12 @@ def feature_not_in_plan(feature: str) -> FeatureNotInPlan:
 
 class OrganizationPolicy(BasePermission):
     def has_permission(self, request, view) -> bool:
-        organization = getattr(request, "tenant", None)
-        if organization is None:
-            raise OrganizationRequired()
         if not request.user or not request.user.is_authenticated:
-            return False  # DRF answers 401 with the authenticator's challenge
+            return False  # DRF answers 401 with the authenticator's challenge, whatever organization was named
+        if getattr(request, "tenant", None) is None:
+            if getattr(request, UNRESOLVED_ATTRIBUTE, False):
+                raise OrganizationNotFound()
+            raise OrganizationRequired()
         access = getattr(request, "access", None) or access_for_request(request)
         if access is None:
             raise OrganizationNotFound()

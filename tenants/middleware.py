@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.db import connection
 from django_tenants.utils import get_public_schema_name
 
-from config.api.errors import problem_response
 from identity import apikeys
 
-from .errors import OrganizationNotFound
-from .selectors import organization_by_host, organization_by_id, organization_by_slug
+from .selectors import host_names_organization, organization_by_host, organization_by_id, organization_by_slug
 
 ORGANIZATION_HEADER = "HTTP_X_ORGANIZATION"
+# Set on a request that named an organization which does not resolve for it; ``rbac.policy`` answers it.
+UNRESOLVED_ATTRIBUTE = "organization_unresolved"
 
 
 def resolve_organization(request):
@@ -19,7 +19,8 @@ def resolve_organization(request):
 
     Order: the API key (it belongs to exactly one organization), else the ``X-Organization`` header, else the
     request host's domain. ``unresolved`` is True when the caller named an organization that does not resolve
-    (or that its key does not belong to), which answers 404.
+    (unknown, suspended, deleted, or not the one its key belongs to), by the header or by a
+    ``<slug>.<TENANT_BASE_DOMAIN>`` host.
     """
     slug = request.META.get(ORGANIZATION_HEADER)
     raw_key = apikeys.api_key_of(request)
@@ -36,7 +37,8 @@ def resolve_organization(request):
         organization = organization_by_slug(slug=slug)
         return organization, organization is None
     host = request.get_host()
-    return organization_by_host(host=host), False
+    organization = organization_by_host(host=host)
+    return organization, organization is None and host_names_organization(host=host)
 
 
 def activate(organization) -> None:
@@ -51,21 +53,21 @@ def activate(organization) -> None:
 
 
 class TenantResolutionMiddleware:
+    """Resolves the organization and answers nothing itself. A request naming an organization that does not resolve
+    goes on in ``public``, marked, and ``rbac.policy.OrganizationPolicy`` answers it: 401 to a caller without
+    credentials (whether the organization exists is not told), else 404 ``organization_not_found``, rendered like
+    the 404 of an organization the caller is no member of, to the byte. Public endpoints ignore the organization."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         organization, unresolved = resolve_organization(request)
-        if unresolved:
-            activate(None)
-            return problem_response(
-                status_code=OrganizationNotFound.status,
-                code=OrganizationNotFound.code,
-                title=OrganizationNotFound.title,
-            )
         if organization is not None:
             # Public requests carry no ``tenant`` attribute at all: django-tenants' admin templates take its
             # presence for an organization's request and read ``request.tenant.schema_name``.
             request.tenant = organization
+        elif unresolved:
+            setattr(request, UNRESOLVED_ATTRIBUTE, True)
         activate(organization)
         return self.get_response(request)

@@ -7,6 +7,8 @@ from .choices import OrganizationStatus
 # DNS label: lower-case letters, digits and inner hyphens. No underscores: a host with "_" does not resolve.
 DNS_LABEL_RE = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 dns_label_validator = RegexValidator(DNS_LABEL_RE, "Use lower-case letters, digits and inner hyphens only.")
+# Sub-domains of the base domain that are the product's own, never an organization's.
+RESERVED_SLUGS = frozenset({"www", "api", "admin", "app", "public", "static", "mail", "docs", "status", "help"})
 
 
 class Organization(TenantMixin):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
+from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
 from django.db.models import QuerySet
 
 from .choices import OrganizationStatus
-from .models import Domain, Organization
+from .models import DNS_LABEL_RE, RESERVED_SLUGS, Domain, Organization
 
 CACHE_TTL_SECONDS = 300
 _MISSING = "-"  # cached "no such organization", so unknown slugs do not reach the database each time
@@ -47,9 +50,21 @@ def organization_by_slug(*, slug: str) -> Organization | None:
     return _cached(_slug_key(slug), load)
 
 
+def _bare_host(host: str) -> str:
+    return host.split(":", 1)[0].strip().lower().rstrip(".")
+
+
+def host_names_organization(*, host: str) -> bool:
+    """Is ``host`` of the form ``<slug>.<TENANT_BASE_DOMAIN>`` (a slug that is not one of the product's reserved
+    sub-domains)? Such a host names an organization, whether one has that slug or not."""
+    label, dot, rest = _bare_host(host).partition(".")
+    base = settings.TENANT_BASE_DOMAIN.strip().lower().strip(".")
+    return bool(dot) and rest == base and label not in RESERVED_SLUGS and re.match(DNS_LABEL_RE, label) is not None
+
+
 def organization_by_host(*, host: str) -> Organization | None:
     """The active organization one of whose domains is ``host``, or None."""
-    host = host.split(":", 1)[0].strip().lower().rstrip(".")
+    host = _bare_host(host)
     if not host or len(host) > 253:
         return None
 

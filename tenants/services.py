@@ -20,11 +20,9 @@ from django_tenants.utils import schema_exists
 
 from .choices import OrganizationStatus
 from .errors import OrganizationNotFound, SlugTaken
-from .models import DNS_LABEL_RE, Domain, Organization
+from .models import DNS_LABEL_RE, RESERVED_SLUGS, Domain, Organization
 
 logger = logging.getLogger(__name__)
-
-RESERVED_SLUGS = frozenset({"www", "api", "admin", "app", "public", "static", "mail", "docs", "status", "help"})
 
 
 def _new_schema_name() -> str:

@@ -89,3 +89,21 @@ def test_plan_without_the_feature_gets_403(owner_a, org_a, route, method, action
     assert body["code"] == "feature_not_in_plan"
     assert body["feature"] == feature
     assert body["plan"]["code"] in {"pro", "enterprise"}
+
+
+@pytest.mark.parametrize(("route", "method", "action", "permission", "feature"), ACTIONS, ids=IDS)
+def test_anonymous_is_401_for_an_unknown_organization_too(route, method, action, permission, feature):
+    response = _call(Client(), method, route, HTTP_X_ORGANIZATION="no-such-organization")
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize(("route", "method", "action", "permission", "feature"), ACTIONS, ids=IDS)
+def test_non_member_gets_the_404_of_an_unknown_organization_byte_for_byte(
+    owner_b, org_a, route, method, action, permission, feature
+):
+    foreign = _call(client_for(owner_b, org_a), method, route)
+    unknown = _call(client_for(owner_b), method, route, HTTP_X_ORGANIZATION="no-such-organization")
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.content == unknown.content
+    assert foreign["Content-Type"] == unknown["Content-Type"] == "application/problem+json"

@@ -1,6 +1,7 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
 from tenants.services import organization_delete, organization_suspend
 
@@ -73,3 +74,49 @@ def test_resolution_and_membership_cost_no_query_when_warm(as_owner_a):
     sql = [q["sql"] for q in queries.captured_queries]
     # Only the JWT user lookup and the serializer's domain list may touch the database.
     assert not any("tenants_organization" in s or "rbac_membership" in s or "search_path" in s for s in sql), sql
+
+
+UNREACHABLE_URLS = ["/api/v1/organizations/current/", "/api/v1/leads/", "/api/v1/members/"]
+
+
+@pytest.mark.parametrize("url", UNREACHABLE_URLS)
+def test_anonymous_is_401_before_the_organization_is_told(org_a, api, url):
+    """Without credentials nothing tells whether a slug or a host names an organization: the same 401."""
+    responses = [
+        api.get(url, HTTP_X_ORGANIZATION=org_a.slug),
+        api.get(url, HTTP_X_ORGANIZATION="no-such-organization"),
+        api.get(url, HTTP_HOST=f"{org_a.slug}.localhost"),
+        api.get(url, HTTP_HOST="no-such-organization.localhost"),
+    ]
+    assert {response.status_code for response in responses} == {401}
+    assert {response.content for response in responses} == {responses[0].content}
+    assert {response["WWW-Authenticate"] for response in responses} == {responses[0]["WWW-Authenticate"]}
+
+
+@pytest.mark.parametrize("url", UNREACHABLE_URLS)
+def test_every_organization_out_of_reach_is_the_same_404_byte_for_byte(org_a, org_b, owner_a, owner_b, url):
+    """Unknown, foreign (by header or host), suspended or deleted, or another organization than the API key's:
+    one 404, identical to the byte."""
+    from identity.apikeys import apikey_create
+
+    signed_in = client_for(owner_a)
+    _key, secret = apikey_create(organization=org_a, name="Zapier", scopes={"crm.lead.view": "all"}, actor=owner_a)
+    unknown = signed_in.get(url, HTTP_X_ORGANIZATION="no-such-organization")
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "organization_not_found"
+    assert unknown["Content-Type"] == "application/problem+json"
+    others = {
+        "unknown, upper case": signed_in.get(url, HTTP_X_ORGANIZATION="NO-SUCH-ORGANIZATION"),
+        "foreign by header": signed_in.get(url, HTTP_X_ORGANIZATION=org_b.slug),
+        "foreign by host": signed_in.get(url, HTTP_HOST=f"{org_b.slug}.localhost"),
+        "unknown by host": signed_in.get(url, HTTP_HOST="no-such-organization.localhost"),
+        "another than the key's": APIClient().get(url, HTTP_X_API_KEY=secret, HTTP_X_ORGANIZATION=org_b.slug),
+        "unknown to the key": APIClient().get(url, HTTP_X_API_KEY=secret, HTTP_X_ORGANIZATION="no-such-org"),
+    }
+    organization_suspend(organization=org_b)
+    others["suspended, a member"] = client_for(owner_b, org_b).get(url)
+    organization_delete(organization=org_b)
+    others["deleted, a member"] = client_for(owner_b, org_b).get(url)
+    for name, response in others.items():
+        assert (name, response.status_code, response.content) == (name, 404, unknown.content)
+        assert (name, response["Content-Type"]) == (name, unknown["Content-Type"])
