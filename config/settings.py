@@ -6,6 +6,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from config.api import headers as api_headers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -253,7 +255,8 @@ CORS_ALLOW_HEADERS = (
     "x-api-key",
     "x-requested-with",
 )
-CORS_EXPOSE_HEADERS = ("retry-after", "ratelimit", "ratelimit-policy", "x-ratelimit-limit", "x-ratelimit-remaining")
+# Every response header a script may read: the one list in config/api/headers.py.
+CORS_EXPOSE_HEADERS = api_headers.EXPOSED
 
 # --- Celery ---
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
