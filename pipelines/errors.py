@@ -8,6 +8,11 @@ class DealAlreadyClosed(Conflict):
     title = "The deal is already won or lost."
 
 
+class DealClosed(Conflict):
+    code = "deal_closed"
+    title = "A won or lost deal moves only after it is reopened."
+
+
 class DealNotClosed(Conflict):
     code = "deal_not_closed"
     title = "Only a won or lost deal can be reopened."

@@ -37,6 +37,7 @@ from .choices import DEFAULT_PIPELINE_NAME, DEFAULT_STAGES, STATUS_BY_KIND, Deal
 from .errors import (
     ClosingStageRequired,
     DealAlreadyClosed,
+    DealClosed,
     DealNotClosed,
     DefaultPipelineProtected,
     InvalidMoveTarget,
@@ -564,13 +565,16 @@ def _stage_of(deal: Deal, stage_id: int) -> Stage:
 
 @transaction.atomic
 def deal_move_stage(*, deal: Deal, stage: Stage, actor, reason: str = "") -> Deal:
-    """Move the deal to another stage of its pipeline. Into the won or lost stage it is won or lost (a reason is
-    required for lost); out of them into an open stage it is reopened. Closing or reopening needs
-    ``pipelines.deal.close`` besides ``move_stage``."""
+    """Move an open deal to another stage of its pipeline. Into the won or lost stage it is won or lost (a reason
+    is required for lost; closing needs ``pipelines.deal.close`` besides ``move_stage``). A won or lost deal does
+    not move: it is reopened explicitly first (:func:`deal_reopen`), so no move reopens one unnoticed (409
+    ``deal_closed``). Moving a deal to the stage it is in changes nothing."""
     deal = _locked(deal)
     target = _stage_of(deal, stage.pk)
     if target.pk == deal.stage_id:
         return deal
+    if deal.status != DealStatus.OPEN:
+        raise DealClosed(f"The deal is {deal.status}: reopen it (POST /api/v1/deals/{deal.pk}/reopen/) to move it.")
     return _enter_stage(deal, target, actor=actor, reason=reason)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -355,7 +355,18 @@ class DealViewSet(OrganizationViewSet):
         services.deal_delete(deal=self.get_object(), actor=self.access)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=MoveStageInput, responses={200: DealOutput}, tags=TAGS_DEALS)
+    @extend_schema(
+        request=MoveStageInput,
+        responses={
+            200: DealOutput,
+            409: OpenApiResponse(description="`deal_closed`: the deal is won or lost; reopen it first."),
+        },
+        tags=TAGS_DEALS,
+        description="Move an open deal to another stage of its pipeline. Moving it into the won or lost stage wins "
+        "or loses it (`reason` required for lost; needs `pipelines.deal.close` too). A won or lost deal is not moved: "
+        "the answer is 409 `deal_closed` until it is reopened with `POST /deals/{id}/reopen/`. Moving a deal to the "
+        "stage it is in changes nothing.",
+    )
     @action(detail=True, methods=["post"], url_path="move-stage")
     def move_stage(self, request, pk=None):
         deal = self.get_object()

@@ -199,18 +199,47 @@ def test_moving_into_won_or_lost_closes_the_deal(as_owner_a, stages_a, org_a, ow
     assert (response.status_code, response.json()["errors"][0]["field"]) == (400, "reason")
     body = as_owner_a.post(url, {"stage": stages_a["Lost"].pk, "reason": "Went dark"}).json()
     assert (body["status"], body["lost_reason"]) == ("lost", "Went dark")
-    body = as_owner_a.post(url, {"stage": stages_a["Won"].pk}).json()
-    assert (body["status"], body["lost_reason"], body["lost_at"]) == ("won", "", None)
-    body = as_owner_a.post(url, {"stage": stages_a["Needs analysis"].pk}).json()
-    assert (body["status"], body["won_at"]) == ("open", None)
-    assert _events(org_a, deal, in_tenant)[1:] == [
-        "deal.stage_changed",
-        "deal.lost",
-        "deal.stage_changed",
-        "deal.won",
-        "deal.stage_changed",
-        "deal.reopened",
-    ]
+    other = make_deal(org_a, owner=owner_a)
+    body = as_owner_a.post(f"/api/v1/deals/{other.pk}/move-stage/", {"stage": stages_a["Won"].pk}).json()
+    assert (body["status"], body["won_at"] is not None) == ("won", True)
+    assert _events(org_a, deal, in_tenant)[1:] == ["deal.stage_changed", "deal.lost"]
+    assert _events(org_a, other, in_tenant)[1:] == ["deal.stage_changed", "deal.won"]
+
+
+@pytest.mark.parametrize(("close", "target"), [("mark-won/", "Needs analysis"), ("mark-lost/", "Won")])
+def test_a_closed_deal_moves_only_after_an_explicit_reopen(
+    as_owner_a, stages_a, org_a, owner_a, make_deal, in_tenant, close, target
+):
+    """Moving a won or lost deal used to reopen it silently (and /reopen/ then answered deal_not_closed)."""
+    deal = make_deal(org_a, owner=owner_a)
+    url = f"/api/v1/deals/{deal.pk}"
+    closed = as_owner_a.post(f"{url}/{close}", {"reason": "No budget"}).json()
+    history = _history(org_a, deal, in_tenant)
+
+    response = as_owner_a.post(f"{url}/move-stage/", {"stage": stages_a[target].pk})
+
+    assert response.status_code == 409
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "deal_closed"
+    assert f"/api/v1/deals/{deal.pk}/reopen/" in response.json()["detail"]
+    after = as_owner_a.get(f"{url}/").json()
+    assert (after["status"], after["stage"]["id"]) == (closed["status"], closed["stage"]["id"])
+    assert _history(org_a, deal, in_tenant) == history
+    assert "deal.reopened" not in _events(org_a, deal, in_tenant)
+    # Moving it to the stage it is in stays a no-op.
+    assert as_owner_a.post(f"{url}/move-stage/", {"stage": closed["stage"]["id"]}).status_code == 200
+
+    assert as_owner_a.post(f"{url}/reopen/").json()["status"] == "open"
+    body = as_owner_a.post(f"{url}/move-stage/", {"stage": stages_a[target].pk, "reason": "Again"}).json()
+    assert body["stage"]["name"] == target
+    assert _events(org_a, deal, in_tenant).count("deal.reopened") == 1
+
+
+def test_move_stage_documents_the_closed_deal_rule(api):
+    operation = api.get("/api/schema/?format=json").json()["paths"]["/api/v1/deals/{id}/move-stage/"]["post"]
+    assert "deal_closed" in operation["description"]
+    assert "reopen" in operation["description"]
+    assert "deal_closed" in operation["responses"]["409"]["description"]
 
 
 def test_moving_to_the_current_stage_changes_nothing(as_owner_a, stages_a, org_a, owner_a, make_deal, in_tenant):
