@@ -11,10 +11,14 @@ in Python; the tag names come from one grouped subquery joined to the rows, not 
 runs without JIT compilation, and is streamed as one query rather than fetched through a server-side cursor.
 XLSX and PDF take typed values, each column with a formatter chosen once per export.
 
-Formula injection: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would run
-as a formula in a spreadsheet; it is written with a leading single quote in every export (the import drops that
-quote again). Settings: ``EXPORT_PDF_MAX_ROWS`` (500; more rows: 400 ``too_many_rows_for_pdf``) and
-``EXPORT_PDF_FONT`` (a TrueType font with wide Unicode coverage; DejaVu Sans where installed).
+Formula injection: a CSV cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would run as
+a formula once a spreadsheet opens the file; it is written with a leading single quote (the import drops that
+quote again). XLSX has cell types: text is written as string cells, which a spreadsheet never evaluates, so the
+value stays as it is (no quote). XLSX date-times carry no offset: they are in :func:`export_time_zone`, named in
+the column header (``created_at (UTC)``); CSV has ISO 8601 with the offset.
+
+Settings: ``EXPORT_PDF_MAX_ROWS`` (500; more rows: 400 ``too_many_rows_for_pdf``) and ``EXPORT_PDF_FONT`` (a
+TrueType font with wide Unicode coverage; DejaVu Sans where installed).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from django.db.models import F, Func, QuerySet, TextField, Value
 from django.db.models.expressions import Expression
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.sql.constants import LOUTER
+from django.utils import timezone
 from psycopg import pq
 
 from config.api.errors import ValidationFailed
@@ -386,15 +391,42 @@ def csv_chunks(export: Export, *, chunk_size: int = CHUNK_SIZE) -> Iterator[byte
     yield buffer.getvalue().encode()
 
 
-def _xlsx_cells(kinds: Iterable[str]) -> list[Callable[[Any], Any]]:
-    """One formatter per column, chosen once per export."""
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+def export_time_zone() -> datetime.tzinfo:
+    """The zone of an export's date-times where the format has no offset (XLSX). An organization has no time zone
+    of its own (``tenants.Organization``), so this is the deployment's ``TIME_ZONE`` (UTC unless set)."""
+    return timezone.get_default_timezone()
 
-    def text(value: str | None) -> str | None:
-        return None if value is None else neutralize(ILLEGAL_CHARACTERS_RE.sub("", value))
+
+def xlsx_header(export: Export, zone: datetime.tzinfo) -> list[str]:
+    """The header with the zone named on date-time columns (``created_at (UTC)``): a spreadsheet date-time carries
+    no offset. An import ignores these columns (they are not fields one imports)."""
+    return [
+        f"{name} ({zone})" if kind == DATETIME else name for name, kind in zip(export.header, export.kinds, strict=True)
+    ]
+
+
+def _xlsx_cells(kinds: Iterable[str], sheet, zone: datetime.tzinfo) -> list[Callable[[Any], Any]]:
+    """One formatter per column, chosen once per export. Text is always a string cell, so nothing is evaluated:
+    openpyxl would write ``=…`` as a formula and ``#N/A`` as an error; those are written as string cells, with
+    Excel's quote prefix on text that starts like a formula, so editing the cell keeps it text. (The leading
+    apostrophe of the CSV is for CSV only: in a workbook it would be part of the value.)"""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
+
+    def text(value: str | None) -> Any:
+        if value is None:
+            return None
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        if not value.startswith(FORMULA_PREFIXES) and value not in ERROR_CODES:
+            return value  # openpyxl types it as a string already
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.data_type = "s"
+        if value.startswith(FORMULA_PREFIXES):
+            cell.quotePrefix = True
+        return cell
 
     def moment(value: datetime.datetime | None) -> datetime.datetime | None:
-        return None if value is None else value.astimezone(datetime.UTC).replace(tzinfo=None)  # no zones: UTC
+        return None if value is None else value.astimezone(zone).replace(tzinfo=None)  # the zone is in the header
 
     def flag(value: bool | None) -> bool | None:
         return value
@@ -416,10 +448,11 @@ def xlsx_file(export: Export, *, sheet_title: str) -> tempfile.SpooledTemporaryF
     """A workbook written row by row (openpyxl's write-only mode) to a temporary file, rewound."""
     from openpyxl import Workbook
 
+    zone = export_time_zone()
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=sheet_title[:31])
-    sheet.append(export.header)
-    cells = _xlsx_cells(export.kinds)
+    sheet.append(xlsx_header(export, zone))
+    cells = _xlsx_cells(export.kinds, sheet, zone)
     for row in export.rows():
         sheet.append([cell(value) for cell, value in zip(cells, row, strict=True)])
     target = tempfile.TemporaryFile(suffix=".xlsx")  # noqa: SIM115 (the response closes it)

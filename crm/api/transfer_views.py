@@ -247,8 +247,11 @@ def _export_schema(resource: str):
     return extend_schema(
         summary=f"Export {resource}",
         description=f"The {resource} list with the list's filters, search and ordering, as a file: CSV (streamed), "
-        "XLSX or PDF (at most `EXPORT_PDF_MAX_ROWS` rows). Text that a spreadsheet would run as a formula is "
-        "written with a leading single quote.",
+        "XLSX or PDF (at most `EXPORT_PDF_MAX_ROWS` rows). CSV: text that a spreadsheet would run as a formula is "
+        "written with a leading single quote; date-times are ISO 8601 with their offset. XLSX: text is written as "
+        "text cells, which are never evaluated (no quote added); date-times are in the server's time zone "
+        "(`TIME_ZONE`, UTC unless configured; organizations have no time zone of their own), named in the column "
+        "header, e.g. `created_at (UTC)`.",
         parameters=[OpenApiParameter("format", str, enum=list(FORMATS), default="csv")],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY),

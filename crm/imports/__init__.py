@@ -30,8 +30,9 @@ Rules a user sees:
   no event; ``create`` always creates, except for contacts, whose e-mail is unique (``duplicate_email``).
 - Records are owned by the importing user unless an ``owner`` column names another member.
 - The contacts limit of the plan is enforced per batch: past it, rows are reported as ``plan_limit_reached``.
-- Cell values are stored as given, formulas included (``=...``); exports neutralize them (see ``crm.exports``).
-  A cell that an export neutralized (``'=...``) is read back without the quote.
+- Cell values are stored as given, formulas included (``=...``); exports neutralize them (see ``crm.exports``:
+  a quote in CSV, text cells in XLSX). A cell that a CSV export neutralized (``'=...``) is read back without the
+  quote.
 """
 
 from .fields import CUSTOM_PREFIX, IMPORTABLE, targets

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import io
+import zipfile
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -213,7 +215,7 @@ def test_an_imported_formula_is_stored_as_given_and_neutralized_in_every_export(
     sheet = load_workbook(io.BytesIO(streamed(response))).active
     header = [cell.value for cell in sheet[1]]
     first_name = sheet.cell(row=2, column=header.index("first_name") + 1)
-    assert (first_name.value, first_name.data_type) == ("'" + FORMULA, "s")
+    assert (first_name.value, first_name.data_type) == (FORMULA, "s")  # a string cell: never evaluated
 
 
 def test_xlsx_export_imports_back_unchanged(as_owner_a, org_a, owner_a, in_tenant, django_capture_on_commit_callbacks):
@@ -248,6 +250,62 @@ def test_xlsx_export_imports_back_unchanged(as_owner_a, org_a, owner_a, in_tenan
     with in_tenant(org_a):
         assert Contact.objects.count() == 2
         assert Contact.objects.get(email="sum@example.test").first_name == "=1+1"
+
+
+def _xlsx_rows(content: bytes) -> tuple[list[str], list[dict]]:
+    sheet = load_workbook(io.BytesIO(content)).active
+    header = [cell.value for cell in sheet[1]]
+    return header, [dict(zip(header, row, strict=True)) for row in sheet.iter_rows(min_row=2)]
+
+
+def test_xlsx_text_cells_are_typed_as_text_not_prefixed(as_owner_a, org_a, owner_a, in_tenant):
+    """The apostrophe defence is for CSV: in a workbook it showed up in the value (``'+1 555 0100``)."""
+    with in_tenant(org_a):
+        CustomField.objects.create(record_type="contact", key="tier", label="Tier", type=CustomFieldType.TEXT)
+        Contact.objects.create(
+            first_name="=1+1",
+            last_name="#N/A",
+            email="ada@example.test",
+            phone="+1 555 0100",
+            job_title="-lead",
+            owner_id=owner_a.pk,
+            custom_fields={"tier": "@gold"},
+        )
+
+    response = as_owner_a.get("/api/v1/exports/contacts/?format=xlsx")
+    content = streamed(response)
+    _header, [row] = _xlsx_rows(content)
+
+    cells = {name: row[name] for name in ("first_name", "last_name", "phone", "job_title", "custom_fields.tier")}
+    assert {name: cell.value for name, cell in cells.items()} == {
+        "first_name": "=1+1",
+        "last_name": "#N/A",
+        "phone": "+1 555 0100",
+        "job_title": "-lead",
+        "custom_fields.tier": "@gold",
+    }
+    assert {cell.data_type for cell in cells.values()} == {"s"}
+    assert all(cells[name].quotePrefix for name in ("first_name", "phone", "job_title", "custom_fields.tier"))
+    with zipfile.ZipFile(io.BytesIO(content)) as workbook:
+        assert "<f>" not in workbook.read("xl/worksheets/sheet1.xml").decode()  # no formula in the file
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_xlsx_date_times_are_in_the_time_zone_named_in_the_header(as_owner_a, org_a, in_tenant, settings, zone):
+    """Organizations have no time zone of their own: the deployment's TIME_ZONE, named in the header."""
+    settings.TIME_ZONE = zone
+    stamp = datetime.datetime(2025, 1, 31, 14, 30, tzinfo=datetime.UTC)
+    with in_tenant(org_a):
+        lead = Lead.objects.create(name="Ada", converted_at=stamp)
+        Lead.objects.filter(pk=lead.pk).update(created_at=stamp, updated_at=stamp)
+
+    header, [row] = _xlsx_rows(streamed(as_owner_a.get("/api/v1/exports/leads/?format=xlsx")))
+
+    names = [f"converted_at ({zone})", f"created_at ({zone})", f"updated_at ({zone})"]
+    assert [name for name in header if "_at" in name] == names
+    local = stamp.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    assert [row[name].value for name in names] == [local] * 3
+    assert row["name"].value == "Ada"
 
 
 @pytest.mark.parametrize("font", ["default", ""], ids=["unicode font", "core font"])
