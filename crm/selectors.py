@@ -50,11 +50,14 @@ def custom_fields() -> QuerySet[CustomField]:
     return CustomField.objects.all()
 
 
-def end_of_week(now: datetime | None = None) -> datetime:
-    """The end of the current week (Monday to Sunday) in the active time zone."""
-    now = timezone.localtime(now or timezone.now())
-    monday = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=now.weekday())
-    return monday + timedelta(days=7)
+# ``my-tasks`` without ``due_before``: overdue tasks and those due within this many days from now. A rolling window,
+# not "the end of this week", which on a Sunday evening showed nothing due the next morning.
+MY_TASKS_DAYS = 7
+
+
+def task_horizon(now: datetime | None = None) -> datetime:
+    """The default ``due_before`` of ``my-tasks``: ``MY_TASKS_DAYS`` days (of 24 hours) from now."""
+    return (now or timezone.now()) + timedelta(days=MY_TASKS_DAYS)
 
 
 def open_tasks(queryset: QuerySet[Activity], *, user_id: int | None, due_before: datetime) -> QuerySet[Activity]:

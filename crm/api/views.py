@@ -452,17 +452,20 @@ class ActivityViewSet(OrganizationViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "due_before", str, description="ISO date-time; default: the end of this week (Sunday midnight)."
+                "due_before",
+                str,
+                description=f"ISO date-time; default: {selectors.MY_TASKS_DAYS} days from now (a rolling window).",
             )
         ],
         responses={200: ActivityOutput(many=True)},
         tags=["activities"],
-        description="Your open tasks due before the end of this week, overdue ones included, soonest first.",
+        description=f"Your open tasks that are overdue or due in the next {selectors.MY_TASKS_DAYS} days (or before "
+        "`due_before`), soonest first. The window rolls with the clock: it never ends at a week boundary.",
     )
     @action(detail=False, methods=["get"], url_path="my-tasks")
     def my_tasks(self, request):
         raw = request.query_params.get("due_before")
-        due_before = parse_datetime(raw) if raw else selectors.end_of_week()
+        due_before = parse_datetime(raw) if raw else selectors.task_horizon()
         if due_before is None:
             raise ValidationError({"due_before": serializers.ErrorDetail("Give an ISO date-time.", code="invalid")})
         tasks = selectors.open_tasks(self.get_queryset(), user_id=self.access.user_id, due_before=due_before)

@@ -1,8 +1,8 @@
-"""Activities: logging against a record, editing, completing, "my tasks due this week", filters and scope."""
+"""Activities: logging against a record, editing, completing, "my tasks" (overdue and due soon), filters, scope."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -103,12 +103,12 @@ def test_a_note_is_not_completed(as_owner_a, org_a, make):
 
 @pytest.fixture
 def tasks(org_a, owner_a, rep_a, make, in_tenant):
-    """The rep's tasks: overdue, due this week, due next month, done; the owner's task due this week."""
+    """The rep's tasks: overdue, due within the window, due later, done; the owner's task due within the window."""
     user, _client = rep_a
     contact = make.contact(org_a, owner=user)
     now = timezone.now()
-    end = selectors.end_of_week()
-    soon = min(now + timedelta(minutes=5), end - timedelta(seconds=1))
+    end = selectors.task_horizon(now)
+    soon = now + timedelta(minutes=5)
     built = {
         "overdue": make.activity(org_a, kind="task", owner=user, contact=contact, due_at=now - timedelta(days=2)),
         "this_week": make.activity(org_a, kind="task", owner=user, contact=contact, due_at=soon),
@@ -122,11 +122,42 @@ def tasks(org_a, owner_a, rep_a, make, in_tenant):
     return built
 
 
-def test_my_tasks_due_this_week(rep_a, tasks):
+def test_my_tasks_due_within_the_window(rep_a, tasks):
     _user, client = rep_a
     response = client.get("/api/v1/activities/my-tasks/")
     assert response.status_code == 200, response.content
     assert [row["id"] for row in response.json()["results"]] == [tasks["overdue"].pk, tasks["this_week"].pk]
+
+
+def test_my_tasks_default_to_a_rolling_window_not_the_end_of_the_week(org_a, rep_a, make, monkeypatch):
+    """On a Sunday evening "the end of this week" was hours away: nothing due on Monday showed."""
+    user, client = rep_a
+    sunday = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
+    assert sunday.weekday() == 6
+    monkeypatch.setattr(timezone, "now", lambda: sunday)
+    contact = make.contact(org_a, owner=user)
+    due = {
+        name: make.activity(org_a, kind="task", owner=user, contact=contact, due_at=sunday + delta)
+        for name, delta in [
+            ("yesterday", timedelta(days=-1)),
+            ("monday", timedelta(hours=15)),
+            ("saturday", timedelta(days=6)),
+            ("in_eight_days", timedelta(days=8)),
+        ]
+    }
+
+    response = client.get("/api/v1/activities/my-tasks/")
+
+    assert response.status_code == 200, response.content
+    ids = [row["id"] for row in response.json()["results"]]
+    assert ids == [due["yesterday"].pk, due["monday"].pk, due["saturday"].pk]
+
+
+def test_my_tasks_document_the_window(api):
+    operation = api.get("/api/schema/?format=json").json()["paths"]["/api/v1/activities/my-tasks/"]["get"]
+    assert "next 7 days" in operation["description"]
+    due_before = next(p for p in operation["parameters"] if p["name"] == "due_before")
+    assert "7 days from now" in due_before["description"]
 
 
 def test_my_tasks_with_a_given_horizon(rep_a, tasks):
@@ -140,7 +171,7 @@ def test_my_tasks_with_a_given_horizon(rep_a, tasks):
 
 def test_the_list_filters_give_the_same_answer(rep_a, tasks):
     user, client = rep_a
-    end = selectors.end_of_week().isoformat()
+    end = selectors.task_horizon().isoformat()
     response = client.get(
         "/api/v1/activities/", {"mine": "true", "kind": "task", "open": "true", "due_before": end, "ordering": "due_at"}
     )
