@@ -6,6 +6,7 @@ from django.utils import timezone
 from rbac.access import Entitlements
 
 from .choices import SubscriptionStatus
+from .features import Limit
 from .models import Override, Plan, Subscription
 from .usage import counted_limits, counter_for
 
@@ -72,17 +73,21 @@ def compute_entitlements(*, organization) -> tuple[Entitlements, int]:
     return entitlements, max(ttl, 1)
 
 
+def every_limit(limits: dict[str, int]) -> dict[str, int | None]:
+    """Every limit of the registry with its value; ``None`` where there is none, which means unlimited (a plan
+    has no row for a limit it does not cap). The plans, subscription and usage endpoints all say it so."""
+    return {item.value: limits.get(item.value) for item in Limit}
+
+
 def usage_of(*, organization, limits: dict[str, int]) -> list[dict]:
     """Each known limit with its value (None: unlimited) and current usage (None: not counted here)."""
-    from .features import Limit
-
     rows = []
-    for name in [item.value for item in Limit]:
+    for name, value in every_limit(limits).items():
         counter = counter_for(name)
         rows.append(
             {
                 "limit": name,
-                "value": limits.get(name),
+                "value": value,
                 "used": counter(organization) if counter and name in counted_limits() else None,
             }
         )

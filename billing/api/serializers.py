@@ -1,7 +1,25 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.choices import BillingInterval
+from billing.features import LIMIT_DESCRIPTIONS, Limit
 from billing.models import Plan, Subscription
+from billing.selectors import every_limit
+
+# Every limit of the registry, always present: a number, or ``null`` for unlimited.
+LimitsOutput = type(
+    "LimitsOutput",
+    (serializers.Serializer,),
+    {
+        "__doc__": "Every limit, always present: a number, or `null` when the limit does not apply (unlimited).",
+        **{
+            limit.value: serializers.IntegerField(
+                allow_null=True, help_text=f"{LIMIT_DESCRIPTIONS[limit]}; `null`: unlimited."
+            )
+            for limit in Limit
+        },
+    },
+)
 
 
 class PlanOutput(serializers.ModelSerializer):
@@ -12,8 +30,9 @@ class PlanOutput(serializers.ModelSerializer):
         model = Plan
         fields = ["code", "name", "monthly_price", "yearly_price", "currency", "trial_days", "features", "limits"]
 
-    def get_limits(self, obj) -> dict[str, int]:
-        return {item.limit: item.value for item in obj.limits.all()}
+    @extend_schema_field(LimitsOutput)
+    def get_limits(self, obj) -> dict[str, int | None]:
+        return every_limit({item.limit: item.value for item in obj.limits.all()})
 
 
 class SubscriptionOutput(serializers.ModelSerializer):
@@ -39,14 +58,16 @@ class SubscriptionOutput(serializers.ModelSerializer):
         """Effective features: the plan's with this organization's overrides."""
         return sorted(self.context["entitlements"].features)
 
-    def get_limits(self, obj) -> dict[str, int]:
-        return self.context["entitlements"].limits
+    @extend_schema_field(LimitsOutput)
+    def get_limits(self, obj) -> dict[str, int | None]:
+        """Effective limits: the plan's with this organization's overrides."""
+        return every_limit(self.context["entitlements"].limits)
 
 
 class UsageOutput(serializers.Serializer):
-    limit = serializers.CharField()
-    value = serializers.IntegerField(allow_null=True, help_text="None: unlimited.")
-    used = serializers.IntegerField(allow_null=True, help_text="None: not counted.")
+    limit = serializers.CharField(help_text="One of the keys of a plan's `limits`.")
+    value = serializers.IntegerField(allow_null=True, help_text="`null`: unlimited.")
+    used = serializers.IntegerField(allow_null=True, help_text="`null`: not counted.")
 
 
 class ChangePlanInput(serializers.Serializer):

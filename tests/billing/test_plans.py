@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from billing.choices import SubscriptionStatus
 from billing.errors import PlanLimitReached
-from billing.features import Feature
+from billing.features import Feature, Limit
 from billing.models import Feature as FeatureRow
 from billing.models import Override, Plan, Subscription
 from billing.selectors import compute_entitlements
@@ -53,6 +53,35 @@ def test_public_plans_need_no_login(api):
     assert pro["trial_days"] == 14
     assert pro["limits"]["seats"] == 25
     assert set(pro["features"]) == PLAN_FEATURES["pro"]
+
+
+def test_every_limit_is_in_every_plan_with_null_for_unlimited(api):
+    """Enterprise used to leave seats, contacts and deals out, which a client could not tell from "unknown"."""
+    plans = {plan["code"]: plan for plan in api.get("/api/v1/plans/").json()}
+    every = {item.value for item in Limit}
+    assert all(set(plan["limits"]) == every for plan in plans.values())
+    enterprise = plans["enterprise"]["limits"]
+    assert (enterprise["seats"], enterprise["contacts"], enterprise["deals"]) == (None, None, None)
+    assert plans["free"]["limits"]["seats"] == 2
+
+
+def test_the_subscription_and_usage_say_unlimited_alike(as_owner_a, org_a):
+    subscription_change_plan(organization=org_a, plan_code="enterprise", actor=None)
+    body = as_owner_a.get("/api/v1/billing/subscription/").json()
+    usage = {row["limit"]: row["value"] for row in as_owner_a.get("/api/v1/billing/usage/").json()}
+    assert set(body["limits"]) == set(body["plan"]["limits"]) == set(usage) == {item.value for item in Limit}
+    assert body["limits"]["seats"] is None
+    assert body["limits"] == usage
+
+
+def test_the_schema_says_null_is_unlimited(api):
+    schema = api.get("/api/schema/?format=json").json()
+    plan = schema["components"]["schemas"]["PlanOutput"]["properties"]["limits"]
+    limits = schema["components"]["schemas"][plan["allOf"][0]["$ref"].rsplit("/", 1)[1]]
+    assert set(limits["properties"]) == set(limits["required"]) == {item.value for item in Limit}
+    seats = limits["properties"]["seats"]
+    assert (seats["type"], seats["nullable"]) == ("integer", True)
+    assert "`null`: unlimited" in seats["description"]
 
 
 def test_feature_registry_matches_the_database():
