@@ -15,7 +15,7 @@ from django_tenants.utils import schema_context
 
 from integrations.models import OutboxEvent
 
-from .choices import ActivityKind, ContactStatus, LeadSource, LeadStatus, LifecycleStage
+from .choices import ActivityKind, CompanySize, ContactStatus, LeadSource, LeadStatus, LifecycleStage
 from .models import Activity, Company, Contact, CustomField, Lead, Tag
 
 # --- list querysets ---
@@ -69,17 +69,36 @@ def open_tasks(queryset: QuerySet[Activity], *, user_id: int | None, due_before:
 
 # --- statistics ---
 
+# The key under which statistics count the records whose value is blank (no source, no size, no industry): JSON
+# object keys cannot be null, and "" was easy to miss. Every grouping over a field that may be blank has it, 0
+# included. A free-text value spelled "none" (an industry) is counted with the blank ones. Pipeline statistics
+# group by stage and status, which are never blank; the forecast reports deals without a close date apart
+# (``unscheduled``).
+NONE_KEY = "none"
+
 
 def _counts(queryset: QuerySet, field: str) -> dict[Any, int]:
     return {row[field]: row["n"] for row in queryset.order_by().values(field).annotate(n=Count("pk"))}
 
 
-def _by_choice(queryset: QuerySet, field: str, choices) -> dict[str, int]:
-    found = _counts(queryset, field)
-    counts = {value: found.get(value, 0) for value, _label in choices}
-    if found.get(""):
-        counts[""] = found[""]
+def _with_none(queryset: QuerySet, field: str, counts: dict[str, int], found: dict[Any, int]) -> dict[str, int]:
+    """``counts`` with ``NONE_KEY`` counting the blank values, when the field may be blank."""
+    if queryset.model._meta.get_field(field).blank:
+        counts[NONE_KEY] = counts.get(NONE_KEY, 0) + found.get("", 0) + found.get(None, 0)
     return counts
+
+
+def _by_choice(queryset: QuerySet, field: str, choices) -> dict[str, int]:
+    """Every choice with its count (0 included), and ``NONE_KEY`` for blank values."""
+    found = _counts(queryset, field)
+    return _with_none(queryset, field, {value: found.get(value, 0) for value, _label in choices}, found)
+
+
+def _by_value(queryset: QuerySet, field: str) -> dict[str, int]:
+    """Each value found in a free-text field, alphabetically, and ``NONE_KEY`` for blank values."""
+    found = _counts(queryset, field)
+    counts = {value: n for value, n in sorted(found.items(), key=lambda item: str(item[0])) if value}
+    return _with_none(queryset, field, counts, found)
 
 
 def _by_owner(queryset: QuerySet) -> list[dict[str, Any]]:
@@ -118,8 +137,8 @@ def company_stats(queryset: QuerySet[Company]) -> dict[str, Any]:
     by_owner = _by_owner(queryset)
     return {
         "total": sum(row["count"] for row in by_owner),
-        "by_industry": dict(sorted(_counts(queryset, "industry").items())),
-        "by_size": _counts(queryset, "size"),
+        "by_industry": _by_value(queryset, "industry"),
+        "by_size": _by_choice(queryset, "size", CompanySize.choices),
         "by_owner": by_owner,
     }
 

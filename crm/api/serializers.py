@@ -13,6 +13,7 @@ from crm.choices import (
 )
 from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
 from crm.permissions import COMPANY_VIEW, CONTACT_UPDATE
+from crm.selectors import NONE_KEY
 from pipelines.models import Deal
 
 from .fields import MemberField, ScopedRecordField
@@ -377,26 +378,34 @@ class OwnerCountOutput(serializers.Serializer):
     count = serializers.IntegerField()
 
 
+def _counts(what: str, *, blank: str | None = None) -> serializers.DictField:
+    """A statistics object: ``{value: count}``; ``blank`` says what ``NONE_KEY`` counts."""
+    text = f"Records per {what}."
+    if blank:
+        text += f' `"{NONE_KEY}"` counts {blank} (always present).'
+    return serializers.DictField(child=serializers.IntegerField(), help_text=text)
+
+
 class LeadStatsOutput(serializers.Serializer):
     total = serializers.IntegerField()
-    by_status = serializers.DictField(child=serializers.IntegerField())
-    by_source = serializers.DictField(child=serializers.IntegerField(), help_text='"" counts leads without a source.')
+    by_status = _counts("status, every status included")
+    by_source = _counts("source, every source included", blank="leads without a source")
     by_owner = OwnerCountOutput(many=True)
     conversion_rate = serializers.FloatField(allow_null=True, help_text="converted / total")
 
 
 class ContactStatsOutput(serializers.Serializer):
     total = serializers.IntegerField()
-    by_status = serializers.DictField(child=serializers.IntegerField())
-    by_source = serializers.DictField(child=serializers.IntegerField())
-    by_lifecycle_stage = serializers.DictField(child=serializers.IntegerField())
+    by_status = _counts("status, every status included")
+    by_source = _counts("source, every source included", blank="contacts without a source")
+    by_lifecycle_stage = _counts("lifecycle stage, every stage included")
     by_owner = OwnerCountOutput(many=True)
 
 
 class CompanyStatsOutput(serializers.Serializer):
     total = serializers.IntegerField()
-    by_industry = serializers.DictField(child=serializers.IntegerField())
-    by_size = serializers.DictField(child=serializers.IntegerField())
+    by_industry = _counts("industry found, alphabetically", blank="companies without an industry")
+    by_size = _counts("size, every size included", blank="companies without a size")
     by_owner = OwnerCountOutput(many=True)
 
 

@@ -32,7 +32,8 @@ def test_lead_stats(as_owner_a, owner_a, rep_a, leads):
     assert body["by_status"] == {"new": 2, "contacted": 0, "qualified": 0, "unqualified": 0, "converted": 2}
     assert body["by_source"]["website"] == 2
     assert body["by_source"]["referral"] == 1
-    assert body["by_source"][""] == 1
+    assert body["by_source"]["none"] == 1  # the lead without a source
+    assert "" not in body["by_source"]
     assert sorted((row["owner"], row["count"]) for row in body["by_owner"]) == sorted([(user.pk, 2), (owner_a.pk, 2)])
     assert body["conversion_rate"] == 0.5
 
@@ -71,11 +72,47 @@ def test_contact_and_company_stats(as_owner_a, org_a, owner_a, rep_a, make):
 
     body = as_owner_a.get("/api/v1/companies/stats/").json()
     assert body["total"] == 3
-    assert body["by_industry"] == {"Food": 2, "Tech": 1}
-    assert body["by_size"] == {"1-10": 1, "": 2}
+    assert body["by_industry"] == {"Food": 2, "Tech": 1, "none": 0}
+    assert body["by_size"] == {"1-10": 1, "11-50": 0, "51-200": 0, "201-1000": 0, "1001+": 0, "none": 2}
     rep_body = client.get("/api/v1/companies/stats/").json()
     assert rep_body["total"] == 1
     assert rep_body["by_owner"] == [{"owner": user.pk, "count": 1}]
+
+
+def test_blank_values_are_counted_under_none_in_every_stats(as_owner_a, org_a, make):
+    """Blank values used to be grouped under "" (and only when there were some)."""
+    make.lead(org_a, source="")
+    make.contact(org_a, source="")
+    make.company(org_a, industry="", size="")
+    make.company(org_a, industry="Food", size="1-10")
+
+    leads = as_owner_a.get("/api/v1/leads/stats/").json()
+    contacts = as_owner_a.get("/api/v1/contacts/stats/").json()
+    companies = as_owner_a.get("/api/v1/companies/stats/").json()
+
+    blank_buckets = [leads["by_source"], contacts["by_source"], companies["by_industry"], companies["by_size"]]
+    assert [counts["none"] for counts in blank_buckets] == [1, 1, 1, 1]
+    groupings = [
+        counts for body in (leads, contacts, companies) for counts in body.values() if isinstance(counts, dict)
+    ]
+    assert len(groupings) == 7
+    assert not any("" in counts for counts in groupings)
+    # Fields that are never blank have no such key.
+    assert "none" not in leads["by_status"]
+    assert "none" not in contacts["by_lifecycle_stage"]
+    nothing = as_owner_a.get("/api/v1/companies/stats/?search=no-such-company").json()
+    assert (nothing["by_industry"], nothing["by_size"]["none"]) == ({"none": 0}, 0)
+
+
+def test_the_none_key_is_documented(api):
+    schemas = api.get("/api/schema/?format=json").json()["components"]["schemas"]
+    for component, field in [
+        ("LeadStatsOutput", "by_source"),
+        ("ContactStatsOutput", "by_source"),
+        ("CompanyStatsOutput", "by_industry"),
+        ("CompanyStatsOutput", "by_size"),
+    ]:
+        assert '`"none"` counts' in schemas[component]["properties"][field]["description"]
 
 
 # --- timeline ---
