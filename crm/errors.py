@@ -21,6 +21,17 @@ class DuplicateEmail(Conflict):
     title = "Another contact already has this e-mail address."
 
 
+class DuplicateDomain(Conflict):
+    """A company domain is unique among companies, whatever the case; ``errors`` names the field."""
+
+    code = "duplicate_domain"
+    title = "Another company already has this domain."
+
+    def __init__(self, detail: str | None = None, **kwargs):
+        super().__init__(detail, **kwargs)
+        self.extra.setdefault("errors", [{"field": "domain", "code": self.code, "detail": self.detail}])
+
+
 class OutOfReach(ValidationFailed):
     code = "out_of_scope"
     title = "The change would move the record outside what you may edit."

@@ -89,7 +89,9 @@ class Record(models.Model):
 
 class Company(Record):
     name = models.CharField(max_length=200)
-    domain = models.CharField(max_length=253, blank=True, db_index=True, help_text="Normalized: example.com")
+    domain = models.CharField(
+        max_length=253, blank=True, db_index=True, help_text="Normalized: example.com; unique when present."
+    )
     industry = models.CharField(max_length=100, blank=True)
     size = models.CharField(max_length=16, choices=CompanySize.choices, blank=True)
     phone = models.CharField(max_length=40, blank=True)
@@ -102,6 +104,10 @@ class Company(Record):
     class Meta:
         ordering = ["name", "pk"]
         verbose_name_plural = "companies"
+        constraints = [
+            # One company per domain, whatever the case (services store it normalized: lower-case, no www.).
+            models.UniqueConstraint(Lower("domain"), condition=~Q(domain=""), name="company_domain_unique"),
+        ]
         indexes = [models.Index(Lower("name"), name="company_name_ci_idx")]
 
     def __str__(self) -> str:

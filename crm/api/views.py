@@ -59,6 +59,9 @@ BULK_ERRORS = OpenApiResponse(
     description="`bulk_failed`: nothing changed; `errors` lists `{field, id, code, detail}` per refused item "
     "(`not_found` for ids outside your reach)."
 )
+DUPLICATE_DOMAIN = OpenApiResponse(
+    description="`duplicate_domain`: another company has this domain; `errors` names `domain`."
+)
 
 
 class RecordViewSet(OrganizationViewSet):
@@ -273,14 +276,23 @@ class CompanyViewSet(RecordViewSet):
     def retrieve(self, request, pk=None):
         return Response(CompanyOutput(self.get_object()).data)
 
-    @extend_schema(request=CompanyInput, responses={201: CompanyOutput}, tags=["companies"])
+    @extend_schema(
+        request=CompanyInput,
+        responses={201: CompanyOutput, 409: DUPLICATE_DOMAIN},
+        tags=["companies"],
+        description="A company's domain is stored normalized (`https://www.Example.com/` → `example.com`) and is "
+        "unique among companies whatever the case: another company's domain is 409 `duplicate_domain` with "
+        "`errors[]` naming `domain`.",
+    )
     def create(self, request):
         data = CompanyInput(data=request.data, context=self.get_serializer_context())
         data.is_valid(raise_exception=True)
         company = services.company_create(actor=self.access, **data.validated_data)
         return self._output(company, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=CompanyInput(partial=True), responses={200: CompanyOutput}, tags=["companies"])
+    @extend_schema(
+        request=CompanyInput(partial=True), responses={200: CompanyOutput, 409: DUPLICATE_DOMAIN}, tags=["companies"]
+    )
     def partial_update(self, request, pk=None):
         company = self.get_object()
         data = CompanyInput(data=request.data, partial=True, context=self.get_serializer_context())

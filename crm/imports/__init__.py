@@ -27,7 +27,8 @@ Rules a user sees:
 - Dedupe: contacts and leads by e-mail, companies by domain. A record created earlier in the same file counts as
   existing. ``skip`` leaves a match alone; ``update`` writes the row's non-empty cells over it (an empty cell never
   clears a value; tags are added, never removed), and a row that changes nothing is counted as skipped and records
-  no event; ``create`` always creates, except for contacts, whose e-mail is unique (``duplicate_email``).
+  no event; ``create`` always creates, except where the key is unique: a contact's e-mail (``duplicate_email``), a
+  company's domain (``duplicate_domain``).
 - Records are owned by the importing user unless an ``owner`` column names another member.
 - The contacts limit of the plan is enforced per batch: past it, rows are reported as ``plan_limit_reached``.
 - Cell values are stored as given, formulas included (``=...``); exports neutralize them (see ``crm.exports``:

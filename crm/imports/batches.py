@@ -36,7 +36,7 @@ from integrations.models import OutboxEvent
 from rbac.access import Access, access_for, actor_identity, entitlements_for
 from rbac.scoping import can_reach
 
-from .fields import CUSTOM_PREFIX, DEDUPE_KEYS, MODELS, CellError, cleaner, targets
+from .fields import CUSTOM_PREFIX, DEDUPE_KEYS, MODELS, UNIQUE_KEYS, CellError, cleaner, targets
 from .files import RowProblem, Unreadable, cell_text, is_blank
 
 Problem = tuple[str, str, str]  # (field, code, message)
@@ -337,7 +337,8 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
     """Create, update or skip the valid rows of one batch and record their events, in the caller's transaction."""
     now = timezone.now()
     events: list[tuple] = []
-    dedupes = plan.policy != DedupePolicy.CREATE or plan.record_type == RecordType.CONTACT
+    unique = UNIQUE_KEYS.get(plan.record_type)
+    dedupes = plan.policy != DedupePolicy.CREATE or unique is not None
     matches = _matches(plan, {row.key for row in rows if row.key}) if dedupes else {}
     company_ids = _companies(plan, rows, events) if plan.record_type == RecordType.CONTACT else {}
     wanted_tags = sorted({tag for row in rows for tag in row.tags or []})
@@ -389,8 +390,8 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
             outcome.created += 1
         elif plan.policy == DedupePolicy.SKIP:
             outcome.skipped += 1
-        elif plan.policy == DedupePolicy.CREATE:  # contacts: the e-mail is unique
-            outcome.fail(row, ("email", "duplicate_email", "Another contact already has this e-mail address."))
+        elif plan.policy == DedupePolicy.CREATE:  # a unique key: a contact's e-mail, a company's domain
+            outcome.fail(row, (plan.key_field, unique.code, unique.title))
         elif new is not None:  # created earlier in this batch: the row's values join the new record
             diff = _diff(plan, new.values.__getitem__, values, row)
             if isinstance(diff, tuple):

@@ -13,7 +13,7 @@ from django.core.validators import validate_email
 
 from crm import custom_fields
 from crm.choices import CustomFieldType, LeadStatus, RecordType
-from crm.errors import InvalidCustomField
+from crm.errors import DuplicateDomain, DuplicateEmail, InvalidCustomField
 from crm.models import Company, Contact, CustomField, Lead
 
 from .files import InvalidMapping
@@ -65,6 +65,8 @@ _BASE_TARGETS: dict[str, dict[str, str]] = {
 COMMON_TARGETS = ("owner", "tags")
 CUSTOM_PREFIX = "custom_fields."
 DEDUPE_KEYS = {RecordType.CONTACT: "email", RecordType.COMPANY: "domain", RecordType.LEAD: "email"}
+# Dedupe keys that are unique (decision 0007): even with the ``create`` policy a row matching a record fails.
+UNIQUE_KEYS = {RecordType.CONTACT: DuplicateEmail, RecordType.COMPANY: DuplicateDomain}
 
 
 def targets(record_type: str, definitions: dict[str, CustomField]) -> list[str]:

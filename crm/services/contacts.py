@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 
 from billing.features import Limit
 from billing.services import enforce_limit
@@ -13,7 +14,7 @@ from tenants.selectors import current_organization
 
 from .. import custom_fields
 from ..choices import ContactStatus, RecordType
-from ..errors import DuplicateEmail
+from ..errors import DuplicateDomain, DuplicateEmail
 from ..models import Company, Contact
 from ._common import apply_update, keep_in_reach, set_tags
 
@@ -45,24 +46,43 @@ def _save_changes(instance, change: dict) -> None:
     model = type(instance)
     fields = [model._meta.get_field(name).name for name in change if name != "tags"]
     if fields:
-        instance.save(update_fields=[*fields, "updated_at"])
+        _save_unique(instance, update_fields=[*fields, "updated_at"])
 
 
 # --- companies ---
+
+
+def company_domain_taken(domain: str, *, exclude_pk: int | None = None) -> bool:
+    """Whether a company (any, seen by the caller or not) has ``domain``, whatever the case."""
+    if not domain:
+        return False
+    taken = Company.objects.exclude(domain="").alias(lower_domain=Lower("domain")).filter(lower_domain=domain.lower())
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    return taken.exists()
+
+
+def _check_domain_free(domain: str, *, exclude_pk: int | None = None) -> None:
+    """A company domain is unique among companies, whatever the case (409 ``duplicate_domain``)."""
+    if company_domain_taken(domain, exclude_pk=exclude_pk):
+        raise DuplicateDomain()
 
 
 @transaction.atomic
 def company_create(
     *, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
 ) -> Company:
+    """A new company. Its domain is stored normalized (``example.com``) and is unique among companies, whatever the
+    case (409 ``duplicate_domain``)."""
     fields.setdefault("owner_id", getattr(actor, "user_id", None))
     if "domain" in fields:
         fields["domain"] = normalize_domain(fields["domain"])
+        _check_domain_free(fields["domain"])
     fields["name"] = fields["name"].strip()
     company = Company(**fields)
     company.custom_fields = custom_fields.clean_values(RecordType.COMPANY, custom_fields_values)
     keep_in_reach(actor, "crm.company.update", company.owner_id)
-    company.save()
+    _save_unique(company)
     set_tags(company, tags, actor=actor)
     outbox.record("company.created", subject=company, payload=outbox.snapshot(company), actor=actor)
     return company
@@ -75,6 +95,7 @@ def company_update(
     company = Company.objects.select_for_update().get(pk=company.pk)
     if "domain" in fields:
         fields["domain"] = normalize_domain(fields["domain"])
+        _check_domain_free(fields["domain"], exclude_pk=company.pk)
     if "name" in fields:
         fields["name"] = fields["name"].strip()
     change = apply_update(
@@ -112,14 +133,20 @@ def _check_email_free(email: str, *, exclude_pk: int | None = None) -> None:
         raise DuplicateEmail()
 
 
+# The unique rules of CRM records: a contact's e-mail, a company's domain (decision 0007). Each is a unique index,
+# checked before writing for a clear answer, and read back from the index when a concurrent write got there first.
+_UNIQUE = {"contact_email_unique": DuplicateEmail, "company_domain_unique": DuplicateDomain}
+
+
 def _save_unique(instance, **kwargs) -> None:
-    """Save; a concurrent insert of the same e-mail (the unique index) is the same 409 as a known duplicate."""
+    """Save; a concurrent write of the same e-mail or domain (a unique index) is the same 409 as a known one."""
     try:
         with transaction.atomic():
             instance.save(**kwargs)
     except IntegrityError as exc:
-        if "contact_email_unique" in str(exc):
-            raise DuplicateEmail() from None
+        for constraint, error in _UNIQUE.items():
+            if constraint in str(exc):
+                raise error() from None
         raise
 
 

@@ -16,7 +16,7 @@ from ..errors import LeadAlreadyConverted, LeadNotConvertible, OutOfReach
 from ..models import Activity, Company, Contact, Lead
 from ..permissions import COMPANY_VIEW, CONTACT_UPDATE
 from ._common import reachable
-from .contacts import company_create, contact_insert, normalize_domain
+from .contacts import company_create, company_domain_taken, contact_insert, normalize_domain
 
 # Mailbox providers: an address there says nothing about the person's company.
 FREE_MAIL_DOMAINS = frozenset(
@@ -113,7 +113,8 @@ def lead_convert(
 
     Matching stays within the actor's reach, like ids given in the body: a contact the actor may edit
     (``crm.contact.update``; one outside reach with the lead's e-mail is 400 ``out_of_scope`` on ``contact``), a
-    company the actor may see (``crm.company.view``; others are passed over, as if they did not exist).
+    company the actor may see (``crm.company.view``; others are passed over, as if they did not exist). A new
+    company takes the e-mail's domain unless a company passed over has it (domains are unique).
     """
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if lead.status == LeadStatus.CONVERTED:
@@ -133,6 +134,9 @@ def lead_convert(
         company = _match_company(companies, lead, domain)
     company_created = False
     if company is None and (lead.company_name or "").strip():
+        # A company passed over (outside reach) may hold the domain; domains are unique, so it keeps it.
+        if company_domain_taken(domain):
+            domain = ""
         company = company_create(
             actor=actor, name=lead.company_name, domain=domain, owner_id=lead.owner_id, tags=tags or None
         )

@@ -111,7 +111,7 @@ def company_merge(*, survivor: Company, duplicate: Company, actor) -> Company:
     snapshot = outbox.snapshot(duplicate)
     filled = _fill_blanks(survivor, duplicate, COMPANY_FILLABLE)
     combined = _merge_tags_and_custom_fields(survivor, duplicate)
-    duplicate.delete()
+    duplicate.delete()  # before the survivor may take its domain (unique)
     survivor.save()
     payload = {"id": survivor.pk, "merged": snapshot, "moved": moved, "changes": {**filled, **combined}}
     outbox.record("company.merged", subject=survivor, payload=payload, actor=actor)

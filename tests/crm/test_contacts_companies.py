@@ -150,6 +150,82 @@ def test_duplicate_email_is_409_on_create_and_update(as_owner_a, org_a, make, in
     assert as_owner_a.post("/api/v1/contacts/", {"last_name": "B", "email": ""}, format="json").status_code == 201
 
 
+def test_duplicate_company_domain_is_409_naming_the_field_on_create_and_update(as_owner_a, org_a, make, in_tenant):
+    """Contacts were matched by e-mail but two companies with the same domain were both accepted."""
+    make.company(org_a, name="Acme", domain="acme.example")
+    other = make.company(org_a, name="Other", domain="other.example")
+
+    for response in (
+        as_owner_a.post("/api/v1/companies/", {"name": "Acme again", "domain": "https://www.ACME.example/"}),
+        as_owner_a.patch(f"/api/v1/companies/{other.pk}/", {"domain": "Acme.Example"}),
+    ):
+        assert response.status_code == 409
+        assert response["Content-Type"] == "application/problem+json"
+        body = response.json()
+        assert body["code"] == "duplicate_domain"
+        assert [(error["field"], error["code"]) for error in body["errors"]] == [("domain", "duplicate_domain")]
+    with in_tenant(org_a):
+        assert Company.objects.get(pk=other.pk).domain == "other.example"
+        assert Company.objects.filter(domain="acme.example").count() == 1
+    # Keeping one's own domain is not a duplicate; blank domains never collide.
+    assert as_owner_a.patch(f"/api/v1/companies/{other.pk}/", {"domain": "OTHER.example"}).status_code == 200
+    assert as_owner_a.post("/api/v1/companies/", {"name": "No site", "domain": ""}).status_code == 201
+    assert as_owner_a.post("/api/v1/companies/", {"name": "No site either"}).status_code == 201
+
+
+def test_the_database_refuses_a_second_company_domain_whatever_the_case(org_a, in_tenant):
+    """The rule holds for every writer, not only the services (a unique index on lower(domain))."""
+    from django.db import IntegrityError, transaction
+
+    with in_tenant(org_a):
+        Company.objects.create(name="Acme", domain="acme.example")
+        with pytest.raises(IntegrityError, match="company_domain_unique"), transaction.atomic():
+            Company.objects.create(name="Shouting Acme", domain="ACME.example")
+
+
+def test_a_concurrent_duplicate_domain_is_the_same_409(as_owner_a, org_a, in_tenant, monkeypatch):
+    """The check before writing can miss a company inserted meanwhile: the unique index answers the same."""
+    from crm.services import contacts
+
+    with in_tenant(org_a):
+        Company.objects.create(name="Acme", domain="acme.example")
+    monkeypatch.setattr(contacts, "_check_domain_free", lambda domain, exclude_pk=None: None)
+
+    response = as_owner_a.post("/api/v1/companies/", {"name": "Acme twin", "domain": "acme.example"})
+
+    assert (response.status_code, response.json()["code"]) == (409, "duplicate_domain")
+    assert response.json()["errors"][0]["field"] == "domain"
+
+
+def test_the_migration_keeps_each_shared_domain_on_the_oldest_company(org_a, in_tenant):
+    """Companies that shared a domain before the rule: the oldest keeps it, the others lose it, with an event."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    from integrations.models import OutboxEvent
+
+    migration = importlib.import_module("crm.migrations.0003_company_domain_duplicates")
+    with in_tenant(org_a):
+        with connection.cursor() as cursor:  # as before 0004; rolled back with the test's transaction
+            cursor.execute("DROP INDEX company_domain_unique")
+        oldest = Company.objects.create(name="Acme", domain="acme.example")
+        twins = [Company.objects.create(name=name, domain=domain) for name, domain in [("B", "ACME.example")] * 2]
+        alone = Company.objects.create(name="Beta", domain="beta.example")
+        blank = [Company.objects.create(name=name, domain="") for name in ("C", "D")]
+
+        migration.keep_each_domain_on_its_oldest_company(apps, None)
+
+        domains = dict(Company.objects.values_list("pk", "domain"))
+        assert (domains[oldest.pk], domains[alone.pk]) == ("acme.example", "beta.example")
+        assert [domains[company.pk] for company in [*twins, *blank]] == [""] * 4
+        events = OutboxEvent.objects.filter(type="company.updated")
+        assert sorted((int(event.subject_id), event.payload["changes"]) for event in events) == [
+            (twin.pk, {"domain": ["ACME.example", ""]}) for twin in twins
+        ]
+
+
 def test_same_email_in_another_organization_is_fine(as_owner_a, org_b, make):
     make.contact(org_b, email="shared@example.test")
     assert as_owner_a.post("/api/v1/contacts/", {"email": "shared@example.test"}, format="json").status_code == 201

@@ -303,6 +303,31 @@ def test_create_policy_keeps_contact_e_mails_unique_but_creates_leads(run_import
         assert Contact.objects.filter(email="same@example.test").count() == 1
 
 
+def test_create_policy_keeps_company_domains_unique(run_import, org_a, in_tenant, as_owner_a):
+    with in_tenant(org_a):
+        Company.objects.create(name="Acme", domain="acme.example")
+    content = csv_bytes(
+        [
+            ["name", "domain"],
+            ["Acme again", "www.ACME.example"],
+            ["Beta", "beta.example"],
+            ["Beta twin", "https://beta.example/"],
+            ["No site", ""],
+            ["No site either", ""],
+        ]
+    )
+    _response, job = run_import(content, record_type="company", policy="create")
+
+    assert (job.created_count, job.error_count) == (3, 2)
+    with in_tenant(org_a):
+        assert sorted(Company.objects.exclude(domain="").values_list("domain", flat=True)) == [
+            "acme.example",
+            "beta.example",
+        ]
+    lines = csv_dicts(streamed(as_owner_a.get(f"/api/v1/imports/{job.pk}/errors/")))
+    assert [(line["row"], line["code"]) for line in lines] == [("2", "duplicate_domain"), ("4", "duplicate_domain")]
+
+
 def test_companies_dedupe_by_normalized_domain(run_import, org_a, in_tenant):
     with in_tenant(org_a):
         Company.objects.create(name="Acme", domain="acme.example", city="Berlin")

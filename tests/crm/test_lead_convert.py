@@ -225,6 +225,7 @@ def test_conversion_passes_over_companies_out_of_reach(rep_a, org_a, owner_a, ma
     with in_tenant(org_a):
         created = Company.objects.get(pk=first.json()["company"]["id"])
         assert (created.name, created.owner_id) == ("Foreign Co", user.pk)
+        assert (created.domain, Company.objects.get(pk=theirs.pk).domain) == ("", "foreign.example")  # unique
         assert created.pk != theirs.pk
         note.refresh_from_db()
         assert note.company_id == created.pk

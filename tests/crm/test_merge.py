@@ -56,7 +56,7 @@ def test_merge_companies_moves_contacts_activities_deals_and_leads(as_owner_a, o
         Lead.objects.filter(pk=lead.pk).update(converted_company=duplicate)
     response = as_owner_a.post(f"/api/v1/companies/{survivor.pk}/merge/", {"duplicate": duplicate.pk}, format="json")
     assert response.status_code == 200, response.content
-    assert response.json()["domain"] == "acme.example"
+    assert response.json()["domain"] == "acme.example"  # taken over from the duplicate: its domain is unique
     assert response.json()["name"] == "Acme"
     with in_tenant(org_a):
         assert not Company.objects.filter(pk=duplicate.pk).exists()
