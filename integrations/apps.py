@@ -1,4 +1,20 @@
 from django.apps import AppConfig
+from django.core import checks
+
+
+def check_webhook_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Every webhook setting parses (integrations/conf.py), so a mistyped environment variable stops start-up."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .conf import DEFAULTS, setting
+
+    errors = []
+    for name in DEFAULTS:
+        try:
+            setting(name)
+        except ImproperlyConfigured as exc:
+            errors.append(checks.Error(str(exc), id="integrations.E001"))
+    return errors
 
 
 class IntegrationsConfig(AppConfig):
@@ -11,3 +27,4 @@ class IntegrationsConfig(AppConfig):
         from .selectors import webhook_endpoint_count
 
         register_counter(Limit.WEBHOOK_ENDPOINTS, webhook_endpoint_count)
+        checks.register(check_webhook_settings)

@@ -1,14 +1,19 @@
-"""Settings of webhook delivery, each read from ``django.conf.settings`` with the default below.
+"""Settings of webhook delivery: each name is read from ``django.conf.settings`` when set there, else from the
+environment variable of the same name, else the default below.
 
-Every name can be set in ``config/settings.py`` (from the environment); tests override them with
-``override_settings``. Read them through :func:`setting` at use time, never at import time.
+Deployments set them in the environment (README, "Configuration"): ``1``/``true``/``yes``/``on`` or
+``0``/``false``/``no``/``off`` for flags, numbers for numbers, a comma list of seconds for the retry schedule; a
+value that does not parse is an error naming the variable, at start-up (``manage.py check``) and at use. Tests
+override them with ``override_settings``. Read them through :func:`setting` at use time, never at import time.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     # Loopback targets (127.0.0.0/8, ::1) are refused unless this is on: local development and tests only.
@@ -40,5 +45,36 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _number(text: str) -> int | float:
+    return int(text) if text.lstrip("+-").isdigit() else float(text)
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    """``raw`` (an environment variable's value) as the type of ``default``."""
+    text = raw.strip()
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError
+            return text.lower() in _TRUE
+        if isinstance(default, int | float):
+            value = _number(text)
+            return float(value) if isinstance(default, float) else int(value)
+        if isinstance(default, tuple):
+            return tuple(_number(item.strip()) for item in text.split(",") if item.strip())
+    except ValueError:
+        kind = {bool: "1 or 0", int: "a whole number", float: "a number", tuple: "a comma list of seconds"}
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected {kind[type(default)]}.") from None
+    return text
+
+
 def setting(name: str) -> Any:
-    return getattr(settings, name, DEFAULTS[name])
+    """The Django setting ``name`` if set, else the environment variable ``name`` if set and not blank, else the
+    default."""
+    if hasattr(settings, name):
+        return getattr(settings, name)
+    raw = os.environ.get(name, "")
+    return _parse(name, raw, DEFAULTS[name]) if raw.strip() else DEFAULTS[name]
