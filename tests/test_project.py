@@ -1,5 +1,8 @@
 """The newcomer path and deployment: compose file, production checks, the demo organization, health."""
 
+import io
+import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -81,6 +84,61 @@ def test_seed_demo_creates_an_organization_to_log_into_once(api, capsys):
 
     call_command("seed_demo", "--email", "demo-owner@demo.test", "--operator-email", "ops@demo.test")
     assert Organization.objects.filter(memberships__user__email="demo-owner@demo.test").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_second_seed_prints_the_demo_password_again(api):
+    """A second ``scripts/run`` printed "(unchanged; created earlier)" and made a missing operator with that text
+    as password."""
+    arguments = ["seed_demo", "--email", "again@demo.test", "--operator-email", "ops-again@demo.test"]
+    call_command(*arguments, stdout=io.StringIO())
+    User.objects.filter(email="ops-again@demo.test").delete()
+
+    second = io.StringIO()
+    call_command(*arguments, stdout=second)
+
+    printed = second.getvalue()
+    assert "owner password:    demo-Password-2026" in printed
+    assert "operator password: demo-Password-2026" in printed
+    assert "unchanged" not in printed
+    for email in ("again@demo.test", "ops-again@demo.test"):
+        response = api.post("/api/v1/auth/token/", {"email": email, "password": "demo-Password-2026"})
+        assert response.status_code == 200, response.content
+
+    owner = User.objects.get(email="again@demo.test")
+    owner.set_password("another-Password-2027")
+    owner.save()
+    third = io.StringIO()
+    call_command(*arguments, stdout=third)
+    assert "owner password:    (changed since" in third.getvalue()
+    assert "demo-Password-2026" not in third.getvalue().split("operator")[0]
+
+
+@pytest.mark.django_db
+def test_the_seed_output_has_no_escape_codes_off_a_terminal():
+    output = io.StringIO()
+    call_command("seed_demo", "--email", "plain@demo.test", "--operator-email", "ops-plain@demo.test", stdout=output)
+    assert "Demo organization created" in output.getvalue()
+    assert "\x1b" not in output.getvalue()
+
+
+def _log_line(*, terminal: bool) -> bytes:
+    """What ``scripts/lib.sh``'s ``log`` writes to stderr, a pipe or a terminal."""
+    command = ["bash", "-c", 'source scripts/lib.sh && log "migrating"']
+    if not terminal:
+        return subprocess.run(command, cwd=ROOT, capture_output=True, check=True).stderr
+    leader, follower = pty.openpty()
+    try:
+        subprocess.run(command, cwd=ROOT, stderr=follower, stdout=subprocess.DEVNULL, check=True)
+        return os.read(leader, 1024)
+    finally:
+        os.close(leader)
+        os.close(follower)
+
+
+def test_script_logs_have_no_escape_codes_off_a_terminal():
+    assert _log_line(terminal=False) == b"==> migrating\n"
+    assert b"\x1b[1m==> migrating" in _log_line(terminal=True)  # bold on a terminal still
 
 
 @pytest.mark.django_db

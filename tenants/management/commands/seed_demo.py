@@ -50,10 +50,19 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Demo organization created: {org.name} ({org.slug})"))
         else:
             org = user.memberships.select_related("organization").first().organization
-            password = "(unchanged; created earlier)"
+            self.stdout.write(f"Demo organization: {org.name} ({org.slug}), created earlier")
+        operator = User.objects.filter(email=operator_email.lower()).first()
+        if operator is None:
+            operator = User.objects.create_superuser(email=operator_email, password=password)
         self.stdout.write(f"  organization slug: {org.slug}   (send it as the X-Organization header)")
         self.stdout.write(f"  owner e-mail:      {email}")
-        self.stdout.write(f"  owner password:    {password}")
-        if not User.objects.filter(email=operator_email.lower()).exists():
-            User.objects.create_superuser(email=operator_email, password=password)
-        self.stdout.write(f"  operator (admin):  {operator_email}, same password, at /admin/")
+        self.stdout.write(f"  owner password:    {self._password_of(user, password)}")
+        self.stdout.write(f"  operator (admin):  {operator_email}, at /admin/")
+        self.stdout.write(f"  operator password: {self._password_of(operator, password)}")
+
+    @staticmethod
+    def _password_of(user: User, password: str) -> str:
+        """The demo password, every run, as long as it still signs the user in."""
+        if user.check_password(password):
+            return password
+        return f"(changed since; `manage.py changepassword {user.email}` sets a new one)"
