@@ -304,13 +304,32 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
 
 # --- Logging ---
+# One handler, the root's: every line is written once, in one format. Each 4xx or 5xx answer is one line, from
+# django.request (django.security for a suspicious request): Django's own console handler (DEBUG) printed it a
+# second time, and the development server's access line (django.server) a third; that line stays for other answers.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "without_error_responses": {"()": "config.log.WithoutErrorResponses"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # As Django's default: server errors mailed to ADMINS (none unless configured), not a log line.
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "propagate": True, "filters": ["without_error_responses"]},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
 
 # --- Production hardening (DJANGO_DEBUG=0) ---
