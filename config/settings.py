@@ -21,6 +21,10 @@ def env_int(name: str, default: int) -> int:
     return int(env(name, str(default)))
 
 
+def env_float(name: str, default: float) -> float:
+    return float(env(name, str(default)))
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -117,6 +121,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Redis ---
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every Redis call (caches, rate limits, idempotency keys, the broker) gives up after this long: a frozen Redis
+# accepts connections and never answers, and without a timeout each request would wait for it.
+REDIS_TIMEOUT_SECONDS = env_float("REDIS_TIMEOUT_SECONDS", 0.5)
+# After a Redis call fails, the server is skipped this long (per process) before one call probes it again
+# (config/breaker.py), so an outage costs one timeout per backoff period, not one per request.
+REDIS_BACKOFF_SECONDS = env_float("REDIS_BACKOFF_SECONDS", 5.0)
+_REDIS_TIMEOUTS = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
 CACHES = {
     "default": {
         "BACKEND": "config.cache.ResilientRedisCache",
@@ -125,14 +136,14 @@ CACHES = {
         # Keys carry the active schema, so one organization's cache never answers another's request.
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
-        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "OPTIONS": _REDIS_TIMEOUTS,
     },
     # Control-plane lookups (tenant resolution, authorization decisions): keys never depend on the schema.
     "control": {
         "BACKEND": "config.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "crm") + ":control",
-        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "OPTIONS": _REDIS_TIMEOUTS,
     },
 }
 
