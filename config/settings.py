@@ -114,6 +114,9 @@ DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crm")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Seconds to wait for a new connection (libpq's minimum is 2); without it a connect to an unreachable host waits
+# for the kernel's TCP timeout.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT_SECONDS", 5))
 # One test database per test run, so concurrent runs on one machine never share one.
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", f"test_crm_{os.getpid()}")}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
