@@ -150,6 +150,9 @@ CACHES = {
     },
 }
 
+# /readyz reports a dependency down when it has not answered within this many seconds (checks run side by side).
+READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 0.5)
+
 # --- Auth ---
 AUTH_USER_MODEL = "identity.User"
 AUTH_PASSWORD_VALIDATORS = [

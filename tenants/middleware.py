@@ -12,6 +12,9 @@ from .errors import OrganizationNotFound
 from .selectors import organization_by_host, organization_by_id, organization_by_slug
 
 ORGANIZATION_HEADER = "HTTP_X_ORGANIZATION"
+# Health probes are about the process and its dependencies, never about an organization. They skip resolution,
+# which reads Redis and PostgreSQL: /readyz must report on those without waiting for them.
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def resolve_organization(request):
@@ -55,6 +58,9 @@ class TenantResolutionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.path_info in HEALTH_PATHS:
+            activate(None)
+            return self.get_response(request)
         organization, unresolved = resolve_organization(request)
         if unresolved:
             activate(None)
