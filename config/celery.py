@@ -3,25 +3,36 @@
 Tasks are tenant tasks by default (:class:`TenantTask`): queued inside a request or task of an organization,
 they carry its schema in the message headers, and they refuse to run in ``public``. Control-plane work
 (e-mail, provisioning, fan-out from beat) declares ``base=PublicTask`` and always runs in ``public``.
+
+Publishing goes through the broker's breaker (:mod:`config.breaker`): a dead or frozen broker costs a bounded
+wait (the socket timeout, one retry: settings) to one publish per process and backoff period; the others are
+refused at once with :class:`~config.breaker.Unavailable`, and what the message was for is picked up by the
+beat sweep (webhooks) or logged by the caller. Workers keep no read timeout (see below).
 """
 
 import os
 
-from celery.signals import worker_process_init
+import kombu.exceptions
+import redis.exceptions
+from celery.signals import celeryd_init, worker_process_init
 from django.db import connection
 from tenant_schemas_celery.app import CeleryApp
 from tenant_schemas_celery.task import TenantTask as _SchemaTask
 
+from .breaker import breaker_for
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 PUBLIC_SCHEMA = "public"
+# What a failed publish raises: kombu wraps the transport's connection errors after its retries.
+PUBLISH_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class MissingTenantError(RuntimeError):
     """A tenant task was queued or delivered without an organization's schema."""
 
 
-class TenantTask(_SchemaTask):
+class _Task(_SchemaTask):
     abstract = True
     acks_late = True
     reject_on_worker_lost = True
@@ -29,6 +40,16 @@ class TenantTask(_SchemaTask):
     retry_backoff_max = 600
     retry_jitter = True
     max_retries = 8
+
+    def apply_async(self, args=None, kwargs=None, **options):
+        if self.app.conf.task_always_eager:  # runs here and now: no broker involved
+            return super().apply_async(args, kwargs, **options)
+        with breaker_for(self.app.conf.broker_url).guard("broker", f"{self.name} not queued", errors=PUBLISH_ERRORS):
+            return super().apply_async(args, kwargs, **options)
+
+
+class TenantTask(_Task):
+    abstract = True
 
     def apply_async(self, args=None, kwargs=None, **options):
         headers = options.get("headers") or {}
@@ -42,16 +63,10 @@ class TenantTask(_SchemaTask):
         return super().__call__(*args, **kwargs)
 
 
-class PublicTask(_SchemaTask):
+class PublicTask(_Task):
     """A control-plane task: always runs in the public schema, whoever queued it."""
 
     abstract = True
-    acks_late = True
-    reject_on_worker_lost = True
-    retry_backoff = True
-    retry_backoff_max = 600
-    retry_jitter = True
-    max_retries = 8
 
     def apply_async(self, args=None, kwargs=None, **options):
         options["headers"] = {**(options.get("headers") or {}), "_schema_name": PUBLIC_SCHEMA}
@@ -65,6 +80,18 @@ class PublicTask(_SchemaTask):
 app = CeleryApp("crm", task_cls=TenantTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@celeryd_init.connect
+def _workers_wait_out_a_frozen_broker(conf=None, **kwargs) -> None:
+    """The socket timeout bounds what publishing costs a request; a worker waits for a frozen broker instead.
+
+    A worker whose acknowledgement timed out against a frozen Redis dropped that connection and never listened
+    again (measured: tests/faults/test_redis.py); without a read timeout it resumes when Redis does. kombu's
+    ``health_check_interval`` still drops a consuming connection that stays silent (a half-open one)."""
+    conf.broker_transport_options = {
+        name: value for name, value in conf.broker_transport_options.items() if name != "socket_timeout"
+    }
 
 
 @worker_process_init.connect

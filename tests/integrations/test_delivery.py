@@ -364,3 +364,35 @@ def test_the_retry_schedule_is_documented_and_may_come_from_the_environment(sett
     assert [retry_delay(step) for step in range(4)] == [1, 2, 3, None]
     settings.WEBHOOK_RETRY_JITTER = 0.2
     assert all(0.8 <= retry_delay(0) <= 1.2 for _ in range(50))
+
+
+def test_deliveries_the_broker_could_not_take_are_left_to_the_sweep(
+    org_a, in_tenant, loopback, receiver, make_endpoint, commit
+):
+    """With the broker unreachable (its breaker open) publishing fails at once; the deliveries are marked
+    unsent so the first sweep after the broker is back sends them, instead of waiting for them to go stale."""
+    from config.breaker import breaker_for
+    from config.celery import app
+    from integrations.relay import outbox_relay
+
+    make_endpoint(org_a, receiver.url)
+    broker = breaker_for(app.conf.broker_url)
+    app.conf.task_always_eager = False
+    broker.failed("broker")
+    try:
+        with in_tenant(org_a):
+            with commit():  # the commit hook cannot queue the relay: the event waits in the outbox
+                lead = crm.lead_create(actor=None, name="Broker down")
+            event = OutboxEvent.objects.get(subject_id=str(lead.pk), type="lead.created")
+            assert event.relayed_at is None
+            with commit():  # a relay that runs meanwhile creates the delivery but cannot send its message
+                assert outbox_relay() == 1
+            delivery = WebhookDelivery.objects.get(event=event)
+            assert delivery.dispatched_at is None
+    finally:
+        app.conf.task_always_eager = True
+        broker.reset()
+    with commit():
+        outbox_sweep_all_task.delay()
+    [request] = receiver.wait_for(1)
+    assert request.webhook_id == delivery.webhook_id
