@@ -15,11 +15,13 @@ import os
 import kombu.exceptions
 import redis.exceptions
 from celery.signals import celeryd_init, worker_process_init
+from celery.utils.time import get_exponential_backoff_interval
 from django.db import connection
-from tenant_schemas_celery.app import CeleryApp
+from tenant_schemas_celery.app import CeleryApp, get_schema_name_from_task, switch_schema
 from tenant_schemas_celery.task import TenantTask as _SchemaTask
 
 from .breaker import breaker_for
+from .outages import database_unreachable
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -47,6 +49,13 @@ class _Task(_SchemaTask):
         with breaker_for(self.app.conf.broker_url).guard("broker", f"{self.name} not queued", errors=PUBLISH_ERRORS):
             return super().apply_async(args, kwargs, **options)
 
+    def backoff(self) -> float:
+        """Seconds before the next retry, by the task's own policy (as ``autoretry_for`` computes it)."""
+        factor = self.retry_backoff if isinstance(self.retry_backoff, int) and self.retry_backoff > 1 else 1
+        return get_exponential_backoff_interval(
+            factor=factor, retries=self.request.retries, maximum=self.retry_backoff_max, full_jitter=self.retry_jitter
+        )
+
 
 class TenantTask(_Task):
     abstract = True
@@ -58,9 +67,32 @@ class TenantTask(_Task):
         return super().apply_async(args, kwargs, **options)
 
     def __call__(self, *args, **kwargs):
-        if connection.schema_name == PUBLIC_SCHEMA:
+        called_directly = self.request.called_directly  # a plain function call runs where its caller is
+        schema = connection.schema_name if called_directly else get_schema_name_from_task(self, kwargs)
+        if not schema or schema == PUBLIC_SCHEMA:
             raise MissingTenantError(f"{self.name} arrived without an organization; refusing to run in public")
+        if connection.schema_name != schema:
+            self._reach_schema(schema, kwargs)
         return super().__call__(*args, **kwargs)
+
+    def _reach_schema(self, schema: str, kwargs) -> None:
+        """The switch before the task (a ``task_prerun`` receiver, whose errors Celery only logs) failed: try
+        again, and while the database is unreachable retry the task later, for as long as the outage lasts
+        (it has not run, so running it later is always right; the wait grows to ``retry_backoff_max``). An
+        organization that no longer exists fails the task loudly."""
+        from tenants.models import Organization
+
+        try:
+            switch_schema(self, kwargs)
+        except Organization.DoesNotExist as exc:
+            raise MissingTenantError(f"{self.name}: no organization has the schema {schema!r}") from exc
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            retry = {"countdown": self.backoff(), "max_retries": self.request.retries + 1}
+            raise self.retry(exc=exc, headers={"_schema_name": schema}, **retry) from exc
+        if connection.schema_name != schema:
+            raise MissingTenantError(f"{self.name} could not switch to the schema {schema!r}")
 
 
 class PublicTask(_Task):
