@@ -8,6 +8,9 @@ Publishing goes through the broker's breaker (:mod:`config.breaker`): a dead or 
 wait (the socket timeout, one retry: settings) to one publish per process and backoff period; the others are
 refused at once with :class:`~config.breaker.Unavailable`, and what the message was for is picked up by the
 beat sweep (webhooks) or logged by the caller. Workers keep no read timeout (see below).
+
+A task that declares ``periodic=True`` is run by beat; ``tests/test_periodic.py`` checks that every such task
+has an entry in ``CELERY_BEAT_SCHEDULE`` and every entry names a registered task.
 """
 
 import os
@@ -42,6 +45,7 @@ class _Task(_SchemaTask):
     retry_backoff_max = 600
     retry_jitter = True
     max_retries = 8
+    periodic = False  # run by beat (see the module docstring)
 
     def apply_async(self, args=None, kwargs=None, **options):
         if self.app.conf.task_always_eager:  # runs here and now: no broker involved

@@ -289,10 +289,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **_REDIS_TIMEOUTS
 # socket timeout above a dead or frozen broker costs at most ~2 x REDIS_TIMEOUT_SECONDS, once per backoff period.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "crm")
+# Every task declared ``periodic=True`` has an entry here (tests/test_periodic.py).
 CELERY_BEAT_SCHEDULE = {
     "refill-standby-schemas": {"task": "tenants.refill_standby_pool", "schedule": 300.0},
     "purge-deleted-organizations": {"task": "tenants.purge_deleted_organizations", "schedule": 3600.0},
     "expire-trials": {"task": "billing.expire_trials", "schedule": 900.0},
+    # The webhook safety net: relays events no commit relayed, sends due retries and lost or orphaned messages.
+    "webhooks-sweep": {"task": "integrations.sweep", "schedule": env_float("WEBHOOK_SWEEP_INTERVAL_SECONDS", 60.0)},
 }
 
 # --- E-mail ---
