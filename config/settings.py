@@ -284,6 +284,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message taken by a worker that dies comes back after the visibility timeout; webhook deliveries do not wait
+# for it (the sweep sends again a delivery whose worker died, integrations/relay.py).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **_REDIS_TIMEOUTS}
 # Publishing (after a commit, on the request path) tries once more on a fresh connection, then gives up: with the
 # socket timeout above a dead or frozen broker costs at most ~2 x REDIS_TIMEOUT_SECONDS, once per backoff period.

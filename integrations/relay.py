@@ -11,7 +11,9 @@ so a burst of commits queues one relay, not hundreds) and by the beat sweep for 
 
 While the broker is unreachable nothing waits for it: a relay that cannot be queued is left to the sweep, and
 deliveries whose message cannot be sent are marked unsent (``dispatched_at`` cleared) so the first sweep after
-the broker is back sends them.
+the broker is back sends them. The sweep also sends again a delivery whose worker died mid-attempt (its claim
+is set and its row unlocked, see :mod:`integrations.delivery`), instead of waiting for the broker's visibility
+timeout.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from .models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 logger = logging.getLogger(__name__)
 
 RELAY_QUEUED_TTL_SECONDS = 60
+# A claim older than this on a row no attempt holds locked is a dead worker's. The claim is committed one round
+# trip before the attempt locks the row; the margin only spares a duplicate message (which would be harmless).
+CLAIM_GRACE = timedelta(seconds=10)
 
 
 def _relay_key(schema_name: str) -> str:
@@ -138,22 +143,24 @@ def outbox_relay(*, batch_size: int | None = None) -> int:
 
 def deliveries_dispatch_due(*, now=None, batch_size: int = 1000) -> int:
     """Queue the due deliveries that have no live message: retries scheduled beyond the countdown horizon,
-    replays, messages the broker never took (``dispatched_at`` cleared), and messages lost to a crash (due for
-    longer than ``WEBHOOK_REDISPATCH_AFTER_SECONDS``)."""
+    replays, messages the broker never took (``dispatched_at`` cleared), messages of a worker that died
+    mid-attempt (claimed, and no attempt holds the row), and messages lost to a crash (due for longer than
+    ``WEBHOOK_REDISPATCH_AFTER_SECONDS``). Rows an attempt holds locked are skipped."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=float(setting("WEBHOOK_REDISPATCH_AFTER_SECONDS")))
+    orphaned = Q(claimed_at__lte=now - CLAIM_GRACE)
     total = 0
     while True:
         with transaction.atomic():
             ids = list(
                 WebhookDelivery.objects.select_for_update(skip_locked=True)
                 .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-                .filter(Q(dispatched_at=None) | Q(dispatched_at__lte=stale, next_attempt_at__lte=stale))
+                .filter(Q(dispatched_at=None) | orphaned | Q(dispatched_at__lte=stale, next_attempt_at__lte=stale))
                 .order_by("next_attempt_at")
                 .values_list("pk", flat=True)[:batch_size]
             )
             if ids:
-                WebhookDelivery.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+                WebhookDelivery.objects.filter(pk__in=ids).update(dispatched_at=timezone.now(), claimed_at=None)
                 dispatch_after_commit(ids)
         total += len(ids)
         if len(ids) < batch_size:
