@@ -137,3 +137,15 @@ def test_readyz_answers_within_a_second_whatever_hangs(api, settings, monkeypatc
     assert response.status_code == 503
     assert response.json()["down"] == ["postgresql", "redis"]
     assert elapsed < 1.0, f"{elapsed:.2f}s"
+
+
+def test_the_api_is_served_with_threaded_workers_everywhere():
+    """config/gunicorn.py (threaded workers, measured against slow clients in tests/faults/) is what the Dockerfile,
+    compose.yaml (through the image) and scripts/run start."""
+    namespace: dict = {}
+    exec((ROOT / "config" / "gunicorn.py").read_text(), namespace)
+    assert namespace["worker_class"] == "gthread"
+    assert namespace["workers"] * namespace["threads"] >= 16
+    assert '"-c", "config/gunicorn.py"' in (ROOT / "Dockerfile").read_text()
+    assert "gunicorn -c config/gunicorn.py" in (ROOT / "scripts" / "run").read_text()
+    assert "command:" not in (ROOT / "compose.yaml").read_text().split("\n  web:", 1)[1].split("\n  worker:", 1)[0]
