@@ -19,6 +19,23 @@ from .factories import make_member, make_organization, make_user
 
 network_guard.install()
 
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        from .faults.load import REPORT
+
+        REPORT.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The figures of the fault suite (tests/faults/), written by whichever process ran each fault."""
+    from .faults.load import REPORT
+
+    if REPORT.exists():
+        terminalreporter.section("fault figures")
+        terminalreporter.write(REPORT.read_text())
+
+
 TEST_REDIS_DB = 15
 TEST_BROKER_DB = 14
 
