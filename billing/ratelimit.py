@@ -3,21 +3,22 @@
 Counted in Redis with fixed windows: one script call per request counts every window and sets the expiry of a
 new counter, in one round trip (the client and the script are made once per process). Every organization-scoped
 response carries ``RateLimit-*`` and ``X-RateLimit-*`` headers; over the limit the answer is 429 with
-``Retry-After``. When Redis is unreachable the API keeps serving (fail open) and says so in the log.
+``Retry-After``. When Redis is unreachable the API keeps serving (fail open) and says so in the log; after a
+failure the counters are skipped for a few seconds (the server's breaker, :mod:`config.breaker`) instead of
+paying a timeout on every request.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from time import time as clock
 
 from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
 
-from .features import Limit
+from config.breaker import Unavailable
 
-logger = logging.getLogger(__name__)
+from .features import Limit
 
 WINDOWS = ((Limit.API_CALLS_PER_MINUTE, 60), (Limit.API_CALLS_PER_DAY, 86400))
 
@@ -71,16 +72,16 @@ def hit(*, principal: str, limits: dict[str, int], now: float | None = None) -> 
     if not spec:
         return []
     starts = [int(now // seconds) * seconds for _limit, seconds in spec]
+    cache = caches["control"]
+    keys = [
+        cache.make_and_validate_key(f"ratelimit:{principal}:{seconds}:{start}")
+        for (_limit, seconds), start in zip(spec, starts, strict=True)
+    ]
     try:
-        cache = caches["control"]
-        client, script = _counter_script(cache)
-        keys = [
-            cache.make_and_validate_key(f"ratelimit:{principal}:{seconds}:{start}")
-            for (_limit, seconds), start in zip(spec, starts, strict=True)
-        ]
-        counts = script(keys=keys, args=[seconds + 5 for _limit, seconds in spec], client=client)
-    except Exception:
-        logger.warning("rate limit counters unreachable; serving without limits", exc_info=True)
+        with cache.breaker.guard("rate limit counters", "serving without limits"):
+            client, script = _counter_script(cache)
+            counts = script(keys=keys, args=[seconds + 5 for _limit, seconds in spec], client=client)
+    except Unavailable:
         return None
     return [
         Window(limit=limit, count=count, reset=max(1, int(start + seconds - now)), seconds=seconds)

@@ -1,7 +1,9 @@
 """A Redis cache that degrades to "no cache" instead of failing the request when Redis is unreachable.
 
 Everything cached here can be recomputed from PostgreSQL, so an outage costs speed, not availability. After a
-failure the cache is skipped for a few seconds (per process) rather than paying a connect timeout on every call.
+failure the server is skipped for a few seconds (per process, :mod:`config.breaker`) rather than paying a timeout
+on every call. Callers that must know whether Redis answered (idempotency keys) use :attr:`strict`, whose
+operations raise :class:`~config.breaker.Unavailable` instead of falling back.
 
 Django's Redis client makes a new ``redis.Redis`` for every operation, which costs redis-py 8 about 0.2 ms of CPU
 (it fills a table of ~170 response callbacks each time): several times per API request. Here each connection pool
@@ -10,15 +12,10 @@ gets one client, made once; a ``redis.Redis`` is safe to share between threads, 
 
 from __future__ import annotations
 
-import logging
-import time
-
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
-logger = logging.getLogger(__name__)
-
-SKIP_SECONDS = 5.0
+from .breaker import Unavailable, breaker_for
 
 
 class ReusedClientRedisCacheClient(RedisCacheClient):
@@ -35,20 +32,22 @@ class ReusedClientRedisCacheClient(RedisCacheClient):
 
 
 class ResilientRedisCache(RedisCache):
-    _down_until = 0.0
-
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = ReusedClientRedisCacheClient
+        self.breaker = breaker_for(self._servers[0])
+        self.strict = StrictOperations(self)
 
-    def _guarded(self, operation: str, default, *args, **kwargs):
-        if time.monotonic() < ResilientRedisCache._down_until:
-            return default
+    def _call(self, operation: str, *args):
+        """One cache operation through the server's breaker: raises :class:`Unavailable` when it fails or is
+        skipped."""
+        with self.breaker.guard("cache", "continuing without it"):
+            return getattr(super(), operation)(*args)
+
+    def _guarded(self, operation: str, default, *args):
         try:
-            return getattr(super(), operation)(*args, **kwargs)
-        except Exception:
-            ResilientRedisCache._down_until = time.monotonic() + SKIP_SECONDS
-            logger.warning("cache unreachable during %s; continuing without it", operation, exc_info=True)
+            return self._call(operation, *args)
+        except Unavailable:
             return default
 
     def get(self, key, default=None, version=None):
@@ -74,3 +73,19 @@ class ResilientRedisCache(RedisCache):
 
     def incr(self, key, delta=1, version=None):
         return self._guarded("incr", None, key, delta, version)
+
+
+class StrictOperations:
+    """The operations whose failure the caller must tell apart from an answer (``add`` refused vs. Redis down)."""
+
+    def __init__(self, cache: ResilientRedisCache):
+        self._cache = cache
+
+    def get(self, key, default=None, version=None):
+        return self._cache._call("get", key, default, version)
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None) -> bool:
+        return self._cache._call("add", key, value, timeout, version)
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None) -> None:
+        self._cache._call("set", key, value, timeout, version)

@@ -23,6 +23,10 @@ def env_int(name: str, default: int) -> int:
     return int(env(name, str(default)))
 
 
+def env_float(name: str, default: float) -> float:
+    return float(env(name, str(default)))
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -113,6 +117,9 @@ DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crm")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Seconds to wait for a new connection (libpq's minimum is 2); without it a connect to an unreachable host waits
+# for the kernel's TCP timeout.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT_SECONDS", 5))
 # One test database per test run, so concurrent runs on one machine never share one.
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", f"test_crm_{os.getpid()}")}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
@@ -120,6 +127,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Redis ---
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every Redis call (caches, rate limits, idempotency keys, the broker) gives up after this long: a frozen Redis
+# accepts connections and never answers, and without a timeout each request would wait for it.
+REDIS_TIMEOUT_SECONDS = env_float("REDIS_TIMEOUT_SECONDS", 0.5)
+# After a Redis call fails, the server is skipped this long (per process) before one call probes it again
+# (config/breaker.py), so an outage costs one timeout per backoff period, not one per request.
+REDIS_BACKOFF_SECONDS = env_float("REDIS_BACKOFF_SECONDS", 5.0)
+_REDIS_TIMEOUTS = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
 CACHES = {
     "default": {
         "BACKEND": "config.cache.ResilientRedisCache",
@@ -128,16 +142,19 @@ CACHES = {
         # Keys carry the active schema, so one organization's cache never answers another's request.
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
-        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "OPTIONS": _REDIS_TIMEOUTS,
     },
     # Control-plane lookups (tenant resolution, authorization decisions): keys never depend on the schema.
     "control": {
         "BACKEND": "config.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "crm") + ":control",
-        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "OPTIONS": _REDIS_TIMEOUTS,
     },
 }
+
+# /readyz reports a dependency down when it has not answered within this many seconds (checks run side by side).
+READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 0.5)
 
 # --- Auth ---
 AUTH_USER_MODEL = "identity.User"
@@ -261,6 +278,9 @@ CORS_EXPOSE_HEADERS = api_headers.EXPOSED
 
 # --- Celery ---
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+# kombu's Redis transport with a fix for workers that lose Redis mid-task (config/broker.py).
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -268,12 +288,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message taken by a worker that dies comes back after the visibility timeout; webhook deliveries do not wait
+# for it (the sweep sends again a delivery whose worker died, integrations/relay.py).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **_REDIS_TIMEOUTS}
+# Publishing (after a commit, on the request path) tries once more on a fresh connection, then gives up: with the
+# socket timeout above a dead or frozen broker costs at most ~2 x REDIS_TIMEOUT_SECONDS, once per backoff period.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "crm")
+# Every task declared ``periodic=True`` has an entry here (tests/test_periodic.py).
 CELERY_BEAT_SCHEDULE = {
     "refill-standby-schemas": {"task": "tenants.refill_standby_pool", "schedule": 300.0},
     "purge-deleted-organizations": {"task": "tenants.purge_deleted_organizations", "schedule": 3600.0},
     "expire-trials": {"task": "billing.expire_trials", "schedule": 900.0},
+    # The webhook safety net: relays events no commit relayed, sends due retries and lost or orphaned messages.
+    "webhooks-sweep": {"task": "integrations.sweep", "schedule": env_float("WEBHOOK_SWEEP_INTERVAL_SECONDS", 60.0)},
 }
 
 # --- E-mail ---

@@ -10,20 +10,20 @@ the failure that reached the limit. While locked every attempt answers 429 ``acc
   an attacker reset the counter of their address.
 - The counters live in the ``control`` cache (keys do not depend on the schema) so every process sees the same
   numbers. When Redis is unreachable sign-in goes on without the lockout (fail open, logged), like the API
-  rate limits; the per-IP ``auth`` throttle and the password hasher's cost remain.
+  rate limits, and the server is skipped for a few seconds (:mod:`config.breaker`); the per-IP ``auth``
+  throttle and the password hasher's cost remain.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 
 from django.conf import settings
 from django.core.cache import caches
 
-from .errors import AccountLocked
+from config.breaker import Unavailable
 
-logger = logging.getLogger(__name__)
+from .errors import AccountLocked
 
 
 def _counters(*, email: str, ip: str) -> list[tuple[str, int]]:
@@ -40,6 +40,10 @@ def _client():
     return caches["control"]._cache.get_client(write=True)
 
 
+def _guard(fallback: str):
+    return caches["control"].breaker.guard("sign-in failure counters", fallback)
+
+
 def _retry_after(ttl: int) -> int:
     return ttl if ttl > 0 else settings.AUTH_LOCKOUT_WINDOW_SECONDS
 
@@ -48,13 +52,13 @@ def check(*, email: str, ip: str) -> None:
     """Raise :class:`AccountLocked` while sign-in for ``email`` or from ``ip`` is locked."""
     counters = _counters(email=email, ip=ip)
     try:
-        pipe = _client().pipeline(transaction=False)
-        for key, _limit in counters:
-            pipe.get(key)
-            pipe.ttl(key)
-        replies = pipe.execute()
-    except Exception:
-        logger.warning("sign-in failure counters unreachable; signing in without the lockout", exc_info=True)
+        with _guard("signing in without the lockout"):
+            pipe = _client().pipeline(transaction=False)
+            for key, _limit in counters:
+                pipe.get(key)
+                pipe.ttl(key)
+            replies = pipe.execute()
+    except Unavailable:
         return
     locked = [
         _retry_after(ttl)
@@ -70,17 +74,17 @@ def record_failure(*, email: str, ip: str) -> None:
     counters = _counters(email=email, ip=ip)
     window = settings.AUTH_LOCKOUT_WINDOW_SECONDS
     try:
-        client = _client()
-        pipe = client.pipeline(transaction=False)
-        for key, _limit in counters:
-            pipe.incr(key)
-            pipe.expire(key, window, nx=True)
-        counts = pipe.execute()[::2]
-        reached = [key for (key, limit), count in zip(counters, counts, strict=True) if count >= limit]
-        for key in reached:
-            client.expire(key, window)  # locked for a full window from now
-    except Exception:
-        logger.warning("sign-in failure counters unreachable; failure not counted", exc_info=True)
+        with _guard("failure not counted"):
+            client = _client()
+            pipe = client.pipeline(transaction=False)
+            for key, _limit in counters:
+                pipe.incr(key)
+                pipe.expire(key, window, nx=True)
+            counts = pipe.execute()[::2]
+            reached = [key for (key, limit), count in zip(counters, counts, strict=True) if count >= limit]
+            for key in reached:
+                client.expire(key, window)  # locked for a full window from now
+    except Unavailable:
         return
     if reached:
         raise AccountLocked(retry_after=window)
@@ -90,6 +94,7 @@ def reset(*, email: str) -> None:
     """Forget the failed attempts for ``email`` (after a successful sign-in or password reset)."""
     key, _limit = _counters(email=email, ip="")[0]
     try:
-        _client().delete(key)
-    except Exception:
-        logger.warning("sign-in failure counters unreachable; counter not reset", exc_info=True)
+        with _guard("counter not reset"):
+            _client().delete(key)
+    except Unavailable:
+        pass

@@ -5,6 +5,11 @@ its outcome is committed. A second message for the same delivery (a redelivered 
 while it is in flight; a worker that dies mid-request drops its connection, PostgreSQL releases the lock, and
 the redelivered message attempts again. Receivers see the same ``webhook-id`` on every attempt.
 
+Before taking the lock the worker records its claim (``claimed_at``, committed at once); the outcome clears
+it. A claim that is set on an unlocked row belongs to a worker that died, and the beat sweep sends the delivery
+again within a minute instead of waiting for the broker's visibility timeout (an hour) to bring the message
+back (:func:`integrations.relay.deliveries_dispatch_due`).
+
 Retry schedule (``WEBHOOK_RETRY_SCHEDULE``, each delay ±``WEBHOOK_RETRY_JITTER``): immediately, then after 5 s,
 5 min, 30 min, 2 h, 5 h, 10 h and 10 h — 8 attempts over about 27.6 hours; then the delivery is ``failed``.
 Only 2xx answers succeed; redirects are not followed. An endpoint whose attempts have all failed for
@@ -24,6 +29,7 @@ from datetime import UTC, timedelta
 
 import certifi
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
@@ -261,6 +267,7 @@ def _record(delivery: WebhookDelivery, outcome: Outcome, *, now) -> None:
     delivery.last_error = outcome.error
     endpoint = delivery.endpoint
     countdown = None
+    delivery.claimed_at = None
     if outcome.succeeded:
         delivery.status, delivery.delivered_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
         if endpoint.failing_since is not None:
@@ -288,6 +295,7 @@ def _record(delivery: WebhookDelivery, outcome: Outcome, *, now) -> None:
             "next_attempt_at",
             "schedule_step",
             "dispatched_at",
+            "claimed_at",
         ]
     )
     if countdown is not None:
@@ -296,8 +304,21 @@ def _record(delivery: WebhookDelivery, outcome: Outcome, *, now) -> None:
         dispatch_after_commit([delivery.pk], countdown=countdown)
 
 
+def _claim(delivery_id: int, now) -> None:
+    """Record, committed on its own, that this worker is about to attempt the delivery (if it is pending, due
+    and not in flight elsewhere)."""
+    due = (
+        WebhookDelivery.objects.select_for_update(skip_locked=True)
+        .filter(pk=delivery_id, status=DeliveryStatus.PENDING)
+        .filter(Q(next_attempt_at=None) | Q(next_attempt_at__lte=now + EARLY_TOLERANCE))
+    )
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(pk__in=due.values("pk")).update(claimed_at=now)
+
+
 def attempt(*, delivery_id: int) -> str:
     """Attempt the delivery if it is pending and due. Returns what happened (for logs and tests)."""
+    _claim(delivery_id, timezone.now())
     with transaction.atomic():
         delivery = (
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
@@ -313,9 +334,9 @@ def attempt(*, delivery_id: int) -> str:
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now + EARLY_TOLERANCE:
             return "not_due"
         if not delivery.endpoint.is_active:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            delivery.status, delivery.next_attempt_at, delivery.claimed_at = DeliveryStatus.FAILED, None, None
             delivery.last_error = "The endpoint is disabled."
-            delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
+            delivery.save(update_fields=["status", "next_attempt_at", "last_error", "claimed_at"])
             return "endpoint_disabled"
         outcome = send(delivery.endpoint, msg_id=delivery.webhook_id, body=body_of(delivery.event))
         _record(delivery, outcome, now=now)

@@ -83,6 +83,9 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # When a task message was last sent for the due attempt (the sweep re-sends one that never ran).
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # When a worker took that message and started the attempt; cleared with its outcome. Set and unlocked means
+    # the worker died mid-attempt: the sweep sends the delivery again (integrations/relay.py).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)

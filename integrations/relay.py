@@ -8,6 +8,12 @@ the rows unrelayed for the next relay; a crash after it leaves deliveries whose 
 
 The relay is queued after every transaction that records events (:func:`request_relay`, debounced per tenant
 so a burst of commits queues one relay, not hundreds) and by the beat sweep for every tenant.
+
+While the broker is unreachable nothing waits for it: a relay that cannot be queued is left to the sweep, and
+deliveries whose message cannot be sent are marked unsent (``dispatched_at`` cleared) so the first sweep after
+the broker is back sends them. The sweep also sends again a delivery whose worker died mid-attempt (its claim
+is set and its row unlocked, see :mod:`integrations.delivery`), instead of waiting for the broker's visibility
+timeout.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.breaker import Unavailable
+
 from .choices import DeliveryStatus
 from .conf import setting
 from .events import DIRECT_ONLY
@@ -28,6 +36,9 @@ from .models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 logger = logging.getLogger(__name__)
 
 RELAY_QUEUED_TTL_SECONDS = 60
+# A claim older than this on a row no attempt holds locked is a dead worker's. The claim is committed one round
+# trip before the attempt locks the row; the margin only spares a duplicate message (which would be harmless).
+CLAIM_GRACE = timedelta(seconds=10)
 
 
 def _relay_key(schema_name: str) -> str:
@@ -42,7 +53,10 @@ def request_relay(*, schema_name: str | None = None) -> None:
     cache = caches["control"]
     key = _relay_key(schema_name)
     if cache.add(key, 1, RELAY_QUEUED_TTL_SECONDS) or cache.get(key) is None:  # None: the cache is down
-        outbox_relay_task.apply_async(headers={"_schema_name": schema_name})
+        try:
+            outbox_relay_task.apply_async(headers={"_schema_name": schema_name})
+        except Unavailable:
+            cache.delete(key)  # the events stay unrelayed in the outbox: the next commit or the sweep relays them
 
 
 def relay_started() -> None:
@@ -55,8 +69,13 @@ def dispatch(delivery_ids: list[int], *, countdown: float | None = None, schema_
     from .tasks import deliver_webhook_task
 
     headers = {"_schema_name": schema_name or connection.schema_name}
-    for delivery_id in delivery_ids:
-        deliver_webhook_task.apply_async((delivery_id,), countdown=countdown, headers=headers)
+    for index, delivery_id in enumerate(delivery_ids):
+        try:
+            deliver_webhook_task.apply_async((delivery_id,), countdown=countdown, headers=headers)
+        except Unavailable:
+            # The broker is down: no message exists for these; the first sweep after it is back sends them.
+            WebhookDelivery.objects.filter(pk__in=delivery_ids[index:]).update(dispatched_at=None)
+            return
 
 
 def dispatch_after_commit(delivery_ids: list[int], *, countdown: float | None = None) -> None:
@@ -124,21 +143,24 @@ def outbox_relay(*, batch_size: int | None = None) -> int:
 
 def deliveries_dispatch_due(*, now=None, batch_size: int = 1000) -> int:
     """Queue the due deliveries that have no live message: retries scheduled beyond the countdown horizon,
-    replays, and messages lost to a crash (due for longer than ``WEBHOOK_REDISPATCH_AFTER_SECONDS``)."""
+    replays, messages the broker never took (``dispatched_at`` cleared), messages of a worker that died
+    mid-attempt (claimed, and no attempt holds the row), and messages lost to a crash (due for longer than
+    ``WEBHOOK_REDISPATCH_AFTER_SECONDS``). Rows an attempt holds locked are skipped."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=float(setting("WEBHOOK_REDISPATCH_AFTER_SECONDS")))
+    orphaned = Q(claimed_at__lte=now - CLAIM_GRACE)
     total = 0
     while True:
         with transaction.atomic():
             ids = list(
                 WebhookDelivery.objects.select_for_update(skip_locked=True)
                 .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-                .filter(Q(dispatched_at=None) | Q(dispatched_at__lte=stale, next_attempt_at__lte=stale))
+                .filter(Q(dispatched_at=None) | orphaned | Q(dispatched_at__lte=stale, next_attempt_at__lte=stale))
                 .order_by("next_attempt_at")
                 .values_list("pk", flat=True)[:batch_size]
             )
             if ids:
-                WebhookDelivery.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+                WebhookDelivery.objects.filter(pk__in=ids).update(dispatched_at=timezone.now(), claimed_at=None)
                 dispatch_after_commit(ids)
         total += len(ids)
         if len(ids) < batch_size:
@@ -153,6 +175,9 @@ def dispatch_due_after_commit() -> None:
     def queue_dispatch_due() -> None:
         from .tasks import webhook_dispatch_due_task
 
-        webhook_dispatch_due_task.apply_async(headers={"_schema_name": schema_name})
+        try:
+            webhook_dispatch_due_task.apply_async(headers={"_schema_name": schema_name})
+        except Unavailable:
+            pass  # the sweep queues the same deliveries
 
     transaction.on_commit(queue_dispatch_due, robust=True)

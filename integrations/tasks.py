@@ -1,9 +1,6 @@
 """Celery tasks of webhooks. Tenant tasks run in the schema of the organization that queued them; the beat
-sweep is a control-plane task that fans out one tenant task per active organization.
-
-Beat entry (config/settings.py ``CELERY_BEAT_SCHEDULE``)::
-
-    "webhooks-sweep": {"task": "integrations.sweep", "schedule": 60.0},
+sweep (``webhooks-sweep`` in ``CELERY_BEAT_SCHEDULE``, every ``WEBHOOK_SWEEP_INTERVAL_SECONDS``) is a
+control-plane task that fans out one tenant task per active organization.
 """
 
 from __future__ import annotations
@@ -55,7 +52,7 @@ def outbox_sweep_task() -> dict[str, int]:
     return {"relayed": relay.outbox_relay(), "dispatched": relay.deliveries_dispatch_due()}
 
 
-@app.task(name="integrations.sweep", base=PublicTask)
+@app.task(name="integrations.sweep", base=PublicTask, periodic=True)
 def outbox_sweep_all_task() -> int:
     """Beat: queue :func:`outbox_sweep_task` for every active organization."""
     from tenants.selectors import active_organizations

@@ -94,3 +94,13 @@ ensure_services() {
     ensure_postgres
     ensure_redis
 }
+
+ensure_fault_tools() {
+    # The fault suite (tests/faults/) starts a redis-server and a PostgreSQL cluster of its own.
+    if ! command -v redis-server >/dev/null; then
+        apt_install redis-server
+    fi
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        apt_install postgresql
+    fi
+}

@@ -12,6 +12,9 @@ from .selectors import host_names_organization, organization_by_host, organizati
 ORGANIZATION_HEADER = "HTTP_X_ORGANIZATION"
 # Set on a request that named an organization which does not resolve for it; ``rbac.policy`` answers it.
 UNRESOLVED_ATTRIBUTE = "organization_unresolved"
+# Health probes are about the process and its dependencies, never about an organization. They skip resolution,
+# which reads Redis and PostgreSQL: /readyz must report on those without waiting for them.
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def resolve_organization(request):
@@ -62,6 +65,9 @@ class TenantResolutionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.path_info in HEALTH_PATHS:
+            activate(None)
+            return self.get_response(request)
         organization, unresolved = resolve_organization(request)
         if organization is not None:
             # Public requests carry no ``tenant`` attribute at all: django-tenants' admin templates take its

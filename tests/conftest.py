@@ -19,6 +19,23 @@ from .factories import make_member, make_organization, make_user
 
 network_guard.install()
 
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        from .faults.load import REPORT
+
+        REPORT.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The figures of the fault suite (tests/faults/), written by whichever process ran each fault."""
+    from .faults.load import REPORT
+
+    if REPORT.exists():
+        terminalreporter.section("fault figures")
+        terminalreporter.write(REPORT.read_text())
+
+
 TEST_REDIS_DB = 15
 TEST_BROKER_DB = 14
 
@@ -61,8 +78,11 @@ def clear_run_cache() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    from config import breaker
+
     clear_run_cache()
     yield
+    breaker.reset_all()  # a test that pointed a cache at a closed port leaves no server skipped
     if connection.schema_name != "public":
         connection.set_schema_to_public()
 

@@ -163,3 +163,47 @@ def test_readyz_names_what_is_down(api, settings):
 @pytest.mark.django_db
 def test_models_and_migrations_agree():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_readyz_answers_within_a_second_whatever_hangs(api, settings, monkeypatch):
+    """Servers that accept connections and never answer (frozen, SIGSTOP) are reported down in time."""
+    import socket
+    import time
+
+    from django.db import connection
+
+    frozen = []
+    for _ in range(2):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        frozen.append(listener)
+    redis_port, postgres_port = (listener.getsockname()[1] for listener in frozen)
+    settings.CACHES = {
+        **settings.CACHES,
+        "control": {**settings.CACHES["control"], "LOCATION": f"redis://127.0.0.1:{redis_port}/0"},
+    }
+    monkeypatch.setitem(connection.settings_dict, "PORT", postgres_port)  # readyz connects anew; ours stays open
+    try:
+        started = time.monotonic()
+        response = api.get("/readyz")
+        elapsed = time.monotonic() - started
+    finally:
+        for listener in frozen:
+            listener.close()
+    assert response.status_code == 503
+    assert response.json()["down"] == ["postgresql", "redis"]
+    assert elapsed < 1.0, f"{elapsed:.2f}s"
+
+
+def test_the_api_is_served_with_threaded_workers_everywhere():
+    """config/gunicorn.py (threaded workers, measured against slow clients in tests/faults/) is what the Dockerfile,
+    compose.yaml (through the image) and scripts/run start."""
+    namespace: dict = {}
+    exec((ROOT / "config" / "gunicorn.py").read_text(), namespace)
+    assert namespace["worker_class"] == "gthread"
+    assert namespace["workers"] * namespace["threads"] >= 16
+    assert '"-c", "config/gunicorn.py"' in (ROOT / "Dockerfile").read_text()
+    assert "gunicorn -c config/gunicorn.py" in (ROOT / "scripts" / "run").read_text()
+    assert "command:" not in (ROOT / "compose.yaml").read_text().split("\n  web:", 1)[1].split("\n  worker:", 1)[0]

@@ -11,6 +11,7 @@ errors are translated here, so every 4xx and 5xx response has the same body::
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -18,6 +19,8 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
+
+from config.outages import RETRY_AFTER_SECONDS, database_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,17 @@ class TooManyRequests(DomainError):
         self.extra["retry_after"] = self.retry_after
 
 
+class DatabaseUnavailable(DomainError):
+    """PostgreSQL is unreachable (config/outages.py): an outage, not a bug, so 503 with ``Retry-After``."""
+
+    code = "database_unavailable"
+    status = status.HTTP_503_SERVICE_UNAVAILABLE
+    title = "The database is unreachable; try again shortly."
+
+    def __init__(self):
+        super().__init__(headers={"Retry-After": str(RETRY_AFTER_SECONDS)}, extra={"retry_after": RETRY_AFTER_SECONDS})
+
+
 def problem(*, status_code: int, code: str, title: str, detail: str | None = None, **extra: Any) -> dict[str, Any]:
     body = {"type": TYPE_BASE + code, "title": title, "status": status_code, "code": code, "detail": detail or title}
     body.update(extra)
@@ -124,6 +138,9 @@ _DRF_CODES = {
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's ``EXCEPTION_HANDLER``: render every error as one problem document."""
     headers: dict[str, str] = {}
+    if database_unreachable(exc):  # an outage, not a bug: 503 with Retry-After, like /readyz
+        logger.warning("database unreachable: %s", exc)
+        exc = DatabaseUnavailable()
     if isinstance(exc, DomainError):
         set_rollback()
         body = problem(status_code=exc.status, code=exc.code, title=exc.title, detail=exc.detail, **exc.extra)
@@ -171,6 +188,11 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    if database_unreachable(sys.exc_info()[1]):  # raised outside DRF (middleware, plain Django views)
+        exc = DatabaseUnavailable()
+        response = problem_response(status_code=exc.status, code=exc.code, title=exc.title, **exc.extra)
+        response["Retry-After"] = exc.headers["Retry-After"]
+        return response
     return problem_response(status_code=500, code="server_error", title="Internal server error.")
 
 

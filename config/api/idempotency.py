@@ -4,6 +4,11 @@ The same key with the same request replays the stored response (``Idempotent-Rep
 with a different request is refused with 422 ``idempotency_key_reused``; a key whose first request is still
 running answers 409 ``idempotency_key_in_progress``. Keys are scoped to the organization and the caller and
 kept 24 hours. Server errors (5xx) are not stored, so a retry runs again.
+
+The keys live in Redis. When it cannot be reached the request is not processed: 503 ``idempotency_unavailable``
+with ``Retry-After`` (the backoff of config/breaker.py), never a false ``idempotency_key_reused``; the client
+retries with the same key and nothing was written twice. Requests without a key are served as usual.
+(docs/decisions/0005-integrator-guarantees.md)
 """
 
 from __future__ import annotations
@@ -11,13 +16,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
+import math
 
 from django.core.cache import caches
 from django.http.request import RawPostDataException
 from rest_framework import status
 from rest_framework.response import Response
 
+from config.breaker import Breaker, Unavailable
+
 from .errors import Conflict, DomainError
+
+logger = logging.getLogger(__name__)
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 TTL_SECONDS = 24 * 3600
@@ -35,6 +46,16 @@ class IdempotencyKeyReused(DomainError):
 class IdempotencyKeyInProgress(Conflict):
     code = "idempotency_key_in_progress"
     title = "A request with this Idempotency-Key is still being processed."
+
+
+class IdempotencyUnavailable(DomainError):
+    code = "idempotency_unavailable"
+    status = status.HTTP_503_SERVICE_UNAVAILABLE
+    title = "Idempotency keys cannot be checked right now; the request was not processed. Retry with the same key."
+
+    def __init__(self):
+        retry_after = max(1, math.ceil(Breaker.backoff_seconds()))
+        super().__init__(headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after})
 
 
 class InvalidIdempotencyKey(DomainError):
@@ -70,8 +91,16 @@ def guard(view, handler):
     @functools.wraps(handler)
     def run(*args, **kwargs):
         cache = caches["control"]
-        stored = cache.get(cache_key)
-        if stored is None and cache.add(cache_key, {"fingerprint": fingerprint, "state": "running"}, LOCK_SECONDS):
+        try:
+            stored = cache.strict.get(cache_key)
+            claimed = stored is None and cache.strict.add(
+                cache_key, {"fingerprint": fingerprint, "state": "running"}, LOCK_SECONDS
+            )
+            if not claimed:
+                stored = stored or cache.strict.get(cache_key) or {}
+        except Unavailable as exc:
+            raise IdempotencyUnavailable() from exc
+        if claimed:
             try:
                 response = handler(*args, **kwargs)
             except Exception:
@@ -83,9 +112,11 @@ def guard(view, handler):
             headers = {name: response[name] for name in REPLAYED_HEADERS if response.has_header(name)}
             record = {"fingerprint": fingerprint, "state": "done", "status": response.status_code}
             record.update(data=getattr(response, "data", None), headers=headers)
-            cache.set(cache_key, record, TTL_SECONDS)
+            try:
+                cache.strict.set(cache_key, record, TTL_SECONDS)
+            except Unavailable:  # Redis went away while the request ran: the answer stands, unrecorded
+                logger.warning("idempotency record not stored (Redis unreachable); a retry may run again")
             return response
-        stored = stored or cache.get(cache_key) or {}
         if stored.get("fingerprint") != fingerprint:
             raise IdempotencyKeyReused()
         if stored.get("state") != "done":

@@ -22,7 +22,7 @@ PROBLEM_SCHEMA = {
                 "required": ["field", "code", "detail"],
             },
         },
-        "retry_after": {"type": "integer", "description": "Seconds to wait, for 429 answers."},
+        "retry_after": {"type": "integer", "description": "Seconds to wait, for 429 and 503 answers."},
     },
     "required": ["type", "title", "status", "code", "detail"],
 }
@@ -35,6 +35,10 @@ ERROR_DESCRIPTIONS = {
     "409": "Conflicts with the current state.",
     "429": "Too many requests; see `Retry-After`.",
     "500": "Server error (`server_error`).",
+    "503": (
+        "A dependency is unreachable for a moment (`database_unavailable`; `idempotency_unavailable` for a request "
+        "with an `Idempotency-Key`, which was not processed). Retry after `Retry-After` seconds."
+    ),
 }
 
 ORGANIZATION_HEADER = {

@@ -1,5 +1,10 @@
 """Process health: /healthz answers while the process runs; /readyz checks PostgreSQL and Redis."""
 
+import asyncio
+
+import psycopg
+import redis.asyncio
+from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
 from django.http import JsonResponse
@@ -14,17 +19,44 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+async def _postgresql_answers(params: dict) -> None:
+    async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
+        await conn.execute("SELECT 1")
+
+
+async def _redis_answers(url: str, timeout: float) -> None:
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _unreachable(probes: dict, timeout: float) -> list[str]:
+    async def down(probe) -> bool:
+        try:
+            await asyncio.wait_for(probe, timeout)
+        except Exception:
+            return True
+        return False
+
+    results = await asyncio.gather(*(down(probe) for probe in probes.values()))
+    return [name for name, is_down in zip(probes, results, strict=True) if is_down]
+
+
 def readyz(request):
-    down = []
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception:
-        down.append("postgresql")
-    try:
-        caches["control"]._cache.get_client(write=False).ping()
-    except Exception:
-        down.append("redis")
+    """Both checks run side by side on connections of their own, each cut off after ``READYZ_TIMEOUT_SECONDS``:
+    a frozen server (one that accepts connections and never answers) is reported down within that time,
+    instead of holding the probe, and a request thread, for as long as the freeze lasts."""
+    timeout = settings.READYZ_TIMEOUT_SECONDS
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    probes = {
+        "postgresql": _postgresql_answers(params),
+        "redis": _redis_answers(caches["control"]._servers[0], timeout),
+    }
+    down = asyncio.run(_unreachable(probes, timeout))
     if down:
         return problem_response(
             status_code=503, code="not_ready", title="A dependency is unreachable.", detail=", ".join(down), down=down

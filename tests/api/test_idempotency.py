@@ -62,3 +62,25 @@ def test_without_a_key_each_post_creates(as_owner_a, org_a, in_tenant):
     as_owner_a.post("/api/v1/leads/", {"name": "Twice"}, format="json")
     with in_tenant(org_a):
         assert Lead.objects.filter(name="Twice").count() == 2
+
+
+def test_redis_unreachable_is_503_not_a_false_reuse(as_owner_a, org_a, in_tenant, settings):
+    """Without Redis the key cannot be checked: the request is not processed (503, retry later with the same
+    key), never refused as 422 ``idempotency_key_reused``. Writes without a key are served."""
+    reachable = settings.CACHES
+    settings.CACHES = {alias: {**config, "LOCATION": "redis://127.0.0.1:1/0"} for alias, config in reachable.items()}
+    for _ in range(3):
+        response = as_owner_a.post("/api/v1/leads/", {"name": "Keyed"}, format="json", HTTP_IDEMPOTENCY_KEY="down")
+        assert response.status_code == 503
+        assert response.json()["code"] == "idempotency_unavailable"
+        assert response["Retry-After"] == str(int(settings.REDIS_BACKOFF_SECONDS))
+    assert as_owner_a.post("/api/v1/leads/", {"name": "Unkeyed"}, format="json").status_code == 201
+    with in_tenant(org_a):
+        assert not Lead.objects.filter(name="Keyed").exists()
+
+    settings.CACHES = reachable  # Redis is back: the retry with the same key runs once
+    first = as_owner_a.post("/api/v1/leads/", {"name": "Keyed"}, format="json", HTTP_IDEMPOTENCY_KEY="down")
+    again = as_owner_a.post("/api/v1/leads/", {"name": "Keyed"}, format="json", HTTP_IDEMPOTENCY_KEY="down")
+    assert (first.status_code, again.status_code, again["Idempotent-Replayed"]) == (201, 201, "true")
+    with in_tenant(org_a):
+        assert Lead.objects.filter(name="Keyed").count() == 1

@@ -28,6 +28,8 @@ class Behaviour:
     # Hold the first N requests until ``gate`` is set (or ``hold_seconds`` pass) before answering.
     hold_first: int = 0
     hold_seconds: float = 30.0
+    # Every request takes at least this long to answer (a receiver under load).
+    delay_seconds: float = 0.0
 
 
 class Receiver:
@@ -67,6 +69,8 @@ class Receiver:
                 behaviour = receiver.behaviour
                 if index <= behaviour.hold_first:
                     receiver.gate.wait(behaviour.hold_seconds)
+                if behaviour.delay_seconds:
+                    time.sleep(behaviour.delay_seconds)
                 try:
                     self.send_response(behaviour.status)
                     for name, value in behaviour.headers.items():

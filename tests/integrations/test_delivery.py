@@ -364,3 +364,63 @@ def test_the_retry_schedule_is_documented_and_may_come_from_the_environment(sett
     assert [retry_delay(step) for step in range(4)] == [1, 2, 3, None]
     settings.WEBHOOK_RETRY_JITTER = 0.2
     assert all(0.8 <= retry_delay(0) <= 1.2 for _ in range(50))
+
+
+def test_the_sweep_sends_again_a_delivery_whose_worker_died(
+    org_a, in_tenant, loopback, receiver, make_endpoint, commit
+):
+    """A claim on a row no attempt holds is a dead worker's: the sweep sends the delivery again at once, not
+    after the broker's visibility timeout. A claim within its grace is left alone (its worker is about to
+    lock the row). tests/faults/ kills a real worker."""
+    from integrations.relay import CLAIM_GRACE
+
+    make_endpoint(org_a, receiver.url)
+    receiver.behaviour.status = 500
+    lead = _lead(org_a, in_tenant, commit)
+    delivery = _delivery(org_a, in_tenant, event__subject_id=str(lead.pk))
+    assert delivery.claimed_at is None, "the outcome clears the claim"
+    receiver.behaviour.status = 200
+    now = timezone.now()
+    with in_tenant(org_a):
+        pending = WebhookDelivery.objects.filter(pk=delivery.pk)
+        pending.update(next_attempt_at=now - timedelta(seconds=1), dispatched_at=now, claimed_at=now)
+        assert deliveries_dispatch_due() == 0, "claimed a moment ago: its worker is alive"
+        pending.update(claimed_at=now - CLAIM_GRACE - timedelta(seconds=1))
+        with commit():
+            assert deliveries_dispatch_due() == 1
+        assert deliveries_dispatch_due() == 0, "sent once"
+    receiver.wait_for(2)
+    delivery = _delivery(org_a, in_tenant, pk=delivery.pk)
+    assert (delivery.status, delivery.claimed_at) == (DeliveryStatus.SUCCEEDED, None)
+
+
+def test_deliveries_the_broker_could_not_take_are_left_to_the_sweep(
+    org_a, in_tenant, loopback, receiver, make_endpoint, commit
+):
+    """With the broker unreachable (its breaker open) publishing fails at once; the deliveries are marked
+    unsent so the first sweep after the broker is back sends them, instead of waiting for them to go stale."""
+    from config.breaker import breaker_for
+    from config.celery import app
+    from integrations.relay import outbox_relay
+
+    make_endpoint(org_a, receiver.url)
+    broker = breaker_for(app.conf.broker_url)
+    app.conf.task_always_eager = False
+    broker.failed("broker")
+    try:
+        with in_tenant(org_a):
+            with commit():  # the commit hook cannot queue the relay: the event waits in the outbox
+                lead = crm.lead_create(actor=None, name="Broker down")
+            event = OutboxEvent.objects.get(subject_id=str(lead.pk), type="lead.created")
+            assert event.relayed_at is None
+            with commit():  # a relay that runs meanwhile creates the delivery but cannot send its message
+                assert outbox_relay() == 1
+            delivery = WebhookDelivery.objects.get(event=event)
+            assert delivery.dispatched_at is None
+    finally:
+        app.conf.task_always_eager = True
+        broker.reset()
+    with commit():
+        outbox_sweep_all_task.delay()
+    [request] = receiver.wait_for(1)
+    assert request.webhook_id == delivery.webhook_id

@@ -5,6 +5,10 @@
         ...
         worker.kill()                      # SIGKILL, as a crash would
         celery_worker()                    # a fresh one on the same queue
+        celery_worker.beat()               # celery beat, sending the schedule to the same queue
+
+``env`` overrides the environment of a process (tests/faults/ point workers at a Redis or PostgreSQL of
+their own).
 
 Tasks queued by the test process go to the worker's queue (``celery_worker.route(task, ...)``), and Celery is
 not eager while the fixture is active. What the worker must read has to be committed (``committed()``).
@@ -40,10 +44,12 @@ class Worker:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    ready_marker: str = " ready."
+
     def wait_ready(self, timeout: float = 60.0) -> Worker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if " ready." in self.output():
+            if self.ready_marker in self.output():
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.output()[-4000:]}")
@@ -95,15 +101,17 @@ class WorkerPool:
         env.pop("TEST_DATABASE_NAME", None)
         return env
 
-    def start(self, *, settings: dict | None = None, transport: dict | None = None, pool: str = "solo") -> Worker:
+    def start(
+        self,
+        *,
+        settings: dict | None = None,
+        transport: dict | None = None,
+        pool: str = "solo",
+        env: dict | None = None,
+        wait: bool = True,
+    ) -> Worker:
         index = len(self.workers)
-        log = self.tmp_path / f"worker-{index}.log"
         command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.integrations.worker_app",
             "worker",
             f"--pool={pool}",
             "-Q",
@@ -113,21 +121,33 @@ class WorkerPool:
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",
-            "-l",
-            "INFO",
         ]
+        worker = self._spawn(f"worker-{index}", command, settings, transport, env)
+        return worker.wait_ready() if wait else worker
+
+    def beat(self, *, settings: dict | None = None, env: dict | None = None) -> Worker:
+        """Celery beat with the project's schedule, sending to this pool's queue."""
+        index = len(self.workers)
+        schedule = self.tmp_path / f"beat-{index}-schedule"
+        beat = self._spawn(f"beat-{index}", ["beat", "--schedule", str(schedule)], settings, None, env)
+        beat.ready_marker = "beat: Starting..."
+        return beat.wait_ready()
+
+    def _spawn(self, name: str, command: list[str], settings, transport, env) -> Worker:
+        log = self.tmp_path / f"{name}.log"
+        environment = self.environment(settings or {}, FAST_REDELIVERY if transport is None else transport)
         with log.open("wb") as out:
             process = subprocess.Popen(
-                command,
+                [sys.executable, "-m", "celery", "-A", "tests.integrations.worker_app", *command, "-l", "INFO"],
                 cwd=BASE_DIR,
-                env=self.environment(settings or {}, FAST_REDELIVERY if transport is None else transport),
+                env={**environment, **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         worker = Worker(queue=self.queue, log=log, process=process)
         self.workers.append(worker)
-        return worker.wait_ready()
+        return worker
 
     def __call__(self, **kwargs) -> Worker:
         return self.start(**kwargs)
@@ -148,7 +168,7 @@ class WorkerPool:
 
         from tests.conftest import TEST_BROKER_DB, _redis_url
 
-        client = redis.Redis.from_url(_redis_url(TEST_BROKER_DB))
+        client = redis.Redis.from_url(_redis_url(TEST_BROKER_DB), socket_timeout=5)
         client.delete(self.queue, f"_kombu.binding.{self.queue}", f"_kombu.binding_permanent.{self.queue}")
 
 

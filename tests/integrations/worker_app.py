@@ -3,8 +3,8 @@
     celery -A tests.integrations.worker_app worker ...
 
 ``TEST_WORKER_SETTINGS`` (JSON) overrides Django settings (e.g. ``{"WEBHOOK_ALLOW_LOOPBACK": true}``);
-``TEST_WORKER_TRANSPORT`` (JSON) replaces the broker transport options (e.g. a visibility timeout of seconds,
-so a killed worker's message is delivered again within the test).
+``TEST_WORKER_TRANSPORT`` (JSON) overrides broker transport options (e.g. a visibility timeout of seconds,
+so a killed worker's message is delivered again within the test); the others (socket timeouts) stay.
 """
 
 import json
@@ -21,6 +21,6 @@ for _name, _value in json.loads(os.environ.get("TEST_WORKER_SETTINGS") or "{}").
 
 _transport = json.loads(os.environ.get("TEST_WORKER_TRANSPORT") or "{}")
 if _transport:
-    app.conf.update(broker_transport_options=_transport)
+    app.conf.update(broker_transport_options={**app.conf.broker_transport_options, **_transport})
 
 __all__ = ["app"]
