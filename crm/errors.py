@@ -1,4 +1,4 @@
-from config.api.errors import Conflict, DomainError, ValidationFailed
+from config.api.errors import Conflict, DomainError, Duplicate, ValidationFailed
 
 
 class LeadAlreadyConverted(Conflict):
@@ -16,9 +16,10 @@ class InvalidCustomField(ValidationFailed):
     title = "A custom field value is invalid."
 
 
-class DuplicateEmail(Conflict):
+class DuplicateEmail(Duplicate):
     code = "duplicate_email"
     title = "Another contact already has this e-mail address."
+    field = "email"
 
 
 class OutOfReach(ValidationFailed):
@@ -51,14 +52,16 @@ class MergeSameRecord(ValidationFailed):
     title = "A record cannot be merged into itself."
 
 
-class DuplicateTag(Conflict):
+class DuplicateTag(Duplicate):
     code = "duplicate_tag"
     title = "A tag with this name already exists."
+    field = "name"
 
 
-class DuplicateCustomField(Conflict):
+class DuplicateCustomField(Duplicate):
     code = "duplicate_custom_field"
     title = "A custom field with this key already exists for this record type."
+    field = "key"
 
 
 class InvalidCustomFieldDefinition(ValidationFailed):

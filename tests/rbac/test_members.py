@@ -3,6 +3,7 @@ import pytest
 from rbac.models import AuditEntry, Membership, Role
 
 from ..conftest import client_for
+from ..problems import field_error
 
 pytestmark = pytest.mark.django_db
 
@@ -117,9 +118,9 @@ def test_custom_roles(as_owner_a, org_a, member):
     assert role["grants"] == {"crm.lead.create": "all", "crm.lead.view": "own"}
 
     bad_scope = as_owner_a.post("/api/v1/roles/", {"name": "X", "grants": {"crm.lead.create": "own"}}, format="json")
-    assert (bad_scope.status_code, bad_scope.json()["code"]) == (400, "invalid_scope")
+    assert field_error(bad_scope)["code"] == "invalid_scope"
     unknown = as_owner_a.post("/api/v1/roles/", {"name": "Y", "grants": {"crm.nothing": "all"}}, format="json")
-    assert (unknown.status_code, unknown.json()["code"]) == (400, "unknown_permission")
+    assert field_error(unknown)["code"] == "unknown_permission"
 
     user, client = member(org_a, "viewer")
     as_owner_a.patch(f"/api/v1/members/{_member_id(org_a, user)}/", {"role": role["id"]}, format="json")
