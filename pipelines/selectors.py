@@ -7,8 +7,9 @@ number of queries, whatever the number of stages or deals.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -183,10 +184,10 @@ def forecast(*, pipeline: Pipeline, access, start: date | None = None, end: date
     if start:
         open_deals = open_deals.filter(Q(expected_close_date__gte=start) | Q(expected_close_date=None))
         won_deals = won_deals.filter(won_at__date__gte=start)
-    if end:
-        next_month = (end.replace(day=1) + timedelta(days=32)).replace(day=1)
-        open_deals = open_deals.filter(Q(expected_close_date__lt=next_month) | Q(expected_close_date=None))
-        won_deals = won_deals.filter(won_at__date__lt=next_month)
+    if end:  # the month's last day, not the next month's first: 9999-12 has no next month
+        last_day = end.replace(day=calendar.monthrange(end.year, end.month)[1])
+        open_deals = open_deals.filter(Q(expected_close_date__lte=last_day) | Q(expected_close_date=None))
+        won_deals = won_deals.filter(won_at__date__lte=last_day)
     # Grouped by stage as well: the weighted amount is each stage's sum × its probability, with no join.
     open_rows = (
         open_deals.annotate(month=TruncMonth("expected_close_date"))

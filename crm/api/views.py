@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from billing.features import Feature
+from config.api.fields import parse_instant
 from config.api.viewsets import OrganizationViewSet
 from crm import selectors, services
 from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
@@ -458,9 +458,7 @@ class ActivityViewSet(OrganizationViewSet):
     @action(detail=False, methods=["get"], url_path="my-tasks")
     def my_tasks(self, request):
         raw = request.query_params.get("due_before")
-        due_before = parse_datetime(raw) if raw else selectors.end_of_week()
-        if due_before is None:
-            raise ValidationError({"due_before": serializers.ErrorDetail("Give an ISO date-time.", code="invalid")})
+        due_before = parse_instant(raw, name="due_before") if raw else selectors.end_of_week()
         tasks = selectors.open_tasks(self.get_queryset(), user_id=self.access.user_id, due_before=due_before)
         page = self.paginate_queryset(tasks)
         return self.get_paginated_response(ActivityOutput(page, many=True).data)

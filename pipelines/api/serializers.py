@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.utils import timezone
 from rest_framework import serializers
 
+from config.api.fields import MonthField
 from crm.api.fields import MemberField, ScopedRecordField
 from crm.api.serializers import RecordOutput
 from crm.models import Company, Contact
@@ -297,8 +298,8 @@ class StageDealsPageOutput(serializers.Serializer):
 
 
 class ForecastQuery(serializers.Serializer):
-    start = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="First month, YYYY-MM.")
-    end = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="Last month, YYYY-MM.")
+    start = MonthField(required=False, help_text="First month, YYYY-MM.")
+    end = MonthField(required=False, help_text="Last month, YYYY-MM.")
 
 
 class ForecastMonthOutput(serializers.Serializer):

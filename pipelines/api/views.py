@@ -8,8 +8,6 @@ they need ``pipelines.deal.view`` and count only the deals within its scope.
 
 from __future__ import annotations
 
-from datetime import date
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
@@ -218,7 +216,7 @@ class PipelineViewSet(OrganizationViewSet):
         pipeline = self.get_object()
         query = ForecastQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        bounds = {name: date.fromisoformat(value + "-01") for name, value in query.validated_data.items() if value}
+        bounds = {name: month for name, month in query.validated_data.items() if month}
         return Response(ForecastOutput(selectors.forecast(pipeline=pipeline, access=self.access, **bounds)).data)
 
     @extend_schema(responses={200: StatsOutput}, tags=TAGS_PIPELINES)

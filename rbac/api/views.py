@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.features import Feature
+from config.api import filters as api_filters
 from config.api.errors import ValidationFailed
 from config.api.throttling import ClientRateThrottle, client_ip
 from config.api.views import AccountAPIView
@@ -102,7 +103,7 @@ class RoleViewSet(OrganizationViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MemberFilter(filters.FilterSet):
+class MemberFilter(api_filters.FilterSet):
     role = filters.CharFilter(field_name="role__key")
     is_active = filters.BooleanFilter()
 
@@ -191,7 +192,7 @@ class MemberViewSet(OrganizationViewSet):
         return Response(MemberOutput(members.get(pk=target.pk)).data)
 
 
-class InvitationFilter(filters.FilterSet):
+class InvitationFilter(api_filters.FilterSet):
     status = filters.ChoiceFilter(choices=InvitationStatus.choices, method="filter_status")
 
     class Meta:
@@ -291,12 +292,12 @@ class InvitationAcceptView(APIView):
         return session_response(user)
 
 
-class AuditLogFilter(filters.FilterSet):
+class AuditLogFilter(api_filters.FilterSet):
     action = filters.CharFilter()
     target_type = filters.CharFilter()
     actor = filters.CharFilter(field_name="actor_label")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = api_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = api_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEntry
