@@ -154,7 +154,8 @@ class RecordFilter(PreparedFilterSet):
             field = known.get(key)
             if field is None:
                 raise ValidationFailed(f"Unknown custom field {key!r}.", field=f"cf_{key}", code="unknown_filter")
-            value = custom_fields.coerce(field, raw if field.type != CustomFieldType.BOOLEAN else raw == "true")
+            raw_value = raw if field.type != CustomFieldType.BOOLEAN else raw == "true"
+            value = custom_fields.coerce(field, raw_value, name=f"cf_{key}")
             queryset = queryset.filter(**{f"custom_fields__{key}": value})
         return queryset
 

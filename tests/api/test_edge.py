@@ -2,6 +2,7 @@
 finding it pins; everything goes through HTTP."""
 
 import json
+import time
 
 import pytest
 from django.test import Client
@@ -16,6 +17,45 @@ from ..problems import field_error
 pytestmark = pytest.mark.django_db
 
 PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def number_field(as_owner_a):
+    body = {"record_type": "lead", "key": "num", "label": "Num", "type": "number"}
+    assert as_owner_a.post("/api/v1/custom-fields/", body, format="json").status_code == 201
+
+
+# --- numeric custom fields: magnitude and precision bounded at the edge -------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["1e300000", "1e5000", "-1e400", "1" * 5000, "1e-300000", "0.00001", "1e11"])
+def test_a_huge_number_in_a_filter_is_400_at_once_even_for_a_viewer(number_field, org_a, member, raw):
+    _user, viewer = member(org_a, "viewer")
+    started = time.perf_counter()
+    response = viewer.get("/api/v1/leads/", {"cf_num": raw})
+    assert time.perf_counter() - started < 1.0
+    error = field_error(response)
+    assert (error["field"], error["code"]) == ("cf_num", "invalid_custom_field")
+
+
+@pytest.mark.parametrize("raw", ["1e300000", "1e5000", 1e300, "99999999999.99991", "NaN", "Infinity", [1], {}])
+def test_a_number_out_of_bounds_is_not_written(number_field, as_owner_a, org_a, in_tenant, raw):
+    from crm.models import Lead
+
+    response = as_owner_a.post("/api/v1/leads/", {"name": "Big", "custom_fields": {"num": raw}}, format="json")
+    error = field_error(response)
+    assert (error["field"], error["code"]) == ("custom_fields.num", "invalid_custom_field")
+    with in_tenant(org_a):
+        assert not Lead.objects.filter(name="Big").exists()
+
+
+@pytest.mark.parametrize(("raw", "stored"), [("99999999999.9999", 99999999999.9999), ("-12", -12), (2.5, 2.5)])
+def test_numbers_within_bounds_are_stored_and_found(number_field, as_owner_a, raw, stored):
+    created = as_owner_a.post("/api/v1/leads/", {"name": "Ok", "custom_fields": {"num": raw}}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["custom_fields"] == {"num": stored}
+    found = as_owner_a.get("/api/v1/leads/", {"cf_num": str(raw)}).json()
+    assert [lead["id"] for lead in found["results"]] == [created.json()["id"]]
 
 
 # --- NUL, lone surrogates and invalid UTF-8: refused for every parameter and every JSON string -----------------
