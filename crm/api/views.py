@@ -67,6 +67,7 @@ class RecordViewSet(OrganizationViewSet):
 
     record_type: ClassVar[str]
     bulk_update_input: ClassVar[type[BulkUpdateInput]] = BulkUpdateInput
+    filtered_actions = ("list", "stats")  # statistics count the filtered list
 
     def stats_of(self, queryset) -> dict:
         raise NotImplementedError
@@ -91,9 +92,8 @@ class RecordViewSet(OrganizationViewSet):
 
     @action(detail=True, methods=["get"])
     def timeline(self, request, pk=None):
-        record = self.get_object()
-        page = self.paginate_queryset(selectors.timeline(record=record, access=self.access))
-        return self.get_paginated_response(RecordTimelineItemOutput(selectors.timeline_items(page), many=True).data)
+        rows = selectors.timeline(record=self.get_object(), access=self.access)
+        return self.page_of(rows, RecordTimelineItemOutput, load=selectors.timeline_items)
 
     def merge_duplicate(self, request):
         """The record named by ``duplicate`` in the body, within the caller's reach for ``merge`` (else 404)."""

@@ -269,8 +269,6 @@ class ReopenInput(serializers.Serializer):
 
 class BoardQuery(serializers.Serializer):
     per_stage = serializers.IntegerField(min_value=1, max_value=100, default=20)
-    stage = serializers.IntegerField(required=False, help_text="Page through one stage's deals (with page).")
-    page = serializers.IntegerField(min_value=1, default=1)
     owner = serializers.IntegerField(required=False)
 
 
@@ -280,7 +278,9 @@ class BoardColumnOutput(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=20, decimal_places=2)
     weighted_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
     deals = DealCardOutput(many=True)
-    next = serializers.CharField(allow_null=True, help_text="The stage's second page of deals, if any.")
+    next = serializers.CharField(
+        allow_null=True, help_text="The stage's second page of deals (`GET /stages/{id}/deals/`), if any."
+    )
 
 
 class BoardOutput(serializers.Serializer):
@@ -288,13 +288,6 @@ class BoardOutput(serializers.Serializer):
     currency = serializers.CharField()
     per_stage = serializers.IntegerField()
     stages = BoardColumnOutput(many=True)
-
-
-class StageDealsPageOutput(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
-    results = DealCardOutput(many=True)
 
 
 class ForecastQuery(serializers.Serializer):
@@ -379,10 +372,6 @@ class StatsOutput(serializers.Serializer):
     average_sales_cycle_days = serializers.FloatField(allow_null=True, help_text="From creation to won.")
     conversion = ConversionOutput(many=True)
     rotting = RottingOutput()
-
-
-class TimelineQuery(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
 
 
 class TimelineItemOutput(serializers.Serializer):

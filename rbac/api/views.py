@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from billing.features import Feature
 from config.api import filters as api_filters
 from config.api.errors import ValidationFailed
+from config.api.pagination import paginated_response
 from config.api.throttling import ClientRateThrottle, client_ip
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
@@ -46,7 +47,7 @@ class PermissionCatalogueView(AccountAPIView):
 
     @extend_schema(responses={200: PermissionOutput(many=True)}, tags=["roles"])
     def get(self, request):
-        return Response(PermissionOutput(catalogue().values(), many=True).data)
+        return paginated_response(self, list(catalogue().values()), PermissionOutput)
 
 
 def _role_in_scope(view, role_id):
@@ -66,14 +67,13 @@ class RoleViewSet(OrganizationViewSet):
         "destroy": perms.ROLE_MANAGE,
     }
     action_features = dict.fromkeys(("create", "partial_update", "destroy"), Feature.CUSTOM_ROLES)
-    pagination_class = None
 
     def scoped_queryset(self, queryset):
         return selectors.roles_for(organization=self.request.tenant)
 
     @extend_schema(responses={200: RoleOutput(many=True)}, tags=["roles"])
     def list(self, request):
-        return Response(RoleOutput(self.get_queryset(), many=True).data)
+        return self.page_of(self.get_queryset(), RoleOutput)
 
     @extend_schema(responses={200: RoleOutput}, tags=["roles"])
     def retrieve(self, request, pk=None):

@@ -164,7 +164,9 @@ def test_a_plan_without_webhooks_is_refused(org_a, as_owner_a):
 
 
 def test_event_types_publish_every_type_with_a_schema(as_owner_a):
-    body = as_owner_a.get("/api/v1/webhooks/event-types/").json()
+    page = as_owner_a.get("/api/v1/webhooks/event-types/?page_size=100").json()
+    body = page["results"]
+    assert page["count"] == len(EVENTS) <= 100
     assert [item["name"] for item in body] == list(EVENTS)
     lead = next(item for item in body if item["name"] == "lead.created")
     assert lead["schema"]["properties"]["name"] == {"type": "string"}

@@ -335,7 +335,7 @@ def test_timeline_newest_first(as_owner_a, stages_a, org_a, owner_a, make_deal, 
     with in_tenant(org_a):
         call = Activity.objects.create(kind="call", subject="Intro call", deal_id=deal.pk, owner=owner_a)
     as_owner_a.post(f"/api/v1/deals/{deal.pk}/mark-won/")
-    items = as_owner_a.get(f"/api/v1/deals/{deal.pk}/timeline/").json()
+    items = as_owner_a.get(f"/api/v1/deals/{deal.pk}/timeline/").json()["results"]
     kinds = [(item["type"], item["data"].get("event") or item["data"].get("subject")) for item in items]
     assert kinds == [
         ("event", "deal.won"),
@@ -350,7 +350,9 @@ def test_timeline_newest_first(as_owner_a, stages_a, org_a, owner_a, make_deal, 
     assert items[2]["data"]["to_stage"]["name"] == "Won"
     assert items[3]["data"]["id"] == call.pk
     assert [i["at"] for i in items] == sorted((i["at"] for i in items), reverse=True)
-    assert len(as_owner_a.get(f"/api/v1/deals/{deal.pk}/timeline/?limit=3").json()) == 3
+    page = as_owner_a.get(f"/api/v1/deals/{deal.pk}/timeline/?page_size=3").json()
+    assert (page["count"], len(page["results"])) == (8, 3)
+    assert page["results"] == items[:3]
 
 
 def test_amounts_are_decimal(org_a, owner_a, make_deal, pipeline_a, in_tenant):

@@ -139,7 +139,7 @@ def test_custom_roles(as_owner_a, org_a, member):
 
 def test_roles_list_has_system_and_own_custom_roles_only(as_owner_a, org_b):
     Role.objects.create(organization=org_b, key="b-role", name="B role", grants={})
-    keys = {role["key"] for role in as_owner_a.get("/api/v1/roles/").json()}
+    keys = {role["key"] for role in as_owner_a.get("/api/v1/roles/").json()["results"]}
     assert keys == {"owner", "admin", "manager", "sales_rep", "support", "viewer"}
 
 
@@ -166,7 +166,7 @@ def test_current_organization_tells_the_caller_what_they_may_do(org_a, member):
 
 def test_organizations_list_only_mine(owner_a, org_a):
     body = client_for(owner_a).get("/api/v1/organizations/").json()
-    assert [org["slug"] for org in body] == [org_a.slug]
+    assert [org["slug"] for org in body["results"]] == [org_a.slug]
 
 
 def test_removing_a_member_is_audited_and_applies_next_request(as_owner_a, org_a, owner_a, member):
