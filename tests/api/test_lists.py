@@ -30,7 +30,8 @@ def _assert_pages(client, url, at_least=2):
     assert len(body["results"]) == 1
     second = client.get(body["next"]).json()
     assert set(second) == PAGE
-    assert second["results"] and second["results"] != body["results"]
+    assert second["results"]
+    assert second["results"] != body["results"]
     return body
 
 
