@@ -15,6 +15,7 @@
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
 from .pagination import PageNumberPagination
+from .parsers import max_body_bytes
 
 JWT, API_KEY, ORGANIZATION = "jwtAuth", "apiKeyAuth", "organization"
 
@@ -62,7 +63,8 @@ ERROR_DESCRIPTIONS = {
     "500": "Server error (`server_error`).",
 }
 BODY_ERROR_DESCRIPTIONS = {
-    "413": "The body is larger than the documented limit (`payload_too_large`, `file_too_large`).",
+    "413": "The body is larger than {max_bytes:,} bytes (`payload_too_large`; file uploads have their own limit, "
+    "`file_too_large`).",
     "415": "Unsupported request media type (`unsupported_media_type`).",
 }
 
@@ -107,7 +109,9 @@ def postprocess_schema(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             errors = dict(ERROR_DESCRIPTIONS)
             if "requestBody" in operation:
-                errors.update(BODY_ERROR_DESCRIPTIONS)
+                errors.update(
+                    {code: text.format(max_bytes=max_body_bytes()) for code, text in BODY_ERROR_DESCRIPTIONS.items()}
+                )
             for status_code, description in errors.items():
                 response = responses.setdefault(status_code, {"description": description})
                 response["content"] = {"application/problem+json": {"schema": ref}}
