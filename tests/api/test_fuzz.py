@@ -195,19 +195,19 @@ def anonymous_headers(fuzz_world, db):
 
 
 @owner_reads.parametrize()
-@settings(max_examples=8, **FUZZ)
+@settings(max_examples=5, **FUZZ)
 def test_owner_reads(case, owner_headers):
     case.call_and_validate(headers=owner_headers)
 
 
 @owner_writes.parametrize()
-@settings(max_examples=12, **FUZZ)
+@settings(max_examples=10, **FUZZ)
 def test_owner_writes(case, owner_headers):
     case.call_and_validate(headers=owner_headers)
 
 
 @viewer_schema.parametrize()
-@settings(max_examples=8, **FUZZ)
+@settings(max_examples=6, **FUZZ)
 def test_as_viewer(case, viewer_headers):
     case.call_and_validate(headers=viewer_headers)
 
