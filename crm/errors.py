@@ -1,4 +1,4 @@
-from config.api.errors import Conflict, DomainError, ValidationFailed
+from config.api.errors import Conflict, DomainError, Duplicate, ValidationFailed
 
 
 class LeadAlreadyConverted(Conflict):
@@ -16,20 +16,18 @@ class InvalidCustomField(ValidationFailed):
     title = "A custom field value is invalid."
 
 
-class DuplicateEmail(Conflict):
+class DuplicateEmail(Duplicate):
     code = "duplicate_email"
     title = "Another contact already has this e-mail address."
+    field = "email"
 
 
-class DuplicateDomain(Conflict):
-    """A company domain is unique among companies, whatever the case; ``errors`` names the field."""
+class DuplicateDomain(Duplicate):
+    """A company domain is unique among companies, whatever the case."""
 
     code = "duplicate_domain"
     title = "Another company already has this domain."
-
-    def __init__(self, detail: str | None = None, **kwargs):
-        super().__init__(detail, **kwargs)
-        self.extra.setdefault("errors", [{"field": "domain", "code": self.code, "detail": self.detail}])
+    field = "domain"
 
 
 class OutOfReach(ValidationFailed):
@@ -62,9 +60,10 @@ class MergeSameRecord(ValidationFailed):
     title = "A record cannot be merged into itself."
 
 
-class DuplicateTag(Conflict):
+class DuplicateTag(Duplicate):
     code = "duplicate_tag"
     title = "A tag with this name already exists."
+    field = "name"
 
 
 class UnknownTags(ValidationFailed):
@@ -82,9 +81,10 @@ class UnknownTags(ValidationFailed):
         super().__init__(f"Unknown tags: {listed}. Only existing tags may be attached.", extra={"errors": errors})
 
 
-class DuplicateCustomField(Conflict):
+class DuplicateCustomField(Duplicate):
     code = "duplicate_custom_field"
     title = "A custom field with this key already exists for this record type."
+    field = "key"
 
 
 class InvalidCustomFieldDefinition(ValidationFailed):

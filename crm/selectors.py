@@ -4,6 +4,7 @@ limited to their scope by the base viewset, or the caller's :class:`rbac.access.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -147,11 +148,15 @@ def company_stats(queryset: QuerySet[Company]) -> dict[str, Any]:
 
 ACTIVITY, EVENT = "activity", "event"
 
+#: Loads a page's rows of one type: their keys → ``{key: data}``.
+RowLoader = Callable[[list[str]], dict[str, dict[str, Any]]]
 
-def timeline(*, record: Model, access) -> QuerySet:
+
+def timeline(*, record: Model, access, extra: Iterable[QuerySet] = ()) -> QuerySet:
     """The record's activities (those the caller may see) and the domain events about it, newest first, as rows
     ``(type, key, at)`` of one ``UNION ALL`` query: slice it for a page, then :func:`timeline_items` loads the
-    page's rows in two more queries."""
+    page's rows in one query per type. ``extra`` adds rows of the caller's own (a deal's stage changes), as
+    ``values_list(type, key, at)`` querysets."""
     name = record._meta.model_name
     activity_rows = (
         Activity.objects.visible_to(access, "crm.activity.view")
@@ -166,22 +171,29 @@ def timeline(*, record: Model, access) -> QuerySet:
         .values_list("row_type", "row_key", "row_at")
         .order_by()
     )
-    return activity_rows.union(event_rows, all=True).order_by("-row_at", "-row_key")
+    return activity_rows.union(event_rows, *extra, all=True).order_by("-row_at", "-row_key")
 
 
-def timeline_items(rows: list[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
-    """The page's rows as timeline items, in the rows' order."""
-    activity_ids = [int(key) for kind, key, _at in rows if kind == ACTIVITY]
-    event_ids = [key for kind, key, _at in rows if kind == EVENT]
-    found_activities = {a.pk: a for a in Activity.objects.select_related("owner").filter(pk__in=activity_ids)}
-    found_events = {str(e.pk): e for e in OutboxEvent.objects.filter(pk__in=event_ids)} if event_ids else {}
-    items = []
-    for kind, key, at in rows:
-        if kind == ACTIVITY and int(key) in found_activities:
-            items.append({"type": ACTIVITY, "at": at, "data": _activity(found_activities[int(key)])})
-        elif kind == EVENT and key in found_events:
-            items.append({"type": EVENT, "at": at, "data": _event(found_events[key])})
-    return items
+def _activities(keys: list[str]) -> dict[str, dict[str, Any]]:
+    found = Activity.objects.select_related("owner").filter(pk__in=[int(key) for key in keys])
+    return {str(activity.pk): _activity(activity) for activity in found}
+
+
+def _events(keys: list[str]) -> dict[str, dict[str, Any]]:
+    return {str(event.pk): _event(event) for event in OutboxEvent.objects.filter(pk__in=keys)}
+
+
+def timeline_items(
+    rows: list[tuple[str, str, datetime]], loaders: Mapping[str, RowLoader] | None = None
+) -> list[dict[str, Any]]:
+    """The page's rows as timeline items ``{type, at, data}``, in the rows' order; ``loaders`` load the rows of
+    the types :func:`timeline` was given in ``extra``."""
+    loaders = {ACTIVITY: _activities, EVENT: _events, **(loaders or {})}
+    keys: dict[str, list[str]] = {}
+    for kind, key, _at in rows:
+        keys.setdefault(kind, []).append(key)
+    loaded = {kind: loaders[kind](wanted) for kind, wanted in keys.items()}
+    return [{"type": kind, "at": at, "data": loaded[kind][key]} for kind, key, at in rows if key in loaded[kind]]
 
 
 def _activity(activity: Activity) -> dict[str, Any]:

@@ -1,16 +1,11 @@
 from rest_framework import status
 
-from config.api.errors import Conflict, DomainError, TooManyRequests, ValidationFailed
+from config.api.errors import DomainError, Duplicate, TooManyRequests, ValidationFailed
 
 
-class EmailTaken(Conflict):
+class EmailTaken(Duplicate):
     code = "email_taken"
     title = "An account with this e-mail already exists."
-
-    def __init__(self, detail: str | None = None, *, field: str | None = None, **kwargs):
-        super().__init__(detail, **kwargs)
-        if field:
-            self.extra.setdefault("errors", [{"field": field, "code": self.code, "detail": self.detail}])
 
 
 class InvalidCredentials(DomainError):

@@ -7,8 +7,9 @@ number of queries, whatever the number of stages or deals.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     Avg,
+    CharField,
     Count,
     DurationField,
     ExpressionWrapper,
@@ -30,12 +32,12 @@ from django.db.models import (
     Value,
     Window,
 )
-from django.db.models.functions import RowNumber, TruncMonth
+from django.db.models.functions import Cast, RowNumber, TruncMonth
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from crm.models import Activity, Tag
-from integrations.selectors import events_about
+from crm import selectors as crm_selectors
+from crm.models import Tag
 
 from .choices import DealStatus, StageKind
 from .models import Deal, Pipeline, Stage, StageChange
@@ -183,10 +185,10 @@ def forecast(*, pipeline: Pipeline, access, start: date | None = None, end: date
     if start:
         open_deals = open_deals.filter(Q(expected_close_date__gte=start) | Q(expected_close_date=None))
         won_deals = won_deals.filter(won_at__date__gte=start)
-    if end:
-        next_month = (end.replace(day=1) + timedelta(days=32)).replace(day=1)
-        open_deals = open_deals.filter(Q(expected_close_date__lt=next_month) | Q(expected_close_date=None))
-        won_deals = won_deals.filter(won_at__date__lt=next_month)
+    if end:  # the month's last day, not the next month's first: 9999-12 has no next month
+        last_day = end.replace(day=calendar.monthrange(end.year, end.month)[1])
+        open_deals = open_deals.filter(Q(expected_close_date__lte=last_day) | Q(expected_close_date=None))
+        won_deals = won_deals.filter(won_at__date__lte=last_day)
     # Grouped by stage as well: the weighted amount is each stage's sum × its probability, with no join.
     open_rows = (
         open_deals.annotate(month=TruncMonth("expected_close_date"))
@@ -353,65 +355,41 @@ def stats(*, pipeline: Pipeline, access, now: datetime | None = None, rotting_sa
 # --- timeline ---
 
 
-def deal_timeline(*, deal: Deal, access, limit: int = 50) -> list[dict[str, Any]]:
-    """The deal's activities (those the caller may see), stage changes and recorded events, newest first."""
-    activities = (
-        Activity.objects.visible_to(access, "crm.activity.view")
-        .filter(deal=deal)
-        .select_related("owner")
-        .order_by("-created_at", "-pk")[:limit]
+STAGE_CHANGE = "stage_change"
+
+
+def deal_timeline(*, deal: Deal, access) -> QuerySet:
+    """The deal's activities (those the caller may see), stage changes and recorded events, newest first: the
+    CRM records' timeline (:func:`crm.selectors.timeline`) with the stage changes added, paginated the same way."""
+    changes = (
+        StageChange.objects.filter(deal=deal)
+        .annotate(row_type=Value(STAGE_CHANGE), row_key=Cast("pk", CharField()), row_at=F("changed_at"))
+        .values_list("row_type", "row_key", "row_at")
+        .order_by()
     )
-    changes = StageChange.objects.filter(deal=deal).select_related("changed_by").order_by("-changed_at", "-pk")[:limit]
-    events = events_about(subject_type=Deal._meta.model_name, subject_id=deal.pk).order_by("-occurred_at")[:limit]
-    items: list[dict[str, Any]] = []
-    for activity in activities:
-        items.append(
-            {
-                "type": "activity",
-                "at": activity.created_at,
-                "data": {
-                    "id": activity.pk,
-                    "kind": activity.kind,
-                    "subject": activity.subject,
-                    "body": activity.body,
-                    "due_at": activity.due_at,
-                    "completed_at": activity.completed_at,
-                    "owner": _person(activity.owner),
-                },
-            }
-        )
-    for change in changes:
+    return crm_selectors.timeline(record=deal, access=access, extra=[changes])
+
+
+def _stage_changes(keys: list[str]) -> dict[str, dict[str, Any]]:
+    found = StageChange.objects.select_related("changed_by").filter(pk__in=[int(key) for key in keys])
+    items = {}
+    for change in found:
         spent = change.time_in_previous_stage
-        items.append(
-            {
-                "type": "stage_change",
-                "at": change.changed_at,
-                "data": {
-                    "id": change.pk,
-                    "from_stage": {"id": change.from_stage_id, "name": change.from_stage_name}
-                    if change.from_stage_name
-                    else None,
-                    "to_stage": {"id": change.to_stage_id, "name": change.to_stage_name},
-                    "by": _person(change.changed_by),
-                    "seconds_in_previous_stage": round(spent.total_seconds()) if spent is not None else None,
-                },
-            }
-        )
-    for event in events:
-        items.append(
-            {
-                "type": "event",
-                "at": event.occurred_at,
-                "data": {
-                    "id": str(event.id),
-                    "event": event.type,
-                    "actor": {"id": event.actor_id, "label": event.actor_label} if event.actor_id else None,
-                    "payload": event.payload,
-                },
-            }
-        )
-    items.sort(key=lambda item: item["at"], reverse=True)
-    return items[:limit]
+        items[str(change.pk)] = {
+            "id": change.pk,
+            "from_stage": {"id": change.from_stage_id, "name": change.from_stage_name}
+            if change.from_stage_name
+            else None,
+            "to_stage": {"id": change.to_stage_id, "name": change.to_stage_name},
+            "by": _person(change.changed_by),
+            "seconds_in_previous_stage": round(spent.total_seconds()) if spent is not None else None,
+        }
+    return items
+
+
+def deal_timeline_items(rows) -> list[dict[str, Any]]:
+    """A page of :func:`deal_timeline` rows as items ``{type, at, data}``."""
+    return crm_selectors.timeline_items(rows, loaders={STAGE_CHANGE: _stage_changes})
 
 
 def _person(user) -> dict[str, Any] | None:

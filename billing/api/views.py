@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from billing import permissions as perms
 from billing import selectors, services
 from billing.models import Subscription
+from config.api.pagination import paginated_response
 from config.api.views import PublicAPIView
 from config.api.viewsets import OrganizationViewSet
 from rbac.access import entitlements_for
@@ -17,7 +18,7 @@ class PlanListView(PublicAPIView):
 
     @extend_schema(responses={200: PlanOutput(many=True)}, tags=["billing"], auth=[])
     def get(self, request):
-        return Response(PlanOutput(selectors.public_plans(), many=True).data)
+        return paginated_response(self, selectors.public_plans(), PlanOutput)
 
 
 class BillingViewSet(OrganizationViewSet):
@@ -41,7 +42,7 @@ class BillingViewSet(OrganizationViewSet):
     @action(detail=False, methods=["get"])
     def usage(self, request):
         limits = entitlements_for(organization=request.tenant).limits
-        return Response(UsageOutput(selectors.usage_of(organization=request.tenant, limits=limits), many=True).data)
+        return self.page_of(selectors.usage_of(organization=request.tenant, limits=limits), UsageOutput)
 
     @extend_schema(request=ChangePlanInput, responses={200: SubscriptionOutput}, tags=["billing"])
     @action(detail=False, methods=["post"], url_path="subscription/change-plan")

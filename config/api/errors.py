@@ -6,17 +6,25 @@ errors are translated here, so every 4xx and 5xx response has the same body::
     {"type": "https://errors.crm.dev/validation_error", "title": "Invalid input.", "status": 400,
      "code": "validation_error", "detail": "...", "errors": [{"field": "email", "code": "required",
      "detail": "This field is required."}]}
+
+The rule for codes (docs/decisions/0010-api-edge.md): the top-level ``code`` is the class of error a client
+branches on; the code of each field's failure lives in ``errors[]``; an error about a specific field always
+carries ``errors[]``. So an error raised with ``field=`` renders with its class's :attr:`DomainError.field_error`
+code at the top (``validation_error``, ``duplicate``, ``conflict``) and its own code in ``errors[]``.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from http import HTTPStatus
+from typing import Any, ClassVar
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -29,17 +37,42 @@ TYPE_BASE = "https://errors.crm.dev/"
 
 
 class DomainError(Exception):
-    """Base of every business-rule error. Subclasses set a stable ``code`` and an HTTP ``status``."""
+    """Base of every business-rule error. Subclasses set a stable ``code`` and an HTTP ``status``.
+
+    ``field`` (or the class's own ``field``) names the input the error is about: the answer then carries
+    ``errors: [{field, code, detail}]`` with this error's code, and the class of error (:attr:`field_error`) as
+    the top-level code. ``code`` overrides the class's code for this one error.
+    """
 
     code = "error"
     status = status.HTTP_400_BAD_REQUEST
     title = "The request could not be completed."
+    field: ClassVar[str | None] = None
+    #: (code, title) at the top level when the error is about a field.
+    field_error: ClassVar[tuple[str, str]] = ("validation_error", "Invalid input.")
 
-    def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None, headers=None):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers=None,
+    ):
+        if code:
+            self.code = code
         self.detail = detail or self.title
-        self.extra = extra or {}
-        self.headers = headers or {}
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+        self.field = field or type(self).field
+        if self.field:
+            self.extra.setdefault("errors", [{"field": self.field, "code": self.code, "detail": self.detail}])
         super().__init__(self.detail)
+
+    def problem(self) -> dict[str, Any]:
+        code, title = self.field_error if self.field else (self.code, self.title)
+        return problem(status_code=self.status, code=code, title=title, detail=self.detail, **self.extra)
 
 
 class NotFound(DomainError):
@@ -52,6 +85,15 @@ class Conflict(DomainError):
     code = "conflict"
     status = status.HTTP_409_CONFLICT
     title = "The request conflicts with the current state."
+    field_error = ("conflict", "The request conflicts with the current state.")
+
+
+class Duplicate(Conflict):
+    """A value that must be unique is taken; subclasses name the ``field`` and keep their own code."""
+
+    code = "duplicate"
+    title = "A value that must be unique is already taken."
+    field_error = ("duplicate", "A value that must be unique is already taken.")
 
 
 class ValidationFailed(DomainError):
@@ -61,12 +103,23 @@ class ValidationFailed(DomainError):
     status = status.HTTP_400_BAD_REQUEST
     title = "Invalid input."
 
-    def __init__(self, detail: str | None = None, *, field: str | None = None, code: str | None = None, **kwargs):
-        super().__init__(detail, **kwargs)
-        if code:
-            self.code = code
-        if field:
-            self.extra.setdefault("errors", [{"field": field, "code": self.code, "detail": self.detail}])
+
+class InvalidCharacters(ValidationFailed):
+    """NUL or a lone surrogate: text PostgreSQL cannot store and no client means to send."""
+
+    code = "invalid_characters"
+    title = "Text may not contain NUL characters, lone surrogates or invalid UTF-8."
+
+
+class NestingTooDeep(DomainError):
+    code = "nesting_too_deep"
+    title = "The JSON body is nested too deeply."
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    status = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    title = "The request body is too large."
 
 
 class TooManyRequests(DomainError):
@@ -102,6 +155,37 @@ def problem_response(*, status_code: int, code: str, title: str, detail: str | N
     """A problem document for code outside DRF (middleware, Django's handler404/500)."""
     body = problem(status_code=status_code, code=code, title=title, detail=detail, **extra)
     return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def error_response(error: DomainError) -> JsonResponse:
+    """A :class:`DomainError` answered outside DRF (middleware)."""
+    response = JsonResponse(error.problem(), status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+class ProblemResponse(Response):
+    """A problem document is JSON whatever the client accepts: content negotiation (the browsable API in
+    development, a file format on exports) never renders an error as something else."""
+
+    renderer = JSONRenderer()
+
+    @property
+    def accepted_renderer(self):
+        return self.renderer
+
+    @accepted_renderer.setter
+    def accepted_renderer(self, value):
+        pass
+
+    @property
+    def accepted_media_type(self):
+        return PROBLEM_CONTENT_TYPE
+
+    @accepted_media_type.setter
+    def accepted_media_type(self, value):
+        pass
 
 
 def _flatten_validation(detail: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -141,10 +225,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if database_unreachable(exc):  # an outage, not a bug: 503 with Retry-After, like /readyz
         logger.warning("database unreachable: %s", exc)
         exc = DatabaseUnavailable()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        exc = exceptions.ParseError(str(exc))
+
     if isinstance(exc, DomainError):
         set_rollback()
-        body = problem(status_code=exc.status, code=exc.code, title=exc.title, detail=exc.detail, **exc.extra)
-        return Response(body, status=exc.status, headers=exc.headers, content_type=PROBLEM_CONTENT_TYPE)
+        return ProblemResponse(exc.problem(), status=exc.status, headers=exc.headers, content_type=PROBLEM_CONTENT_TYPE)
 
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -180,7 +268,26 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         headers["Retry-After"] = str(int(exc.wait) + (0 if float(exc.wait).is_integer() else 1))
         extra["retry_after"] = int(headers["Retry-After"])
     body = problem(status_code=exc.status_code, code=code, title=title, detail=detail, **extra)
-    return Response(body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+    return ProblemResponse(body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+_STATUS_CODES = {
+    status.HTTP_403_FORBIDDEN: "permission_denied",
+    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: PayloadTooLarge.code,
+    status.HTTP_500_INTERNAL_SERVER_ERROR: "server_error",
+}
+
+
+def problem_for_status(status_code: int, detail: str | None = None, **extra) -> JsonResponse:
+    """The problem document for an error status produced outside this module (Django's resolver, middleware):
+    ``not_found``, ``method_not_allowed``, ``server_error``… with no body of the original (a debug page) kept."""
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    code = _STATUS_CODES.get(status_code) or phrase.lower().replace("'", "").replace("-", "_").replace(" ", "_")
+    title = "Internal server error." if status_code == 500 else phrase + "."
+    return problem_response(status_code=status_code, code=code, title=title, detail=detail, **extra)
 
 
 def handler404(request, exception=None):
@@ -197,6 +304,8 @@ def handler500(request):
 
 
 def handler400(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):  # Django's own limit on a body it read (forms, request.body)
+        return error_response(PayloadTooLarge())
     return problem_response(status_code=400, code="bad_request", title="Bad request.")
 
 

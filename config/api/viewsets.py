@@ -25,6 +25,7 @@ from rbac.policy import OrganizationPolicy
 from rbac.scoping import OwnedQuerySet
 
 from . import idempotency
+from .pagination import paginated_response
 
 _SPINE = ("get_queryset", "get_permissions", "get_throttles", "initial", "check_permissions", "finalize_response")
 
@@ -89,6 +90,12 @@ class OrganizationViewSet(viewsets.GenericViewSet):
 
     # --- glue shared by list and detail actions ---
     def paginated(self, queryset, serializer_class, **context):
-        page = self.paginate_queryset(self.filter_queryset(queryset))
-        data = serializer_class(page, many=True, context={**self.get_serializer_context(), **context}).data
-        return self.get_paginated_response(data)
+        """The list's filters, search and ordering applied to ``queryset``, then one page of it."""
+        context = {**self.get_serializer_context(), **context}
+        return paginated_response(self, self.filter_queryset(queryset), serializer_class, context=context)
+
+    def page_of(self, items, serializer_class=None, *, load=None, **context):
+        """One page of ``items`` (a queryset or a list) as they are, a collection without the list's filters;
+        ``load`` turns the page's rows into what ``serializer_class`` serializes (see ``paginated_response``)."""
+        context = {**self.get_serializer_context(), **context}
+        return paginated_response(self, items, serializer_class, load=load, context=context)

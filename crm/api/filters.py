@@ -7,6 +7,7 @@ from django.http import QueryDict
 from django_filters import rest_framework as filters
 from django_filters.filters import QuerySetRequestMixin
 
+from config.api import filters as api_filters
 from config.api.errors import ValidationFailed
 from crm import custom_fields
 from crm.choices import (
@@ -24,7 +25,7 @@ from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
 from crm.services import normalize_domain, normalize_email
 
 
-class PreparedFilterSet(filters.FilterSet):
+class PreparedFilterSet(api_filters.FilterSet):
     """A filterset prepared once per class rather than on every request.
 
     django-filter deep-copies every filter, computes every label and builds a form class with one field per filter
@@ -124,10 +125,10 @@ class RecordFilter(PreparedFilterSet):
     owner = filters.NumberFilter(field_name="owner_id")
     unassigned = filters.BooleanFilter(field_name="owner_id", lookup_expr="isnull")
     tags = filters.CharFilter(method="filter_tags", help_text="Comma-separated tag names; records with any of them.")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    updated_after = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    updated_before = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="lt")
+    created_after = api_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = api_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = api_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_before = api_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="lt")
 
     record_type: str = ""
 
@@ -153,7 +154,8 @@ class RecordFilter(PreparedFilterSet):
             field = known.get(key)
             if field is None:
                 raise ValidationFailed(f"Unknown custom field {key!r}.", field=f"cf_{key}", code="unknown_filter")
-            value = custom_fields.coerce(field, raw if field.type != CustomFieldType.BOOLEAN else raw == "true")
+            raw_value = raw if field.type != CustomFieldType.BOOLEAN else raw == "true"
+            value = custom_fields.coerce(field, raw_value, name=f"cf_{key}")
             queryset = queryset.filter(**{f"custom_fields__{key}": value})
         return queryset
 
@@ -220,12 +222,12 @@ class ActivityFilter(PreparedFilterSet):
     company = filters.NumberFilter(field_name="company_id")
     lead = filters.NumberFilter(field_name="lead_id")
     deal = filters.NumberFilter(field_name="deal_id")
-    due_after = filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="gte")
-    due_before = filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
-    completed_after = filters.IsoDateTimeFilter(field_name="completed_at", lookup_expr="gte")
-    completed_before = filters.IsoDateTimeFilter(field_name="completed_at", lookup_expr="lt")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    due_after = api_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="gte")
+    due_before = api_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
+    completed_after = api_filters.IsoDateTimeFilter(field_name="completed_at", lookup_expr="gte")
+    completed_before = api_filters.IsoDateTimeFilter(field_name="completed_at", lookup_expr="lt")
+    created_after = api_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = api_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Activity

@@ -21,12 +21,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from billing.features import Feature
 from config.api.errors import ValidationFailed
+from config.api.parsers import FormParser, MultiPartParser
 from config.api.viewsets import OrganizationViewSet
 from crm import exports, imports
 from crm.choices import ContactStatus, ImportStatus, LeadSource, LifecycleStage, RecordType

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from billing.features import Feature
+from config.api.fields import parse_instant
 from config.api.viewsets import OrganizationViewSet
 from crm import selectors, services
 from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
@@ -70,6 +70,7 @@ class RecordViewSet(OrganizationViewSet):
 
     record_type: ClassVar[str]
     bulk_update_input: ClassVar[type[BulkUpdateInput]] = BulkUpdateInput
+    filtered_actions = ("list", "stats")  # statistics count the filtered list
 
     def stats_of(self, queryset) -> dict:
         raise NotImplementedError
@@ -94,9 +95,8 @@ class RecordViewSet(OrganizationViewSet):
 
     @action(detail=True, methods=["get"])
     def timeline(self, request, pk=None):
-        record = self.get_object()
-        page = self.paginate_queryset(selectors.timeline(record=record, access=self.access))
-        return self.get_paginated_response(RecordTimelineItemOutput(selectors.timeline_items(page), many=True).data)
+        rows = selectors.timeline(record=self.get_object(), access=self.access)
+        return self.page_of(rows, RecordTimelineItemOutput, load=selectors.timeline_items)
 
     def merge_duplicate(self, request):
         """The record named by ``duplicate`` in the body, within the caller's reach for ``merge`` (else 404)."""
@@ -477,9 +477,7 @@ class ActivityViewSet(OrganizationViewSet):
     @action(detail=False, methods=["get"], url_path="my-tasks")
     def my_tasks(self, request):
         raw = request.query_params.get("due_before")
-        due_before = parse_datetime(raw) if raw else selectors.task_horizon()
-        if due_before is None:
-            raise ValidationError({"due_before": serializers.ErrorDetail("Give an ISO date-time.", code="invalid")})
+        due_before = parse_instant(raw, name="due_before") if raw else selectors.task_horizon()
         tasks = selectors.open_tasks(self.get_queryset(), user_id=self.access.user_id, due_before=due_before)
         page = self.paginate_queryset(tasks)
         return self.get_paginated_response(ActivityOutput(page, many=True).data)

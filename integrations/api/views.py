@@ -94,13 +94,13 @@ class WebhookEndpointViewSet(OrganizationViewSet):
     @extend_schema(
         responses={200: EventTypeOutput(many=True)},
         tags=TAGS,
-        description="Every event type, with the JSON Schema of its `data`. Every webhook body is "
-        "`{id, type, timestamp, subject, actor, data}` (the `WebhookEvent` component).",
+        description="Every event type, with the JSON Schema of its `data`. Every webhook body is an object "
+        "`{id, type, timestamp, subject, actor, data}` whose `data` follows the event type's schema.",
     )
     @action(detail=False, methods=["get"], url_path="event-types")
     def event_types(self, request):
         body = [{"name": name, "description": text, "schema": payload_schema(name)} for name, text in EVENTS.items()]
-        return Response(EventTypeOutput(body, many=True).data)
+        return self.page_of(body, EventTypeOutput)
 
     @extend_schema(
         request=None,

@@ -1,12 +1,13 @@
 from django_filters import rest_framework as filters
 
+from config.api import filters as api_filters
 from crm.api.filters import RecordFilter
 from crm.choices import RecordType
 from pipelines.choices import DealStatus
 from pipelines.models import Deal, Pipeline, Stage
 
 
-class PipelineFilter(filters.FilterSet):
+class PipelineFilter(api_filters.FilterSet):
     is_archived = filters.BooleanFilter()
 
     class Meta:
@@ -14,7 +15,7 @@ class PipelineFilter(filters.FilterSet):
         fields = ["is_archived"]
 
 
-class StageFilter(filters.FilterSet):
+class StageFilter(api_filters.FilterSet):
     pipeline = filters.NumberFilter(field_name="pipeline_id")
 
     class Meta:
@@ -33,8 +34,8 @@ class DealFilter(RecordFilter):
     amount_max = filters.NumberFilter(field_name="amount", lookup_expr="lte")
     close_after = filters.DateFilter(field_name="expected_close_date", lookup_expr="gte")
     close_before = filters.DateFilter(field_name="expected_close_date", lookup_expr="lte")
-    won_after = filters.IsoDateTimeFilter(field_name="won_at", lookup_expr="gte")
-    won_before = filters.IsoDateTimeFilter(field_name="won_at", lookup_expr="lt")
+    won_after = api_filters.IsoDateTimeFilter(field_name="won_at", lookup_expr="gte")
+    won_before = api_filters.IsoDateTimeFilter(field_name="won_at", lookup_expr="lt")
 
     class Meta:
         model = Deal

@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.utils import timezone
 from rest_framework import serializers
 
+from config.api.fields import MonthField
 from crm.api.fields import MemberField, ScopedRecordField
 from crm.api.serializers import TAG_NAMES_HELP, RecordOutput
 from crm.models import Company, Contact
@@ -270,8 +271,6 @@ class ReopenInput(serializers.Serializer):
 
 class BoardQuery(serializers.Serializer):
     per_stage = serializers.IntegerField(min_value=1, max_value=100, default=20)
-    stage = serializers.IntegerField(required=False, help_text="Page through one stage's deals (with page).")
-    page = serializers.IntegerField(min_value=1, default=1)
     owner = serializers.IntegerField(required=False)
 
 
@@ -281,7 +280,9 @@ class BoardColumnOutput(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=20, decimal_places=2)
     weighted_amount = serializers.DecimalField(max_digits=20, decimal_places=2)
     deals = DealCardOutput(many=True)
-    next = serializers.CharField(allow_null=True, help_text="The stage's second page of deals, if any.")
+    next = serializers.CharField(
+        allow_null=True, help_text="The stage's second page of deals (`GET /stages/{id}/deals/`), if any."
+    )
 
 
 class BoardOutput(serializers.Serializer):
@@ -291,16 +292,9 @@ class BoardOutput(serializers.Serializer):
     stages = BoardColumnOutput(many=True)
 
 
-class StageDealsPageOutput(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
-    results = DealCardOutput(many=True)
-
-
 class ForecastQuery(serializers.Serializer):
-    start = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="First month, YYYY-MM.")
-    end = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="Last month, YYYY-MM.")
+    start = MonthField(required=False, help_text="First month, YYYY-MM.")
+    end = MonthField(required=False, help_text="Last month, YYYY-MM.")
 
 
 class ForecastMonthOutput(serializers.Serializer):
@@ -380,10 +374,6 @@ class StatsOutput(serializers.Serializer):
     average_sales_cycle_days = serializers.FloatField(allow_null=True, help_text="From creation to won.")
     conversion = ConversionOutput(many=True)
     rotting = RottingOutput()
-
-
-class TimelineQuery(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
 
 
 class TimelineItemOutput(serializers.Serializer):

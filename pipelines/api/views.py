@@ -8,17 +8,14 @@ they need ``pipelines.deal.view`` and count only the deals within its scope.
 
 from __future__ import annotations
 
-from datetime import date
-
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
-from rest_framework.utils.urls import remove_query_param, replace_query_param
+from rest_framework.reverse import reverse
+from rest_framework.utils.urls import replace_query_param
 
 from billing.features import Feature
-from config.api.pagination import PageNumberPagination
 from config.api.viewsets import OrganizationViewSet
 from pipelines import selectors, services
 from pipelines.models import Pipeline, Stage
@@ -37,6 +34,7 @@ from .filters import DealFilter, PipelineFilter, StageFilter
 from .serializers import (
     BoardOutput,
     BoardQuery,
+    DealCardOutput,
     DealInput,
     DealOutput,
     DealStageOutput,
@@ -49,7 +47,6 @@ from .serializers import (
     PipelineOutput,
     PipelineUpdateInput,
     ReopenInput,
-    StageDealsPageOutput,
     StageDeleteInput,
     StageInput,
     StageOutput,
@@ -57,7 +54,6 @@ from .serializers import (
     StageUpdateInput,
     StatsOutput,
     TimelineItemOutput,
-    TimelineQuery,
     deal_cards,
 )
 
@@ -65,23 +61,13 @@ TAGS_PIPELINES, TAGS_DEALS = ["pipelines"], ["deals"]
 STAGE_FIELDS = DealStageOutput.Meta.fields
 
 
-class StagePagination(PageNumberPagination):
-    """Pages of one stage's deals; ``per_stage`` is the page size, as on the board."""
-
-    page_size = 20
-    page_size_query_param = "per_stage"
-    max_page_size = 100
-
-
-def _stage_page(view, request, stage: Stage):
-    paginator = StagePagination()
-    rows = selectors.card_rows(selectors.stage_deals(stage=stage, access=view.access))
-    page = paginator.paginate_queryset(rows, request, view=view)
-    return paginator.get_paginated_response(deal_cards(page))
+def _stage_deals_url(request, stage: Stage, per_stage: int) -> str:
+    """The second page of a stage's deals, as the board shows the first: ``GET /stages/{id}/deals/``."""
+    url = request.build_absolute_uri(reverse("stage-deals", kwargs={"pk": stage.pk}))
+    return replace_query_param(replace_query_param(url, "page", 2), "page_size", per_stage)
 
 
 def board_body(request, pipeline: Pipeline, columns: list[selectors.BoardColumn], per_stage: int) -> dict:
-    base = remove_query_param(request.build_absolute_uri(), "page")
     stages = []
     for column in columns:
         more = column.count > per_stage
@@ -92,9 +78,7 @@ def board_body(request, pipeline: Pipeline, columns: list[selectors.BoardColumn]
                 "amount": format(column.amount, "f"),
                 "weighted_amount": format(column.weighted_amount, "f"),
                 "deals": deal_cards(column.deals),
-                "next": replace_query_param(replace_query_param(base, "stage", column.stage.pk), "page", 2)
-                if more
-                else None,
+                "next": _stage_deals_url(request, column.stage, per_stage) if more else None,
             }
         )
     return {"pipeline": pipeline.pk, "currency": pipeline.currency, "per_stage": per_stage, "stages": stages}
@@ -191,8 +175,7 @@ class PipelineViewSet(OrganizationViewSet):
         tags=TAGS_PIPELINES,
         description=(
             "Every stage with its deal count, amount, weighted amount (amount × probability) and first page of "
-            "deals (`per_stage`, at most 100). With `stage` and `page`, one stage's further page instead "
-            "(a paginated list of deals, as `GET /stages/{id}/deals/`)."
+            "deals (`per_stage`, at most 100). A stage's further pages: its `next` link, `GET /stages/{id}/deals/`."
         ),
     )
     @action(detail=True, methods=["get"])
@@ -201,11 +184,6 @@ class PipelineViewSet(OrganizationViewSet):
         query = BoardQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        if "stage" in params:
-            stage = next((s for s in pipeline.stages.all() if s.pk == params["stage"]), None)
-            if stage is None:
-                raise NotFound()
-            return _stage_page(self, request, stage)
         per_stage = params["per_stage"]
         columns = selectors.board(
             pipeline=pipeline, access=self.access, per_stage=per_stage, owner_id=params.get("owner")
@@ -218,7 +196,7 @@ class PipelineViewSet(OrganizationViewSet):
         pipeline = self.get_object()
         query = ForecastQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        bounds = {name: date.fromisoformat(value + "-01") for name, value in query.validated_data.items() if value}
+        bounds = {name: month for name, month in query.validated_data.items() if month}
         return Response(ForecastOutput(selectors.forecast(pipeline=pipeline, access=self.access, **bounds)).data)
 
     @extend_schema(responses={200: StatsOutput}, tags=TAGS_PIPELINES)
@@ -282,16 +260,14 @@ class StageViewSet(OrganizationViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("page", int),
-            OpenApiParameter("per_stage", int, description="Page size, at most 100."),
-        ],
-        responses={200: StageDealsPageOutput},
+        responses={200: DealCardOutput(many=True)},
         tags=TAGS_PIPELINES,
+        description="The stage's deals you may see, as cards, newest first (the board's columns, page by page).",
     )
     @action(detail=True, methods=["get"])
     def deals(self, request, pk=None):
-        return _stage_page(self, request, self.get_object())
+        rows = selectors.card_rows(selectors.stage_deals(stage=self.get_object(), access=self.access))
+        return self.page_of(rows, None, load=deal_cards)
 
 
 class DealViewSet(OrganizationViewSet):
@@ -401,11 +377,13 @@ class DealViewSet(OrganizationViewSet):
         data.is_valid(raise_exception=True)
         return self._output(services.deal_reopen(deal=deal, actor=self.access, stage=data.validated_data.get("stage")))
 
-    @extend_schema(parameters=[TimelineQuery], responses={200: TimelineItemOutput(many=True)}, tags=TAGS_DEALS)
+    @extend_schema(
+        responses={200: TimelineItemOutput(many=True)},
+        tags=TAGS_DEALS,
+        description="The deal's activities (those you may see), stage changes and domain events, newest first, "
+        "paginated like the timelines of leads, contacts and companies.",
+    )
     @action(detail=True, methods=["get"])
     def timeline(self, request, pk=None):
-        deal = self.get_object()
-        query = TimelineQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        items = selectors.deal_timeline(deal=deal, access=self.access, limit=query.validated_data["limit"])
-        return Response(TimelineItemOutput(items, many=True).data)
+        rows = selectors.deal_timeline(deal=self.get_object(), access=self.access)
+        return self.page_of(rows, TimelineItemOutput, load=selectors.deal_timeline_items)

@@ -8,7 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.features import Feature
+from config.api import filters as api_filters
 from config.api.errors import ValidationFailed
+from config.api.pagination import paginated_response
 from config.api.throttling import ClientRateThrottle, client_ip
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
@@ -45,7 +47,7 @@ class PermissionCatalogueView(AccountAPIView):
 
     @extend_schema(responses={200: PermissionOutput(many=True)}, tags=["roles"])
     def get(self, request):
-        return Response(PermissionOutput(catalogue().values(), many=True).data)
+        return paginated_response(self, list(catalogue().values()), PermissionOutput)
 
 
 def _role_in_scope(view, role_id):
@@ -65,14 +67,13 @@ class RoleViewSet(OrganizationViewSet):
         "destroy": perms.ROLE_MANAGE,
     }
     action_features = dict.fromkeys(("create", "partial_update", "destroy"), Feature.CUSTOM_ROLES)
-    pagination_class = None
 
     def scoped_queryset(self, queryset):
         return selectors.roles_for(organization=self.request.tenant)
 
     @extend_schema(responses={200: RoleOutput(many=True)}, tags=["roles"])
     def list(self, request):
-        return Response(RoleOutput(self.get_queryset(), many=True).data)
+        return self.page_of(self.get_queryset(), RoleOutput)
 
     @extend_schema(responses={200: RoleOutput}, tags=["roles"])
     def retrieve(self, request, pk=None):
@@ -102,7 +103,7 @@ class RoleViewSet(OrganizationViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MemberFilter(filters.FilterSet):
+class MemberFilter(api_filters.FilterSet):
     role = filters.CharFilter(field_name="role__key")
     is_active = filters.BooleanFilter()
 
@@ -201,7 +202,7 @@ class MemberViewSet(OrganizationViewSet):
         return Response(MemberOutput(members.get(pk=target.pk)).data)
 
 
-class InvitationFilter(filters.FilterSet):
+class InvitationFilter(api_filters.FilterSet):
     status = filters.ChoiceFilter(choices=InvitationStatus.choices, method="filter_status")
 
     class Meta:
@@ -301,12 +302,12 @@ class InvitationAcceptView(APIView):
         return session_response(user)
 
 
-class AuditLogFilter(filters.FilterSet):
+class AuditLogFilter(api_filters.FilterSet):
     action = filters.CharFilter()
     target_type = filters.CharFilter()
     actor = filters.CharFilter(field_name="actor_label")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = api_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = api_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEntry

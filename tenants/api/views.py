@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
+from config.api.pagination import paginated_response
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
 from rbac.policy import MEMBER
@@ -15,7 +16,7 @@ class OrganizationListView(AccountAPIView):
 
     @extend_schema(responses={200: OrganizationOutput(many=True)}, tags=["organizations"])
     def get(self, request):
-        return Response(OrganizationOutput(organizations_of(user=request.user), many=True).data)
+        return paginated_response(self, organizations_of(user=request.user), OrganizationOutput)
 
 
 class CurrentOrganizationViewSet(OrganizationViewSet):

@@ -40,7 +40,7 @@ def test_seat_limit_at_the_edge_over_the_api(as_owner_a, org_a, used, allowed):
         assert (body["code"], body["limit"], body["value"], body["used"]) == ("plan_limit_reached", "seats", N, used)
         assert not Membership.objects.get(pk=returning.pk).is_active
 
-    usage = {row["limit"]: row for row in as_owner_a.get("/api/v1/billing/usage/").json()}
+    usage = {row["limit"]: row for row in as_owner_a.get("/api/v1/billing/usage/").json()["results"]}
     assert usage["seats"] == {"limit": "seats", "value": N, "used": N if allowed else used}
 
 

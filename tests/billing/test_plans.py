@@ -47,7 +47,7 @@ PLAN_FEATURES["enterprise"] = PLAN_FEATURES["pro"] | {"rbac.custom_roles"}
 def test_public_plans_need_no_login(api):
     response = api.get("/api/v1/plans/")
     assert response.status_code == 200
-    plans = response.json()
+    plans = response.json()["results"]
     assert [plan["code"] for plan in plans] == ["free", "pro", "enterprise"]
     pro = plans[1]
     assert pro["trial_days"] == 14
@@ -156,7 +156,7 @@ def test_decision_costs_no_query_when_warm_and_sees_changes_next_request(as_owne
 
 def test_usage_reports_each_limit(as_owner_a, org_a):
     subscription_change_plan(organization=org_a, plan_code="pro", actor=None)
-    rows = {row["limit"]: row for row in as_owner_a.get("/api/v1/billing/usage/").json()}
+    rows = {row["limit"]: row for row in as_owner_a.get("/api/v1/billing/usage/").json()["results"]}
     assert rows["seats"] == {"limit": "seats", "value": 25, "used": 1}
     assert rows["api_calls_per_day"]["value"] == 100000
 

@@ -10,6 +10,8 @@ from django.utils import timezone
 from crm import selectors
 from crm.models import Activity
 
+from ..problems import field_error
+
 pytestmark = pytest.mark.django_db
 
 
@@ -48,11 +50,11 @@ def test_log_edit_and_delete_an_activity_with_events(as_owner_a, org_a, owner_a,
 def test_an_activity_needs_a_record(as_owner_a, org_a, make):
     response = as_owner_a.post("/api/v1/activities/", {"kind": "note", "subject": "Floating"}, format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "activity_target_required"
+    assert field_error(response)["code"] == "activity_target_required"
     activity = make.activity(org_a, contact=make.contact(org_a))
     response = as_owner_a.patch(f"/api/v1/activities/{activity.pk}/", {"contact": None}, format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "activity_target_required"
+    assert field_error(response)["code"] == "activity_target_required"
 
 
 @pytest.mark.parametrize("target", ["contact", "company", "lead", "deal"])

@@ -6,6 +6,8 @@ import pytest
 
 from crm.models import Company, Contact, Lead
 
+from ..problems import field_error
+
 pytestmark = pytest.mark.django_db
 
 RESOURCES = {"lead": ("leads", Lead), "contact": ("contacts", Contact), "company": ("companies", Company)}
@@ -114,5 +116,5 @@ def test_sales_rep_bulk_changes_only_own_records(rep_a, org_a, owner_a, make, in
     # Handing records to someone else is out of reach for the whole request.
     response = client.post(f"/api/v1/{resource}/bulk-update/", {"ids": [mine.pk], "owner": owner_a.pk})
     assert response.status_code == 400
-    assert response.json()["code"] == "out_of_scope"
+    assert field_error(response)["code"] == "out_of_scope"
     assert client.post(f"/api/v1/{resource}/bulk-delete/", {"ids": [mine.pk]}, format="json").status_code == 200

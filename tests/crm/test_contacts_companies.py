@@ -7,6 +7,8 @@ import pytest
 from billing.models import Override
 from crm.models import Company, Contact
 
+from ..problems import field_error
+
 pytestmark = pytest.mark.django_db
 
 
@@ -137,10 +139,13 @@ def test_duplicate_email_is_409_on_create_and_update(as_owner_a, org_a, make, in
     other = make.contact(org_a, email="free@example.test")
     response = as_owner_a.post("/api/v1/contacts/", {"email": "TAKEN@example.test "}, format="json")
     assert response.status_code == 409
-    assert response.json()["code"] == "duplicate_email"
+    assert field_error(response, status=409) == {
+        "field": "email",
+        "code": "duplicate_email",
+        "detail": "Another contact already has this e-mail address.",
+    }
     response = as_owner_a.patch(f"/api/v1/contacts/{other.pk}/", {"email": "Taken@Example.test"}, format="json")
-    assert response.status_code == 409
-    assert response.json()["code"] == "duplicate_email"
+    assert field_error(response, status=409)["code"] == "duplicate_email"
     with in_tenant(org_a):
         assert Contact.objects.get(pk=other.pk).email == "free@example.test"
         assert Contact.objects.filter(email="taken@example.test").count() == 1
@@ -294,7 +299,7 @@ def test_sales_rep_cannot_hand_a_contact_to_someone_else(rep_a, org_a, owner_a, 
     contact = make.contact(org_a, owner=user)
     response = client.patch(f"/api/v1/contacts/{contact.pk}/", {"owner": owner_a.pk}, format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "out_of_scope"
+    assert field_error(response)["code"] == "out_of_scope"
     response = client.post("/api/v1/contacts/", {"last_name": "For boss", "owner": owner_a.pk}, format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "out_of_scope"
+    assert field_error(response)["code"] == "out_of_scope"

@@ -7,6 +7,8 @@ import pytest
 from billing.models import Feature, Override
 from crm.models import Contact, CustomField, Lead, Tag
 
+from ..problems import field_error
+
 pytestmark = pytest.mark.django_db
 
 
@@ -20,7 +22,8 @@ def test_tag_crud(as_owner_a, org_a, make, in_tenant):
     assert response.json()["name"] == "VIP"
     response = as_owner_a.post("/api/v1/tags/", {"name": "vip"}, format="json")
     assert response.status_code == 409
-    assert response.json()["code"] == "duplicate_tag"
+    error = field_error(response, status=409)
+    assert (error["field"], error["code"]) == ("name", "duplicate_tag")
     contact = make.contact(org_a, tags=["VIP"])
     assert as_owner_a.patch(f"/api/v1/tags/{pk}/", {"name": "Key account"}, format="json").status_code == 200
     assert as_owner_a.get(f"/api/v1/contacts/{contact.pk}/").json()["tags"] == ["Key account"]
@@ -57,7 +60,8 @@ def test_custom_field_crud(as_owner_a, org_a, make, in_tenant):
         format="json",
     )
     assert response.status_code == 409
-    assert response.json()["code"] == "duplicate_custom_field"
+    error = field_error(response, status=409)
+    assert (error["field"], error["code"]) == ("key", "duplicate_custom_field")
     # The same key on another record type is another field.
     response = as_owner_a.post(
         "/api/v1/custom-fields/", {"record_type": "lead", "key": "tier", "label": "Tier", "type": "text"}, format="json"
@@ -88,7 +92,7 @@ def test_custom_field_definition_is_validated(as_owner_a, body, field):
     payload = {"record_type": "company", "key": "k", "label": "K", **body}
     response = as_owner_a.post("/api/v1/custom-fields/", payload, format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid_custom_field_definition"
+    assert field_error(response)["code"] == "invalid_custom_field_definition"
     assert response.json()["errors"][0]["field"] == field
 
 
@@ -147,7 +151,7 @@ def fields_a(org_a, in_tenant):
 def test_contact_custom_field_values_are_validated(as_owner_a, fields_a, values, field):
     response = as_owner_a.post("/api/v1/contacts/", {"last_name": "X", "custom_fields": values}, format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid_custom_field"
+    assert field_error(response)["code"] == "invalid_custom_field"
     assert response.json()["errors"][0]["field"] == field
 
 
@@ -185,7 +189,7 @@ def test_custom_field_values_merge_on_update_and_filter(as_owner_a, org_a, field
     assert names("cf_vip=true") == ["Gold"]
     response = as_owner_a.get("/api/v1/contacts/?cf_nope=1")
     assert response.status_code == 400
-    assert response.json()["code"] == "unknown_filter"
+    assert field_error(response)["code"] == "unknown_filter"
 
 
 def test_lead_custom_fields_filter_on_the_lead_list(as_owner_a, org_a, make, in_tenant):

@@ -16,6 +16,7 @@ from crm.choices import CustomFieldType
 from crm.models import Company, Contact, CustomField, Lead, Tag
 
 from ..conftest import client_for
+from ..problems import field_error
 from .fixtures.transfer import csv_bytes, csv_dicts, csv_rows, streamed, upload
 
 pytestmark = pytest.mark.django_db
@@ -331,7 +332,7 @@ def test_an_unknown_format_is_400(as_owner_a):
     response = as_owner_a.get("/api/v1/exports/companies/?format=docx")
 
     assert response.status_code == 400
-    assert response.json()["code"] == "unsupported_format"
+    assert field_error(response)["code"] == "unsupported_format"
 
 
 def test_export_costs_a_constant_number_of_queries(as_owner_a, org_a, in_tenant, django_assert_max_num_queries):

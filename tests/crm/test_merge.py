@@ -7,6 +7,8 @@ import pytest
 from crm.models import Activity, Company, Contact, Lead
 from pipelines.models import Deal
 
+from ..problems import field_error
+
 pytestmark = pytest.mark.django_db
 
 
@@ -71,7 +73,7 @@ def test_merge_into_itself_is_refused(as_owner_a, org_a, make):
     contact = make.contact(org_a)
     response = as_owner_a.post(f"/api/v1/contacts/{contact.pk}/merge/", {"duplicate": contact.pk}, format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "merge_same_record"
+    assert field_error(response)["code"] == "merge_same_record"
 
 
 def test_merge_with_a_foreign_or_unknown_duplicate_is_404_and_changes_nothing(

@@ -12,6 +12,7 @@ from identity.models import OneTimeCode, User
 from identity.services import tokens_for
 
 from ..factories import DEFAULT_PASSWORD, make_user
+from ..problems import field_error
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +53,7 @@ def test_change_with_a_wrong_current_password_is_400(user):
     )
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] == "wrong_password"
+    assert (body["code"], body["errors"][0]["code"]) == ("validation_error", "wrong_password")
     assert body["errors"][0]["field"] == "current_password"
     user.refresh_from_db()
     assert user.check_password(DEFAULT_PASSWORD)
@@ -67,7 +68,7 @@ def test_change_to_a_weak_password_is_400(user, weak):
     )
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] == "weak_password"
+    assert (body["code"], body["errors"][0]["code"]) == ("validation_error", "weak_password")
     assert body["errors"][0]["field"] == "new_password"
     user.refresh_from_db()
     assert user.check_password(DEFAULT_PASSWORD)
@@ -148,7 +149,7 @@ def _wrong(code: str) -> str:
 def _assert_invalid_code(response):
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] == "invalid_code"
+    assert (body["code"], body["errors"][0]["code"]) == ("validation_error", "invalid_code")
     assert body["errors"][0]["field"] == "code"
 
 
@@ -241,7 +242,7 @@ def test_weak_new_password_keeps_the_code(api, user, request_code):
     code = request_code(user.email)
     response = confirm(api, user.email, code, "password123")
     assert response.status_code == 400
-    assert response.json()["code"] == "weak_password"
+    assert field_error(response)["code"] == "weak_password"
     assert confirm(api, user.email, code).status_code == 200
 
 

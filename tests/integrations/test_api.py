@@ -19,6 +19,7 @@ from integrations.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from rbac.access import bump
 
 from ..conftest import client_for
+from ..problems import field_error
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +51,8 @@ def test_create_shows_the_secret_once(as_owner_a, create, receiver):
 def test_event_types_are_checked(create):
     response = create(event_types=["lead.created", "lead.teleported"])
     assert response.status_code == 400
-    assert response.json()["code"] == "unknown_event_type"
-    assert create(event_types=["webhook.ping"]).json()["code"] == "unknown_event_type"
+    assert field_error(response)["code"] == "unknown_event_type"
+    assert field_error(create(event_types=["webhook.ping"]))["code"] == "unknown_event_type"
     assert create(event_types=["*", "lead.created"]).json()["event_types"] == ["*"]
 
 
@@ -62,7 +63,7 @@ def test_update_revalidates_and_reenabling_clears_the_failure_record(as_owner_a,
             is_active=False, disabled_reason="failing", disabled_at=timezone.now(), failing_since=timezone.now()
         )
     url = f"/api/v1/webhooks/{endpoint['id']}/"
-    assert as_owner_a.patch(url, {"url": "http://10.0.0.1/"}, format="json").json()["code"] == "unsafe_url"
+    assert field_error(as_owner_a.patch(url, {"url": "http://10.0.0.1/"}, format="json"))["code"] == "unsafe_url"
     body = as_owner_a.patch(url, {"is_active": True, "event_types": ["*"]}, format="json").json()
     assert body["is_active"] is True
     assert body["event_types"] == ["*"]
@@ -163,7 +164,9 @@ def test_a_plan_without_webhooks_is_refused(org_a, as_owner_a):
 
 
 def test_event_types_publish_every_type_with_a_schema(as_owner_a):
-    body = as_owner_a.get("/api/v1/webhooks/event-types/").json()
+    page = as_owner_a.get("/api/v1/webhooks/event-types/?page_size=100").json()
+    body = page["results"]
+    assert page["count"] == len(EVENTS) <= 100
     assert [item["name"] for item in body] == list(EVENTS)
     lead = next(item for item in body if item["name"] == "lead.created")
     assert lead["schema"]["properties"]["name"] == {"type": "string"}
@@ -298,7 +301,7 @@ def test_replay_is_capped(as_owner_a, create, org_a, in_tenant, settings):
         OutboxEvent.objects.update(relayed_at=timezone.now())
     since = (timezone.now() - timedelta(hours=1)).isoformat()
     response = as_owner_a.post(f"/api/v1/webhooks/{endpoint['id']}/replay/", {"since": since}, format="json")
-    assert response.json()["code"] == "replay_too_large"
+    assert field_error(response)["code"] == "replay_too_large"
 
 
 def test_actions_on_a_disabled_endpoint_are_refused(as_owner_a, create):

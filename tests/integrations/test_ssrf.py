@@ -11,6 +11,8 @@ from integrations.choices import DeliveryStatus
 from integrations.errors import InvalidWebhookUrl, UnsafeUrl
 from integrations.models import WebhookDelivery
 
+from ..problems import field_error
+
 pytestmark = pytest.mark.django_db
 
 FORBIDDEN = {
@@ -59,7 +61,7 @@ def test_forbidden_targets_are_refused_at_creation(as_owner_a, url):
     response = as_owner_a.post("/api/v1/webhooks/", {"url": url, "event_types": ["*"]}, format="json")
     assert response.status_code == 400, response.content
     body = response.json()
-    assert body["code"] == "unsafe_url"
+    assert (body["code"], body["errors"][0]["code"]) == ("validation_error", "unsafe_url")
     assert body["errors"][0]["field"] == "url"
 
 
@@ -93,7 +95,7 @@ def test_a_host_that_does_not_resolve_is_refused(as_owner_a):
         "/api/v1/webhooks/", {"url": "https://nothing-here.invalid/hook", "event_types": ["*"]}, format="json"
     )
     assert response.status_code == 400
-    assert response.json()["code"] == "unresolvable_host"
+    assert field_error(response)["code"] == "unresolvable_host"
 
 
 def test_every_address_of_a_name_must_be_public(resolver):

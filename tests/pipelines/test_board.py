@@ -56,25 +56,19 @@ def test_first_page_per_stage_and_further_pages(as_owner_a, pipeline_a, stages_a
     board = as_owner_a.get(f"/api/v1/pipelines/{pipeline_a.pk}/board/?per_stage=3").json()
     proposal = _column(board, "Proposal")
     assert (proposal["count"], [d["id"] for d in proposal["deals"]]) == (7, newest_first[:3])
-    assert f"stage={stages_a['Proposal'].pk}" in proposal["next"]
+    assert proposal["next"].endswith(f"/api/v1/stages/{stages_a['Proposal'].pk}/deals/?page=2&page_size=3")
     assert _column(board, "Qualification")["next"] is None
 
     page2 = as_owner_a.get(proposal["next"]).json()
     assert (page2["count"], [d["id"] for d in page2["results"]]) == (7, newest_first[3:6])
-    page3 = as_owner_a.get(
-        f"/api/v1/pipelines/{pipeline_a.pk}/board/?stage={stages_a['Proposal'].pk}&page=3&per_stage=3"
-    ).json()
+    page3 = as_owner_a.get(page2["next"]).json()
     assert ([d["id"] for d in page3["results"]], page3["next"]) == (newest_first[6:], None)
-    same = as_owner_a.get(f"/api/v1/stages/{stages_a['Proposal'].pk}/deals/?page=2&per_stage=3").json()
-    assert [d["id"] for d in same["results"]] == newest_first[3:6]
+    assert set(page3["results"][0]) == set(proposal["deals"][0])  # the same cards as on the board
 
 
-def test_per_stage_is_capped_and_stage_must_belong(as_owner_a, pipeline_a, stages_a):
+def test_per_stage_is_capped(as_owner_a, pipeline_a, stages_a):
     assert as_owner_a.get(f"/api/v1/pipelines/{pipeline_a.pk}/board/?per_stage=101").status_code == 400
     assert as_owner_a.get(f"/api/v1/pipelines/{pipeline_a.pk}/board/?per_stage=0").status_code == 400
-    other = as_owner_a.post("/api/v1/pipelines/", {"name": "Partners"}).json()
-    response = as_owner_a.get(f"/api/v1/pipelines/{other['id']}/board/?stage={stages_a['Proposal'].pk}")
-    assert response.status_code == 404
 
 
 def test_owner_filter(as_owner_a, pipeline_a, stages_a, org_a, owner_a, member, make_deal):

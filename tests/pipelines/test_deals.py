@@ -12,6 +12,8 @@ from integrations.models import OutboxEvent
 from pipelines.models import Deal, StageChange
 from rbac.access import bump
 
+from ..problems import field_error
+
 pytestmark = pytest.mark.django_db
 
 
@@ -88,12 +90,12 @@ def test_create_validation(as_owner_a, pipeline_a, payload, field):
 
 def test_create_in_a_closed_or_foreign_stage_is_refused(as_owner_a, pipeline_a, stages_a):
     response = as_owner_a.post("/api/v1/deals/", {"title": "x", "stage": stages_a["Won"].pk})
-    assert response.json()["code"] == "stage_not_open"
+    assert field_error(response)["code"] == "stage_not_open"
     other = as_owner_a.post("/api/v1/pipelines/", {"name": "Partners"}).json()
     response = as_owner_a.post(
         "/api/v1/deals/", {"title": "x", "pipeline": other["id"], "stage": stages_a["Qualification"].pk}
     )
-    assert (response.status_code, response.json()["code"]) == (400, "stage_not_in_pipeline")
+    assert field_error(response)["code"] == "stage_not_in_pipeline"
 
 
 def test_update_records_the_changes_and_refuses_stage_edits(as_owner_a, stages_a, org_a, owner_a, make_deal, in_tenant):
@@ -189,7 +191,7 @@ def test_reopen_without_open_history_goes_to_the_first_open_stage(
     assert body["stage"]["name"] == "Qualification"
     response = as_owner_a.post(f"/api/v1/deals/{deal.pk}/mark-won/")
     response = as_owner_a.post(f"/api/v1/deals/{deal.pk}/reopen/", {"stage": stages_a["Lost"].pk})
-    assert (response.status_code, response.json()["code"]) == (400, "stage_not_open")
+    assert field_error(response)["code"] == "stage_not_open"
 
 
 def test_moving_into_won_or_lost_closes_the_deal(as_owner_a, stages_a, org_a, owner_a, make_deal, in_tenant):
@@ -253,7 +255,7 @@ def test_stage_of_another_pipeline_is_refused(as_owner_a, stages_a, org_a, owner
     deal = make_deal(org_a, owner=owner_a)
     other = as_owner_a.post("/api/v1/pipelines/", {"name": "Partners"}).json()
     response = as_owner_a.post(f"/api/v1/deals/{deal.pk}/move-stage/", {"stage": other["stages"][1]["id"]})
-    assert (response.status_code, response.json()["code"]) == (400, "stage_not_in_pipeline")
+    assert field_error(response)["code"] == "stage_not_in_pipeline"
     with in_tenant(org_a):
         assert Deal.objects.get(pk=deal.pk).stage_id == stages_a["Qualification"].pk
 
@@ -318,7 +320,7 @@ def test_filters_search_and_ordering(as_owner_a, stages_a, org_a, owner_a, membe
     assert ids(f"company={acme.pk}") == [a.pk]
     after = (timezone.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     assert ids(f"created_after={after}") == []
-    assert as_owner_a.get("/api/v1/deals/?cf_unknown=1").json()["code"] == "unknown_filter"
+    assert field_error(as_owner_a.get("/api/v1/deals/?cf_unknown=1"))["code"] == "unknown_filter"
 
 
 @pytest.mark.parametrize(
@@ -362,7 +364,7 @@ def test_timeline_newest_first(as_owner_a, stages_a, org_a, owner_a, make_deal, 
     with in_tenant(org_a):
         call = Activity.objects.create(kind="call", subject="Intro call", deal_id=deal.pk, owner=owner_a)
     as_owner_a.post(f"/api/v1/deals/{deal.pk}/mark-won/")
-    items = as_owner_a.get(f"/api/v1/deals/{deal.pk}/timeline/").json()
+    items = as_owner_a.get(f"/api/v1/deals/{deal.pk}/timeline/").json()["results"]
     kinds = [(item["type"], item["data"].get("event") or item["data"].get("subject")) for item in items]
     assert kinds == [
         ("event", "deal.won"),
@@ -377,7 +379,9 @@ def test_timeline_newest_first(as_owner_a, stages_a, org_a, owner_a, make_deal, 
     assert items[2]["data"]["to_stage"]["name"] == "Won"
     assert items[3]["data"]["id"] == call.pk
     assert [i["at"] for i in items] == sorted((i["at"] for i in items), reverse=True)
-    assert len(as_owner_a.get(f"/api/v1/deals/{deal.pk}/timeline/?limit=3").json()) == 3
+    page = as_owner_a.get(f"/api/v1/deals/{deal.pk}/timeline/?page_size=3").json()
+    assert (page["count"], len(page["results"])) == (8, 3)
+    assert page["results"] == items[:3]
 
 
 def test_amounts_are_decimal(org_a, owner_a, make_deal, pipeline_a, in_tenant):

@@ -8,6 +8,8 @@ import pytest
 
 from crm.services import lead_create
 
+from ..problems import field_error
+
 pytestmark = pytest.mark.django_db
 
 ALL, OWN, NONE = "all", "own", None
@@ -133,7 +135,7 @@ def test_sales_rep_cannot_hand_a_lead_to_someone_else(world, owner_a):
     client, mine, _other = world("sales_rep")
     response = client.patch(f"/api/v1/leads/{mine.pk}/", {"owner": owner_a.pk}, format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "out_of_scope"
+    assert field_error(response)["code"] == "out_of_scope"
 
 
 def test_manager_can_reassign(world, owner_a):

@@ -3,6 +3,7 @@ import pytest
 from rbac.models import AuditEntry, Membership, Role
 
 from ..conftest import client_for
+from ..problems import field_error
 
 pytestmark = pytest.mark.django_db
 
@@ -149,9 +150,9 @@ def test_custom_roles(as_owner_a, org_a, member):
     assert role["grants"] == {"crm.lead.create": "all", "crm.lead.view": "own"}
 
     bad_scope = as_owner_a.post("/api/v1/roles/", {"name": "X", "grants": {"crm.lead.create": "own"}}, format="json")
-    assert (bad_scope.status_code, bad_scope.json()["code"]) == (400, "invalid_scope")
+    assert field_error(bad_scope)["code"] == "invalid_scope"
     unknown = as_owner_a.post("/api/v1/roles/", {"name": "Y", "grants": {"crm.nothing": "all"}}, format="json")
-    assert (unknown.status_code, unknown.json()["code"]) == (400, "unknown_permission")
+    assert field_error(unknown)["code"] == "unknown_permission"
 
     user, client = member(org_a, "viewer")
     as_owner_a.patch(f"/api/v1/members/{_member_id(org_a, user)}/", {"role": role["id"]}, format="json")
@@ -170,7 +171,7 @@ def test_custom_roles(as_owner_a, org_a, member):
 
 def test_roles_list_has_system_and_own_custom_roles_only(as_owner_a, org_b):
     Role.objects.create(organization=org_b, key="b-role", name="B role", grants={})
-    keys = {role["key"] for role in as_owner_a.get("/api/v1/roles/").json()}
+    keys = {role["key"] for role in as_owner_a.get("/api/v1/roles/").json()["results"]}
     assert keys == {"owner", "admin", "manager", "sales_rep", "support", "viewer"}
 
 
@@ -197,7 +198,7 @@ def test_current_organization_tells_the_caller_what_they_may_do(org_a, member):
 
 def test_organizations_list_only_mine(owner_a, org_a):
     body = client_for(owner_a).get("/api/v1/organizations/").json()
-    assert [org["slug"] for org in body] == [org_a.slug]
+    assert [org["slug"] for org in body["results"]] == [org_a.slug]
 
 
 def test_removing_a_member_is_audited_and_applies_next_request(as_owner_a, org_a, owner_a, member):
