@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from django_tenants.utils import schema_exists
+from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
 from .choices import OrganizationStatus
 from .errors import OrganizationNotFound, SlugTaken
@@ -70,22 +70,24 @@ def _claim_standby() -> Organization | None:
 
 @transaction.atomic
 def organization_create(*, name: str, slug: str | None = None, use_pool: bool = True) -> Organization:
-    """Create an active organization with its schema, claiming a standby one when the pool has any."""
+    """Create an active organization with its schema, claiming a standby one when the pool has any. Runs in the
+    public schema whatever organization the request named (a sign-up may carry an ``X-Organization`` header)."""
     name = name.strip()
     slug = _validate_slug(slug) if slug else _slug_from_name(name)
     now = timezone.now()
-    organization = _claim_standby() if use_pool else None
-    if organization is not None:
-        organization.name, organization.slug = name, slug
-        organization.status, organization.activated_at = OrganizationStatus.ACTIVE, now
-        organization.save(update_fields=["name", "slug", "status", "activated_at"])
-    else:
-        organization = Organization(
-            schema_name=_new_schema_name(), name=name, slug=slug, status=OrganizationStatus.ACTIVE, activated_at=now
-        )
-        organization.save()
-        _create_schema(organization)
-    Domain.objects.create(domain=f"{slug}.{settings.TENANT_BASE_DOMAIN}", tenant=organization, is_primary=True)
+    with schema_context(get_public_schema_name()):
+        organization = _claim_standby() if use_pool else None
+        if organization is not None:
+            organization.name, organization.slug = name, slug
+            organization.status, organization.activated_at = OrganizationStatus.ACTIVE, now
+            organization.save(update_fields=["name", "slug", "status", "activated_at"])
+        else:
+            organization = Organization(
+                schema_name=_new_schema_name(), name=name, slug=slug, status=OrganizationStatus.ACTIVE, activated_at=now
+            )
+            organization.save()
+            _create_schema(organization)
+        Domain.objects.create(domain=f"{slug}.{settings.TENANT_BASE_DOMAIN}", tenant=organization, is_primary=True)
     transaction.on_commit(_queue_pool_refill)
     return organization
 

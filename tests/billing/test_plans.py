@@ -57,7 +57,7 @@ def test_public_plans_need_no_login(api):
 
 def test_every_limit_is_in_every_plan_with_null_for_unlimited(api):
     """Enterprise used to leave seats, contacts and deals out, which a client could not tell from "unknown"."""
-    plans = {plan["code"]: plan for plan in api.get("/api/v1/plans/").json()}
+    plans = {plan["code"]: plan for plan in api.get("/api/v1/plans/").json()["results"]}
     every = {item.value for item in Limit}
     assert all(set(plan["limits"]) == every for plan in plans.values())
     enterprise = plans["enterprise"]["limits"]
@@ -68,7 +68,7 @@ def test_every_limit_is_in_every_plan_with_null_for_unlimited(api):
 def test_the_subscription_and_usage_say_unlimited_alike(as_owner_a, org_a):
     subscription_change_plan(organization=org_a, plan_code="enterprise", actor=None)
     body = as_owner_a.get("/api/v1/billing/subscription/").json()
-    usage = {row["limit"]: row["value"] for row in as_owner_a.get("/api/v1/billing/usage/").json()}
+    usage = {row["limit"]: row["value"] for row in as_owner_a.get("/api/v1/billing/usage/").json()["results"]}
     assert set(body["limits"]) == set(body["plan"]["limits"]) == set(usage) == {item.value for item in Limit}
     assert body["limits"]["seats"] is None
     assert body["limits"] == usage

@@ -188,7 +188,7 @@ def test_conversion_never_matches_a_contact_out_of_reach(rep_a, org_a, owner_a, 
     response = _convert(client, lead)
     assert response.status_code == 400, response.content
     body = response.json()
-    assert body["code"] == "out_of_scope"
+    assert body["code"] == "validation_error"
     assert [(error["field"], error["code"]) for error in body["errors"]] == [("contact", "out_of_scope")]
     assert str(their_contact.pk) not in response.content.decode()
     with in_tenant(org_a):

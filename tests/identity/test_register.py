@@ -59,6 +59,17 @@ def test_sign_up_creates_user_organization_owner_and_default_pipeline(api, uniqu
     assert me.json()["email"] == email
 
 
+def test_sign_up_naming_an_organization_creates_the_new_one_in_public(api, unique_email, org_a, in_tenant):
+    """A client that sends its usual ``X-Organization`` with the sign-up: the new organization is still written in
+    the public schema (django-tenants refuses to save one from another organization's schema: that was a 500)."""
+    response = api.post(URL, _payload(unique_email("ada")), format="json", HTTP_X_ORGANIZATION=org_a.slug)
+    assert response.status_code == 201, response.content
+    organization = Organization.objects.get(pk=response.json()["organization"]["id"])
+    assert organization.pk != org_a.pk
+    with in_tenant(organization):
+        assert Pipeline.objects.filter(is_default=True).count() == 1
+
+
 def test_duplicate_email_is_409_whatever_the_case(api, unique_email):
     email = unique_email("dup")
     assert api.post(URL, _payload(email), format="json").status_code == 201
