@@ -1,8 +1,10 @@
-from config.celery import PublicTask, app
+from celery import shared_task
+
+from config.tasks import PublicTask
 
 from . import services
 
 
-@app.task(name="billing.expire_trials", base=PublicTask, periodic=True)
+@shared_task(name="billing.expire_trials", base=PublicTask, periodic=True)
 def expire_trials_task() -> int:
     return services.subscription_expire_trials()

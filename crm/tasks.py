@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from celery.utils.time import get_exponential_backoff_interval
+from celery import shared_task
 from django.db import IntegrityError, InterfaceError, OperationalError
-
-from config.celery import app
 
 from . import imports
 
@@ -18,7 +16,7 @@ logger = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, InterfaceError, IntegrityError)
 
 
-@app.task(bind=True, name="crm.import_run", soft_time_limit=3300, time_limit=3600)
+@shared_task(bind=True, name="crm.import_run", soft_time_limit=3300, time_limit=3600)
 def import_run_task(self, job_id: str) -> str | None:
     """Process an import job; idempotent (a finished job is left alone, a started one resumes)."""
     try:
@@ -27,13 +25,7 @@ def import_run_task(self, job_id: str) -> str | None:
         if self.request.retries >= self.max_retries:
             imports.import_fail(job_id=job_id, reason="The import could not finish; try again later.")
             raise
-        countdown = get_exponential_backoff_interval(
-            factor=self.retry_backoff if isinstance(self.retry_backoff, int) and self.retry_backoff > 1 else 2,
-            retries=self.request.retries,
-            maximum=self.retry_backoff_max,
-            full_jitter=self.retry_jitter,
-        )
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        raise self.retry_later(exc) from exc
     except Exception:
         logger.exception("import %s failed", job_id)
         imports.import_fail(job_id=job_id, reason="The import failed unexpectedly; our team has been notified.")

@@ -20,6 +20,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from billing.services import subscription_start
+from config.tasks import queue_after_commit
 from pipelines.services import pipeline_create_default
 from rbac.choices import SystemRole
 from rbac.services import membership_create
@@ -194,7 +195,7 @@ def _send_reset_code(*, email: str, code: str) -> None:
         f"It expires in {minutes} minutes and works once. If you did not ask to reset your password, ignore this "
         "e-mail: your password stays as it is."
     )
-    transaction.on_commit(lambda: send_email_task.delay(to=[email], subject=subject, body=body))
+    queue_after_commit(send_email_task, to=[email], subject=subject, body=body)
 
 
 def password_reset_confirm(*, email: str, code: str, new_password: str) -> User:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 
 import certifi
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
@@ -41,6 +41,8 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.util import Timeout
+
+from config.tasks import queue_after_commit
 
 from . import signing, ssrf
 from .choices import DeliveryStatus, DisabledReason
@@ -227,14 +229,9 @@ def retry_delay(step: int) -> float | None:
 
 
 def _notify_disabled_after_commit(endpoint_id: int) -> None:
-    schema_name = connection.schema_name
+    from .tasks import notify_endpoint_disabled_task
 
-    def notify_owners() -> None:
-        from .tasks import notify_endpoint_disabled_task
-
-        notify_endpoint_disabled_task.apply_async((endpoint_id,), headers={"_schema_name": schema_name})
-
-    transaction.on_commit(notify_owners, robust=True)
+    queue_after_commit(notify_endpoint_disabled_task, endpoint_id)
 
 
 def _endpoint_failed(endpoint: WebhookEndpoint, now) -> None:

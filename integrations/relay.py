@@ -27,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.breaker import Unavailable
+from config.tasks import queue_after_commit
 
 from .choices import DeliveryStatus
 from .conf import setting
@@ -168,16 +169,8 @@ def deliveries_dispatch_due(*, now=None, batch_size: int = 1000) -> int:
 
 
 def dispatch_due_after_commit() -> None:
-    """Queue :func:`deliveries_dispatch_due` once the transaction commits (e.g. after a replay)."""
+    """Queue :func:`deliveries_dispatch_due` once the transaction commits (e.g. after a replay); when the broker
+    is down, the sweep queues the same deliveries."""
+    from .tasks import webhook_dispatch_due_task
 
-    schema_name = connection.schema_name
-
-    def queue_dispatch_due() -> None:
-        from .tasks import webhook_dispatch_due_task
-
-        try:
-            webhook_dispatch_due_task.apply_async(headers={"_schema_name": schema_name})
-        except Unavailable:
-            pass  # the sweep queues the same deliveries
-
-    transaction.on_commit(queue_dispatch_due, robust=True)
+    queue_after_commit(webhook_dispatch_due_task)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from config.celery import PublicTask, app
+from config.tasks import PublicTask
 
 from . import delivery, relay
 from .models import WebhookEndpoint
@@ -24,13 +25,13 @@ TRANSIENT = (OperationalError, InterfaceError)
 TENANT_CACHE_SECONDS = 60
 
 
-@app.task(name="integrations.relay_outbox", autoretry_for=TRANSIENT, tenant_cache_seconds=TENANT_CACHE_SECONDS)
+@shared_task(name="integrations.relay_outbox", autoretry_for=TRANSIENT, tenant_cache_seconds=TENANT_CACHE_SECONDS)
 def outbox_relay_task() -> int:
     relay.relay_started()
     return relay.outbox_relay()
 
 
-@app.task(
+@shared_task(
     name="integrations.deliver_webhook",
     autoretry_for=TRANSIENT,
     soft_time_limit=90,
@@ -41,18 +42,18 @@ def deliver_webhook_task(delivery_id: int) -> str:
     return delivery.attempt(delivery_id=delivery_id)
 
 
-@app.task(name="integrations.dispatch_due_webhooks", autoretry_for=TRANSIENT)
+@shared_task(name="integrations.dispatch_due_webhooks", autoretry_for=TRANSIENT)
 def webhook_dispatch_due_task() -> int:
     return relay.deliveries_dispatch_due()
 
 
-@app.task(name="integrations.sweep_tenant", autoretry_for=TRANSIENT)
+@shared_task(name="integrations.sweep_tenant", autoretry_for=TRANSIENT)
 def outbox_sweep_task() -> dict[str, int]:
     """One tenant's safety net: relay what no commit hook relayed, queue due retries and lost messages."""
     return {"relayed": relay.outbox_relay(), "dispatched": relay.deliveries_dispatch_due()}
 
 
-@app.task(name="integrations.sweep", base=PublicTask, periodic=True)
+@shared_task(name="integrations.sweep", base=PublicTask, periodic=True)
 def outbox_sweep_all_task() -> int:
     """Beat: queue :func:`outbox_sweep_task` for every active organization."""
     from tenants.selectors import active_organizations
@@ -64,7 +65,7 @@ def outbox_sweep_all_task() -> int:
     return count
 
 
-@app.task(name="integrations.notify_endpoint_disabled", autoretry_for=(*TRANSIENT, OSError))
+@shared_task(name="integrations.notify_endpoint_disabled", autoretry_for=(*TRANSIENT, OSError))
 def notify_endpoint_disabled_task(endpoint_id: int) -> int:
     """E-mail the organization's owners that an endpoint was disabled for failing. Sends once per disabling."""
     from rbac.choices import SystemRole

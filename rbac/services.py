@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from billing.features import Limit
 from billing.services import enforce_limit
+from config.tasks import queue_after_commit
 from identity.apikeys import apikeys_revoke_of_member
 from identity.models import normalize_email
 
@@ -344,7 +345,7 @@ def _send_invitation(invitation: Invitation, token: str) -> None:
         f"You have been invited to join {invitation.organization.name} as {invitation.role.name}.\n\n"
         f"Accept the invitation: {accept_url}\n\nThe invitation expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC."
     )
-    transaction.on_commit(lambda: send_email_task.delay(to=[invitation.email], subject=subject, body=body))
+    queue_after_commit(send_email_task, to=[invitation.email], subject=subject, body=body)
 
 
 @transaction.atomic

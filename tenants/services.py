@@ -18,6 +18,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
+from config.tasks import queue_after_commit
+
 from .choices import OrganizationStatus
 from .errors import OrganizationNotFound, SlugTaken
 from .models import DNS_LABEL_RE, RESERVED_SLUGS, Domain, Organization
@@ -88,17 +90,10 @@ def organization_create(*, name: str, slug: str | None = None, use_pool: bool = 
             organization.save()
             _create_schema(organization)
         Domain.objects.create(domain=f"{slug}.{settings.TENANT_BASE_DOMAIN}", tenant=organization, is_primary=True)
-    transaction.on_commit(_queue_pool_refill)
-    return organization
-
-
-def _queue_pool_refill() -> None:
     from .tasks import refill_standby_pool_task
 
-    try:
-        refill_standby_pool_task.delay()
-    except Exception:  # the broker being down must not fail a sign-up; beat refills the pool later
-        logger.warning("could not queue the standby pool refill", exc_info=True)
+    queue_after_commit(refill_standby_pool_task)  # when the broker is down, beat refills the pool later
+    return organization
 
 
 def standby_pool_refill(*, size: int | None = None) -> int:

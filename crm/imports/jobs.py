@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.api.errors import ValidationFailed
+from config.tasks import queue_after_commit
 from crm import custom_fields
 from crm.choices import DedupePolicy, ImportStatus
 from crm.models import ImportJob
@@ -86,14 +87,15 @@ def import_job_create(
     upload.seek(0)
     job.file.save(f"{connection.schema_name}/{job.pk}.{info.file_format}", upload, save=False)
     job.save()
-    transaction.on_commit(lambda: _queue(job.pk))
-    return job
-
-
-def _queue(job_id) -> None:
     from crm.tasks import import_run_task
 
-    import_run_task.delay(str(job_id))
+    job_id = str(job.pk)
+    queue_after_commit(
+        import_run_task,
+        job_id,
+        on_unavailable=lambda: import_fail(job_id=job_id, reason="The import could not be started; try again."),
+    )
+    return job
 
 
 # --- the errors CSV of a running job ---

@@ -55,7 +55,7 @@ def test_invitation_is_e_mailed_through_the_celery_task_after_commit(
     from identity import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.send_email_task, "delay", lambda **kwargs: sent.append(kwargs))
+    monkeypatch.setattr(tasks.send_email_task, "apply_async", lambda args, kwargs, **options: sent.append(kwargs))
     email = unique_email("invitee")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = as_owner_a.post("/api/v1/invitations/", {"email": email, "role": _role("viewer").pk})

@@ -5,7 +5,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connection
 
-from config.celery import MissingTenantError
+from config.tasks import MissingTenantError
 from integrations.tasks import outbox_relay_task
 
 pytestmark = pytest.mark.django_db
