@@ -3,12 +3,12 @@ webhook can drive it later through the same functions the API and the admin use.
 
 from __future__ import annotations
 
-import zlib
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from config.locks import LockNamespace, xact_lock
 from rbac import audit
 from rbac.access import bump, entitlements_for
 
@@ -27,7 +27,6 @@ from .selectors import FALLBACK_PLAN, plan_by_code
 from .usage import counter_for
 
 SIGNUP_TRIAL_PLAN = "pro"
-LIMIT_LOCK_NAMESPACE = 0x5EA7
 
 # Allowed status transitions; anything else is a bug in the caller.
 TRANSITIONS: dict[str, set[str]] = {
@@ -114,10 +113,10 @@ def _locked(organization) -> Subscription:
     return found
 
 
-def _limit_lock(cursor, organization, limit: str) -> None:
-    """The advisory lock that serializes everything counting one limit of one organization, until commit."""
-    key = zlib.crc32(f"{organization.pk}:{limit}".encode())
-    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LIMIT_LOCK_NAMESPACE, key - 2**31])
+def lock_limit(*, organization, limit: str) -> None:
+    """The advisory lock that serializes everything counting one limit of one organization, until commit: take it
+    before counting, as :func:`enforce_limit` does, so concurrent creates cannot pass the limit together."""
+    xact_lock(LockNamespace.PLAN_LIMIT, organization.pk, limit)
 
 
 def _limits_after_change(organization, plan: Plan) -> dict[str, int]:
@@ -137,8 +136,7 @@ def _exceeded_limits(organization, plan: Plan) -> list[dict]:
         counter = counter_for(name)
         if counter is None:
             continue
-        with connection.cursor() as cursor:
-            _limit_lock(cursor, organization, name)  # creates in flight finish first, later ones see the new plan
+        lock_limit(organization=organization, limit=name)  # creates in flight finish first, later ones see the new plan
         used = counter(organization)
         if used > value:
             exceeded.append({"limit": name, "value": value, "used": used})
@@ -244,8 +242,7 @@ def enforce_limit(*, organization, limit: Limit, adding: int = 1) -> None:
     counter = counter_for(limit)
     if counter is None:
         return
-    with connection.cursor() as cursor:
-        _limit_lock(cursor, organization, limit)
+    lock_limit(organization=organization, limit=limit)
     # Read the limit again under the lock: a plan change that held it has committed (and bumped the cache).
     value = entitlements_for(organization=organization).limit(limit)
     if value is None:

@@ -12,7 +12,6 @@ Locking, so concurrent requests leave a consistent state:
 
 from __future__ import annotations
 
-import zlib
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +22,7 @@ from django.utils import timezone
 from billing.features import Limit
 from billing.services import enforce_limit
 from config.api.errors import ValidationFailed
+from config.locks import LockNamespace, xact_lock
 from crm import custom_fields
 from crm.choices import RecordType
 from crm.errors import OutOfReach
@@ -53,9 +53,6 @@ from .errors import (
 from .models import Deal, Pipeline, Stage, StageChange
 from .permissions import DEAL_CLOSE, DEAL_UPDATE
 
-DEFAULT_LOCK_NAMESPACE = 0x91E1
-
-
 # --- helpers ---
 
 
@@ -71,9 +68,7 @@ def _require(actor, permission: str, owner_id: int | None) -> None:
 
 
 def _lock_default_pipeline() -> None:
-    key = zlib.crc32(connection.schema_name.encode()) - 2**31
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DEFAULT_LOCK_NAMESPACE, key])
+    xact_lock(LockNamespace.DEFAULT_PIPELINE, connection.schema_name)
 
 
 def _lock_pipeline(pipeline: Pipeline) -> Pipeline:

@@ -9,16 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import zlib
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
 from billing.features import Limit
 from billing.services import enforce_limit
+from config.locks import LockNamespace, xact_lock
 from config.tasks import queue_after_commit
 from identity.apikeys import apikeys_revoke_of_member
 from identity.models import normalize_email
@@ -42,8 +42,6 @@ from .models import Invitation, Membership, Role
 from .permissions import OWNERSHIP_TRANSFER
 
 INVITATION_TTL = timedelta(days=7)
-# Namespace of the per-organization advisory lock that serializes membership changes (see _lock_members).
-MEMBERS_LOCK_NAMESPACE = 0x3E3B
 
 
 def system_role(key: str) -> Role:
@@ -70,9 +68,7 @@ def _lock_members(organization_id: int) -> None:
     Two owners demoting each other at once would otherwise each see the other still an owner (or deadlock on
     each other's rows); under this lock the second one sees the first's committed change and is refused.
     """
-    key = zlib.crc32(f"members:{organization_id}".encode()) - 2**31
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [MEMBERS_LOCK_NAMESPACE, key])
+    xact_lock(LockNamespace.MEMBERS, "members", organization_id)
 
 
 def _guard_last_owner(membership: Membership, *, losing_ownership: bool) -> None:

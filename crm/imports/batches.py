@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from billing.features import Limit
-from billing.services import LIMIT_LOCK_NAMESPACE
+from billing.services import lock_limit
 from billing.usage import counter_for
 from crm import custom_fields
 from crm.choices import DedupePolicy, LeadSource, LeadStatus, RecordType
@@ -213,9 +212,7 @@ def _contacts_room(plan: Plan) -> int | None:
     value = entitlements_for(organization=plan.organization).limit(Limit.CONTACTS)
     if value is None:
         return None
-    key = zlib.crc32(f"{plan.organization.pk}:{Limit.CONTACTS}".encode())
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LIMIT_LOCK_NAMESPACE, key - 2**31])
+    lock_limit(organization=plan.organization, limit=Limit.CONTACTS)
     counter = counter_for(Limit.CONTACTS)
     used = counter(plan.organization) if counter is not None else Contact.objects.count()
     return max(0, value - used)

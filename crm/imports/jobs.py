@@ -6,7 +6,6 @@ import contextlib
 import csv
 import io
 import os
-import zlib
 from collections.abc import Iterator
 
 from django.core.files import File
@@ -15,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.api.errors import ValidationFailed
+from config.locks import LockNamespace, session_try_lock
 from config.tasks import queue_after_commit
 from crm import custom_fields
 from crm.choices import DedupePolicy, ImportStatus
@@ -39,7 +39,6 @@ from .files import (
     work_dir,
 )
 
-IMPORT_LOCK_NAMESPACE = 0x1A7B
 ERRORS_HEADER = ["row", "field", "code", "message"]
 FINISHED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
 
@@ -145,19 +144,9 @@ class _ErrorLog:
 # --- running a job (in the task) ---
 
 
-@contextlib.contextmanager
-def _run_lock(job_id) -> Iterator[bool]:
+def _run_lock(job_id):
     """A session advisory lock per job: one runner at a time; released when the runner's connection dies."""
-    key = zlib.crc32(f"import:{job_id}".encode()) - 2**31
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [IMPORT_LOCK_NAMESPACE, key])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with contextlib.suppress(Exception), connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [IMPORT_LOCK_NAMESPACE, key])
+    return session_try_lock(LockNamespace.IMPORT_RUN, "import", job_id)
 
 
 def _batches(rows: Iterator, size: int) -> Iterator[list]:
