@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing.features import Limit
 from billing.services import enforce_limit
 from rbac import audit
 from rbac.access import actor_identity
+from tenants.selectors import current_organization
 
 from . import signing, ssrf
 from .choices import DeliveryStatus, DisabledReason
@@ -19,14 +20,6 @@ from .errors import ReplayTooLarge, UnknownEventType, WebhookEndpointDisabled
 from .events import DIRECT_ONLY, EVENTS, PING
 from .models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from .relay import dispatch_after_commit, dispatch_due_after_commit
-
-
-def _organization():
-    """The organization whose schema this connection writes into (endpoints count against its plan)."""
-    tenant = getattr(connection, "tenant", None)
-    if tenant is None or getattr(tenant, "pk", None) is None:
-        raise RuntimeError("webhook services run in an organization's schema")
-    return tenant
 
 
 def _clean_event_types(event_types: list[str]) -> list[str]:
@@ -52,7 +45,7 @@ def _snapshot(endpoint: WebhookEndpoint) -> dict:
 
 def _audit(endpoint: WebhookEndpoint, *, actor, action: str, before: dict | None = None, after=True) -> None:
     audit.record(
-        organization=_organization(),
+        organization=current_organization(),
         actor=actor,
         action=action,
         target_type="webhook_endpoint",
@@ -69,7 +62,7 @@ def webhook_endpoint_create(
     """Create an endpoint within the plan's limit. Returns it and its signing secret (shown once)."""
     target = ssrf.check_url(url)
     event_types = _clean_event_types(event_types)
-    enforce_limit(organization=_organization(), limit=Limit.WEBHOOK_ENDPOINTS)
+    enforce_limit(organization=current_organization(), limit=Limit.WEBHOOK_ENDPOINTS)
     secret = signing.generate_secret()
     endpoint = WebhookEndpoint.objects.create(
         url=target.url,

@@ -6,7 +6,7 @@ import re
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from .choices import OrganizationStatus
@@ -110,11 +110,9 @@ def tenant_organizations() -> QuerySet[Organization]:
     return Organization.objects.exclude(status=OrganizationStatus.DELETED)
 
 
-def current_organization():
+def current_organization() -> Organization:
     """The organization whose schema this connection works in (plan limits count against it); services of the
     data plane call it, and it refuses to answer in ``public``."""
-    from django.db import connection
-
     tenant = getattr(connection, "tenant", None)
     if tenant is None or getattr(tenant, "pk", None) is None:
         raise RuntimeError("this service runs in an organization's schema")
