@@ -1,3 +1,3 @@
-from rbac.catalogue import declare
+from config.permissions import declare
 
 REPORT_VIEW = declare("analytics.report.view", "See metrics, forecasts and insights")

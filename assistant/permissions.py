@@ -1,3 +1,3 @@
-from rbac.catalogue import declare
+from config.permissions import declare
 
 COPILOT_USE = declare("assistant.copilot.use", "Talk to the co-pilot")

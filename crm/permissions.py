@@ -1,4 +1,4 @@
-from rbac.catalogue import declare
+from config.permissions import declare
 
 _RECORDS = {"company": "companies", "contact": "contacts", "lead": "leads", "activity": "activities"}
 _DECLARED: dict[str, str] = {}

@@ -20,9 +20,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config.api.errors import Conflict
+from config.permissions import Scope, catalogue
 from rbac import audit
 from rbac.access import bump
-from rbac.catalogue import Scope, catalogue
 from rbac.errors import GrantExceedsOwn, UnknownPermission
 
 from .models import ApiKey

@@ -1,4 +1,4 @@
-from rbac.catalogue import declare
+from config.permissions import declare
 
 APIKEY_MANAGE = declare("integrations.apikey.manage", "Create, rotate and revoke API keys")
 WEBHOOK_MANAGE = declare("integrations.webhook.manage", "Manage webhook endpoints and deliveries")

@@ -1,4 +1,4 @@
-from rbac.catalogue import declare
+from config.permissions import declare
 
 PIPELINE_VIEW = declare("pipelines.pipeline.view", "See pipelines and their stages")
 PIPELINE_MANAGE = declare("pipelines.pipeline.manage", "Create and edit pipelines and stages")

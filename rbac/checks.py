@@ -8,10 +8,9 @@ from django.core import checks
 def check_authorization_declarations(app_configs, **kwargs):
     from billing.features import Feature
     from config.api.viewsets import OrganizationViewSet
+    from config.permissions import MEMBER, catalogue
 
-    from .catalogue import catalogue
     from .declarations import api_views, routed_actions
-    from .policy import MEMBER
 
     errors = []
     for route, view, _actions in api_views():

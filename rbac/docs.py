@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .catalogue import catalogue
+from config.permissions import MEMBER, catalogue
+
 from .choices import SystemRole
 from .declarations import routed_actions
-from .policy import MEMBER
 from .roles import default_grants
 
 

@@ -1,4 +1,4 @@
-from .catalogue import declare
+from config.permissions import declare
 
 MEMBER_VIEW = declare("rbac.member.view", "See the organization's members and their roles")
 MEMBER_MANAGE = declare("rbac.member.manage", "Invite, change the role of, deactivate and remove members")

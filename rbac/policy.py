@@ -19,14 +19,12 @@ from rest_framework.permissions import BasePermission
 
 from billing.errors import FeatureNotInPlan
 from billing.features import Feature
+from config.permissions import MEMBER
 from tenants.errors import OrganizationNotFound, OrganizationRequired
 from tenants.middleware import UNRESOLVED_ATTRIBUTE
 
 from .access import access_for_request
 from .errors import PermissionDenied
-
-# Declares an action any member may run (their own profile, leaving the organization).
-MEMBER = "member"
 
 
 def feature_not_in_plan(feature: str) -> FeatureNotInPlan:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .catalogue import Scope, catalogue
+from config.permissions import Scope, catalogue
+
 from .choices import SystemRole
 
 ALL, OWN = Scope.ALL, Scope.OWN

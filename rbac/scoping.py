@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from .catalogue import Scope
+from config.permissions import Scope
 
 
 class OwnedQuerySet(models.QuerySet):

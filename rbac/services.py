@@ -19,13 +19,13 @@ from django.utils import timezone
 from billing.features import Limit
 from billing.services import enforce_limit
 from config.locks import LockNamespace, xact_lock
+from config.permissions import Scope, catalogue
 from config.tasks import queue_after_commit
 from identity.apikeys import apikeys_revoke_of_member
 from identity.models import normalize_email
 
 from . import audit
 from .access import bump
-from .catalogue import Scope, catalogue
 from .choices import InvitationStatus, SystemRole
 from .errors import (
     AlreadyMember,

@@ -28,11 +28,10 @@ from billing.features import Feature
 from config.api.errors import ValidationFailed
 from config.api.parsers import FormParser, MultiPartParser
 from config.api.viewsets import OrganizationViewSet
+from config.permissions import MEMBER, Scope
 from crm import exports, imports
 from crm.choices import ContactStatus, ImportStatus, LeadSource, LifecycleStage, RecordType
 from crm.models import Company, Contact, ImportJob, Lead
-from rbac.catalogue import Scope
-from rbac.policy import MEMBER
 
 from . import filters as list_filters
 from .transfer_serializers import ImportCreateInput, ImportJobOutput

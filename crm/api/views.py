@@ -19,10 +19,10 @@ from rest_framework.response import Response
 from billing.features import Feature
 from config.api.fields import parse_instant
 from config.api.viewsets import OrganizationViewSet
+from config.permissions import MEMBER
 from crm import selectors, services
 from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
 from crm.permissions import CONTACT_MERGE, CUSTOM_FIELD_MANAGE, LEAD_CONVERT, TAG_MANAGE
-from rbac.policy import MEMBER
 
 from .filters import ActivityFilter, CompanyFilter, ContactFilter, CustomFieldFilter, LeadFilter, TagFilter
 from .serializers import (

@@ -8,10 +8,10 @@ from rest_framework.routers import SimpleRouter
 
 from billing.features import Feature
 from config.api.viewsets import OrganizationViewSet
+from config.permissions import Scope
 from identity import apikeys
 from identity.models import ApiKey
 from integrations.permissions import APIKEY_MANAGE
-from rbac.catalogue import Scope
 
 
 class ApiKeyOutput(serializers.ModelSerializer):

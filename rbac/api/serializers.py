@@ -1,8 +1,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.permissions import Scope
 from identity.api.serializers import UserOutput
-from rbac.catalogue import Scope
 from rbac.choices import InvitationStatus
 from rbac.models import AuditEntry, Invitation, Membership, Role
 

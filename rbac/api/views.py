@@ -14,6 +14,7 @@ from config.api.pagination import paginated_response
 from config.api.throttling import ClientRateThrottle, client_ip
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
+from config.permissions import MEMBER, catalogue
 from identity.api.serializers import SessionOutput
 from identity.api.views import session_response
 from identity.errors import InvalidCredentials
@@ -21,11 +22,9 @@ from identity.models import User, normalize_email
 from identity.services import user_create, user_sign_in
 from rbac import permissions as perms
 from rbac import selectors, services
-from rbac.catalogue import catalogue
 from rbac.choices import InvitationStatus
 from rbac.errors import InvitationInvalid, PermissionDenied
 from rbac.models import AuditEntry, Invitation, Membership, Role
-from rbac.policy import MEMBER
 
 from .serializers import (
     AuditEntryOutput,

@@ -4,7 +4,7 @@ from rest_framework.response import Response
 from config.api.pagination import paginated_response
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
-from rbac.policy import MEMBER
+from config.permissions import MEMBER
 from rbac.selectors import organizations_of
 from tenants.models import Organization
 

@@ -12,9 +12,9 @@ import pytest
 from django.test import Client
 
 from billing.models import Feature, Override
+from config.permissions import MEMBER
 from rbac.declarations import routed_actions
 from rbac.models import Role
-from rbac.policy import MEMBER
 from rbac.services import membership_create
 
 from ..conftest import client_for

@@ -1,7 +1,7 @@
 import pytest
 from django.core.management import call_command
 
-from rbac.catalogue import catalogue
+from config.permissions import catalogue
 from rbac.choices import SystemRole
 from rbac.docs import permissions_markdown
 from rbac.roles import default_grants

@@ -3,6 +3,9 @@
 Each app lists its codes in ``<app>/permissions.py`` with :func:`declare`; the catalogue is complete once
 Django's apps are ready (``rbac.apps`` imports every app's module). Codes read ``<app>.<resource>.<verb>``.
 A *scoped* permission applies to records with an owner: a role grants it for ``own`` records or ``all``.
+
+Plumbing, below every app: any app declares its codes and its viewsets name them (``action_permissions``,
+or :data:`MEMBER`); ``rbac`` grants them to roles and decides (``rbac/policy.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ class Permission:
     def __str__(self) -> str:
         return self.code
 
+
+# Declares an action any member may run (their own profile, leaving the organization).
+MEMBER = "member"
 
 _CATALOGUE: dict[str, Permission] = {}
 
