@@ -1,6 +1,6 @@
 """The operators' console for plans, features, subscriptions and overrides.
 
-Every change goes through ``billing.services``: it is audited and bumps the authorization cache, so it takes
+Every change goes through ``billing.services``: it is audited and invalidates the authorization decisions, so it takes
 effect for every tenant on the next request.
 """
 

@@ -1,18 +1,13 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.utils import timezone
-
-from rbac.access import Entitlements
 
 from .choices import SubscriptionStatus
 from .features import Limit
-from .models import Override, Plan, Subscription
+from .models import Plan, Subscription
 from .usage import counted_limits, counter_for
 
 FALLBACK_PLAN = "free"
-# Recheck entitlements at least this often, so expiring overrides and trials end on time.
-MAX_TTL_SECONDS = 300
 
 
 def public_plans() -> QuerySet[Plan]:
@@ -27,50 +22,9 @@ def cheapest_plan_with(*, feature: str) -> Plan | None:
     return Plan.objects.filter(is_public=True, features__code=feature).order_by("monthly_price", "sort_order").first()
 
 
-def subscription_of(*, organization) -> Subscription | None:
+def subscription_or_none(*, organization) -> Subscription | None:
+    """The organization's stored subscription, or None (an organization made before subscriptions existed)."""
     return Subscription.objects.select_related("plan").filter(organization_id=organization.pk).first()
-
-
-def _plan_entitlements(plan: Plan) -> tuple[set[str], dict[str, int]]:
-    features = set(plan.features.values_list("code", flat=True))
-    limits = dict(plan.limits.values_list("limit", "value"))
-    return features, limits
-
-
-def compute_entitlements(*, organization) -> tuple[Entitlements, int]:
-    """The organization's entitlements and how many seconds they stay valid."""
-    now = timezone.now()
-    ttl = MAX_TTL_SECONDS
-    subscription = subscription_of(organization=organization)
-    plan = subscription.plan if subscription else None
-    status = subscription.status if subscription else SubscriptionStatus.ACTIVE
-    if subscription and status == SubscriptionStatus.TRIALING and subscription.trial_ends_at:
-        if subscription.trial_ends_at <= now:
-            plan, status = None, SubscriptionStatus.ACTIVE  # the trial is over even if the sweep has not run yet
-        else:
-            ttl = min(ttl, int((subscription.trial_ends_at - now).total_seconds()) + 1)
-    if plan is None or status == SubscriptionStatus.CANCELED:
-        plan = plan_by_code(code=FALLBACK_PLAN)
-    features, limits = _plan_entitlements(plan) if plan else (set(), {})
-
-    overrides = Override.objects.filter(organization_id=organization.pk).select_related("feature")
-    for override in overrides:
-        if override.expires_at and override.expires_at <= now:
-            continue
-        if override.expires_at:
-            ttl = min(ttl, int((override.expires_at - now).total_seconds()) + 1)
-        if override.feature_id:
-            (features.add if override.enabled else features.discard)(override.feature.code)
-        elif override.limit:
-            limits[override.limit] = override.limit_value
-    entitlements = Entitlements(
-        plan_code=plan.code if plan else "",
-        plan_name=plan.name if plan else "",
-        subscription_status=status,
-        features=frozenset(features),
-        limits=limits,
-    )
-    return entitlements, max(ttl, 1)
 
 
 def every_limit(limits: dict[str, int]) -> dict[str, int | None]:
@@ -94,9 +48,10 @@ def usage_of(*, organization, limits: dict[str, int]) -> list[dict]:
     return rows
 
 
-def subscription_for(*, organization) -> Subscription:
-    """The organization's subscription; one without a subscription row is shown on the free plan."""
-    found = subscription_of(organization=organization)
+def subscription_or_free_plan(*, organization) -> Subscription:
+    """The subscription to show: the stored one, or, for an organization without one, an unsaved subscription
+    to the free plan (what :func:`billing.entitlements.compute_entitlements` applies to it)."""
+    found = subscription_or_none(organization=organization)
     if found is None:
         found = Subscription(
             organization=organization,

@@ -8,11 +8,12 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from config.decision_cache import invalidate_decisions
 from config.locks import LockNamespace, xact_lock
 from rbac import audit
-from rbac.access import bump, entitlements_for
 
 from .choices import BillingInterval, SubscriptionStatus
+from .entitlements import entitlements_for
 from .errors import (
     DowngradeBlocked,
     InvalidTransition,
@@ -84,7 +85,7 @@ def _saved(subscription: Subscription, *, before: dict | None, actor, action: st
         before=before,
         after=_snapshot(subscription),
     )
-    bump(subscription.organization_id)
+    invalidate_decisions(organization_id=subscription.organization_id)
     return subscription
 
 
@@ -243,7 +244,7 @@ def enforce_limit(*, organization, limit: Limit, adding: int = 1) -> None:
     if counter is None:
         return
     lock_limit(organization=organization, limit=limit)
-    # Read the limit again under the lock: a plan change that held it has committed (and bumped the cache).
+    # Read the limit again under the lock: a plan change that held it has committed (and invalidated the decisions).
     value = entitlements_for(organization=organization).limit(limit)
     if value is None:
         return
@@ -283,7 +284,7 @@ def override_save(*, override: Override, actor) -> Override:
         before=before,
         after=_override_snapshot(override),
     )
-    bump(override.organization_id)
+    invalidate_decisions(organization_id=override.organization_id)
     return override
 
 
@@ -299,7 +300,7 @@ def override_delete(*, override: Override, actor) -> None:
         target_id=pk,
         before=before,
     )
-    bump(organization.pk)
+    invalidate_decisions(organization_id=organization.pk)
 
 
 def plan_snapshot(plan: Plan) -> dict:
@@ -333,7 +334,7 @@ def plan_changed(*, plan: Plan, actor, before: dict | None = None) -> None:
         before=before,
         after=after,
     )
-    bump()
+    invalidate_decisions()
 
 
 @transaction.atomic
@@ -341,7 +342,7 @@ def plan_deleted(*, before: dict, plan_id: int, actor) -> None:
     audit.record(
         organization=None, actor=actor, action="plan.deleted", target_type="plan", target_id=plan_id, before=before
     )
-    bump()
+    invalidate_decisions()
 
 
 @transaction.atomic
@@ -360,7 +361,7 @@ def organization_suspend_for_billing(*, organization, actor, reason: str = "") -
         before={"status": before},
         after={"status": organization.status, "reason": reason},
     )
-    bump(organization.pk)
+    invalidate_decisions(organization_id=organization.pk)
 
 
 @transaction.atomic
@@ -378,4 +379,4 @@ def organization_reactivate_for_billing(*, organization, actor) -> None:
         before={"status": before},
         after={"status": organization.status},
     )
-    bump(organization.pk)
+    invalidate_decisions(organization_id=organization.pk)

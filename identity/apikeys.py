@@ -20,9 +20,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config.api.errors import Conflict
+from config.decision_cache import invalidate_decisions
 from config.permissions import Scope, catalogue
 from rbac import audit
-from rbac.access import bump
 from rbac.errors import GrantExceedsOwn, UnknownPermission
 
 from .models import ApiKey
@@ -112,7 +112,7 @@ def touch(key: ApiKey) -> None:
 def _forget(key: ApiKey) -> None:
     caches["control"].delete(_cache_key(key.secret_hash))
     transaction.on_commit(lambda: caches["control"].delete(_cache_key(key.secret_hash)))
-    bump(key.organization_id)
+    invalidate_decisions(organization_id=key.organization_id)
 
 
 def _validated_scopes(scopes: dict[str, str], actor_grants: dict[str, str] | None) -> dict[str, str]:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from billing.features import Limit
 from billing.services import enforce_limit
+from config.decision_cache import invalidate_decisions
 from config.locks import LockNamespace, xact_lock
 from config.permissions import Scope, catalogue
 from config.tasks import queue_after_commit
@@ -25,7 +26,6 @@ from identity.apikeys import apikeys_revoke_of_member
 from identity.models import normalize_email
 
 from . import audit
-from .access import bump
 from .choices import InvitationStatus, SystemRole
 from .errors import (
     AlreadyMember,
@@ -128,7 +128,7 @@ def membership_create(*, user, organization, role: Role | str = SystemRole.SALES
         target_id=membership.pk,
         after=_membership_snapshot(membership),
     )
-    bump(organization.pk)
+    invalidate_decisions(organization_id=organization.pk)
     return membership
 
 
@@ -153,7 +153,7 @@ def membership_change_role(*, membership: Membership, role: Role, actor, actor_g
         before=before,
         after=_membership_snapshot(membership),
     )
-    bump(membership.organization_id)
+    invalidate_decisions(organization_id=membership.organization_id)
     return membership
 
 
@@ -187,7 +187,7 @@ def membership_set_active(*, membership: Membership, active: bool, actor, actor_
         apikeys_revoke_of_member(
             organization=membership.organization, user_id=membership.user_id, actor=actor, reason=action
         )
-    bump(membership.organization_id)
+    invalidate_decisions(organization_id=membership.organization_id)
     return membership
 
 
@@ -206,7 +206,7 @@ def membership_remove(*, membership: Membership, actor, actor_grants=None, actio
         organization=organization, actor=actor, action=action, target_type="membership", target_id=pk, before=before
     )
     apikeys_revoke_of_member(organization=organization, user_id=membership.user_id, actor=actor, reason=action)
-    bump(organization.pk)
+    invalidate_decisions(organization_id=organization.pk)
 
 
 def membership_leave(*, membership: Membership, actor) -> None:
@@ -301,7 +301,7 @@ def role_update(*, role: Role, actor, actor_grants=None, **changes) -> Role:
         before=before,
         after=_role_snapshot(role),
     )
-    bump(role.organization_id)
+    invalidate_decisions(organization_id=role.organization_id)
     return role
 
 
@@ -322,7 +322,7 @@ def role_delete(*, role: Role, actor) -> None:
     audit.record(
         organization=organization, actor=actor, action="role.deleted", target_type="role", target_id=pk, before=before
     )
-    bump(organization.pk)
+    invalidate_decisions(organization_id=organization.pk)
 
 
 # --- Invitations ---

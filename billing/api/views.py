@@ -4,11 +4,11 @@ from rest_framework.response import Response
 
 from billing import permissions as perms
 from billing import selectors, services
+from billing.entitlements import entitlements_for
 from billing.models import Subscription
 from config.api.pagination import paginated_response
 from config.api.views import PublicAPIView
 from config.api.viewsets import OrganizationViewSet
-from rbac.access import entitlements_for
 
 from .serializers import ChangePlanInput, PlanOutput, SubscriptionOutput, UsageOutput
 
@@ -36,7 +36,7 @@ class BillingViewSet(OrganizationViewSet):
     @extend_schema(responses={200: SubscriptionOutput}, tags=["billing"])
     @action(detail=False, methods=["get"])
     def subscription(self, request):
-        return self._subscription_response(selectors.subscription_for(organization=request.tenant))
+        return self._subscription_response(selectors.subscription_or_free_plan(organization=request.tenant))
 
     @extend_schema(responses={200: UsageOutput(many=True)}, tags=["billing"])
     @action(detail=False, methods=["get"])

@@ -22,6 +22,7 @@ from django.db.models import F, Lookup
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from billing.entitlements import entitlements_for
 from billing.features import Limit
 from billing.services import lock_limit
 from billing.usage import counter_for
@@ -32,7 +33,7 @@ from crm.models import Company, Contact, CustomField, ImportJob
 from crm.tagging import may_create_tags, tags_found
 from integrations import outbox
 from integrations.models import OutboxEvent
-from rbac.access import Access, access_for, actor_identity, entitlements_for
+from rbac.access import Access, access_for, actor_identity
 from rbac.scoping import can_reach
 
 from .fields import CUSTOM_PREFIX, DEDUPE_KEYS, MODELS, UNIQUE_KEYS, CellError, cleaner, targets

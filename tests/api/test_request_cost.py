@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
 from billing import ratelimit
+from config import decision_cache
 from config.api.errors import ValidationFailed
 from crm import services
 from crm.api import filters as crm_filters
@@ -197,10 +198,10 @@ def test_a_warm_decision_reads_only_the_version_tokens(org_a, owner_a, monkeypat
     assert len(queries) == 0
 
 
-def test_a_bumped_version_is_a_new_decision(org_a, owner_a):
+def test_invalidated_decisions_are_decided_again(org_a, owner_a):
     before = rbac_access.access_for(user=owner_a, organization=org_a)
     assert rbac_access.access_for(user=owner_a, organization=org_a) is before  # kept
-    rbac_access.bump(org_a.pk)
+    decision_cache.invalidate_decisions(organization_id=org_a.pk)
     with CaptureQueriesContext(connection) as queries:
         after = rbac_access.access_for(user=owner_a, organization=org_a)
     assert after is not before
@@ -209,7 +210,7 @@ def test_a_bumped_version_is_a_new_decision(org_a, owner_a):
 
 def test_nothing_is_kept_when_the_versions_cannot_be_read(org_a, owner_a, monkeypatch):
     rbac_access.access_for(user=owner_a, organization=org_a)  # kept under the versions read then
-    monkeypatch.setattr(rbac_access, "_versions", lambda organization_id: None)  # the cache cannot tell them now
+    monkeypatch.setattr(decision_cache, "_versions", lambda organization_id: None)  # the cache cannot tell them now
     for _ in range(2):
         with CaptureQueriesContext(connection) as queries:
             assert rbac_access.access_for(user=owner_a, organization=org_a) is not None
@@ -218,8 +219,8 @@ def test_nothing_is_kept_when_the_versions_cannot_be_read(org_a, owner_a, monkey
 
 def test_a_kept_decision_ends_with_its_shared_entry(org_a, owner_a, monkeypatch):
     rbac_access.access_for(user=owner_a, organization=org_a)
-    later = rbac_access.clock() + rbac_access.CACHE_TTL_SECONDS + 1
-    monkeypatch.setattr(rbac_access, "clock", lambda: later)
+    later = decision_cache.clock() + decision_cache.CACHE_TTL_SECONDS + 1
+    monkeypatch.setattr(decision_cache, "clock", lambda: later)
     counting = _Counting(caches["control"], monkeypatch)
     rbac_access.access_for(user=owner_a, organization=org_a)
     assert "get" in counting.calls  # past its end, the decision is no longer taken from this process

@@ -8,11 +8,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.choices import SubscriptionStatus
+from billing.entitlements import compute_entitlements
 from billing.errors import PlanLimitReached
 from billing.features import Feature, Limit
 from billing.models import Feature as FeatureRow
 from billing.models import Override, Plan, Subscription
-from billing.selectors import compute_entitlements
 from billing.services import (
     override_delete,
     override_save,

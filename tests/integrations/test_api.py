@@ -13,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import Override
+from config.decision_cache import invalidate_decisions
 from crm import services as crm
 from integrations.events import EVENTS, payload_schema
 from integrations.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
-from rbac.access import bump
 
 from ..conftest import client_for
 from ..problems import field_error
@@ -75,7 +75,7 @@ def test_update_revalidates_and_reenabling_clears_the_failure_record(as_owner_a,
 def test_plan_limit_on_endpoints(org_a, in_tenant, create, make_endpoint, receiver, existing, allowed):
     """Limit 2: the one that makes N (N-1 existing) passes, the one past N does not."""
     Override.objects.create(organization=org_a, limit="webhook_endpoints", limit_value=2)
-    bump(org_a.pk)
+    invalidate_decisions(organization_id=org_a.pk)
     for _ in range(existing):
         with in_tenant(org_a):
             WebhookEndpoint.objects.create(url=receiver.url, event_types=["*"], secret="whsec_x")
@@ -158,7 +158,7 @@ def test_a_plan_without_webhooks_is_refused(org_a, as_owner_a):
     Override.objects.create(
         organization=org_a, feature=Feature.objects.get(code="integrations.webhooks"), enabled=False
     )
-    bump(org_a.pk)
+    invalidate_decisions(organization_id=org_a.pk)
     body = as_owner_a.get("/api/v1/webhooks/event-types/").json()
     assert body["code"] == "feature_not_in_plan"
 

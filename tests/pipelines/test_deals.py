@@ -7,10 +7,10 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Override
+from config.decision_cache import invalidate_decisions
 from crm.models import Company, Contact, CustomField
 from integrations.models import OutboxEvent
 from pipelines.models import Deal, StageChange
-from rbac.access import bump
 
 from ..problems import field_error
 
@@ -331,7 +331,7 @@ def test_deal_limit_at_the_edge(as_owner_a, org_a, owner_a, pipeline_a, make_dea
     for _ in range(existing):
         make_deal(org_a, owner=owner_a)
     Override.objects.create(organization=org_a, limit="deals", limit_value=limit)
-    bump(org_a.pk)
+    invalidate_decisions(organization_id=org_a.pk)
     response = as_owner_a.post("/api/v1/deals/", {"title": "One more", "amount": "1"})
     if allowed:
         assert response.status_code == 201

@@ -7,12 +7,13 @@ from django.db import transaction
 
 from billing.errors import PlanLimitReached
 from billing.models import Override
+from config.decision_cache import invalidate_decisions
 from crm.models import Company, Contact, Lead
 from crm.tagging import tags_named
 from integrations.models import OutboxEvent
 from pipelines.models import Pipeline, StageChange
 from pipelines.services import deal_create_from_lead
-from rbac.access import access_for, bump
+from rbac.access import access_for
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +71,7 @@ def test_title_without_company_and_amount_without_estimate(org_a, owner_a, in_te
 
 def test_conversion_counts_against_the_deal_limit(org_a, owner_a, in_tenant):
     Override.objects.create(organization=org_a, limit="deals", limit_value=0)
-    bump(org_a.pk)
+    invalidate_decisions(organization_id=org_a.pk)
     with in_tenant(org_a):
         lead = _converted_lead(owner_a)
         with pytest.raises(PlanLimitReached):
