@@ -8,9 +8,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from config import audit
 from config.decision_cache import invalidate_decisions
 from config.locks import LockNamespace, xact_lock
-from rbac import audit
 
 from .choices import BillingInterval, SubscriptionStatus
 from .entitlements import entitlements_for

@@ -9,9 +9,12 @@ class RbacConfig(AppConfig):
     def ready(self) -> None:
         from billing.features import Limit
         from billing.usage import register_counter
+        from config import audit as audit_door
 
-        from . import checks  # noqa: F401  (start-up check of viewset declarations)
+        from . import audit, checks  # noqa: F401  (checks: the start-up check of viewset declarations)
         from .models import Membership
+
+        audit_door.register_writer(audit.record)
 
         # Every app declares its permission codes in <app>/permissions.py.
         autodiscover_modules("permissions")
