@@ -231,6 +231,10 @@ REST_FRAMEWORK = {
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+# Who decides, and what limits the rate, on every organization-scoped endpoint (config/api/viewsets.py): the
+# plumbing names them here instead of importing the apps above it.
+API_ORGANIZATION_POLICY = "rbac.policy.OrganizationPolicy"
+API_ORGANIZATION_THROTTLES = ["billing.ratelimit.PlanRateThrottle"]
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "CRM API",

@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from config.api.errors import Conflict
@@ -74,10 +74,6 @@ def well_formed(raw: str) -> bool:
         return False
     body, checksum = raw[len(KEY_PREFIX) : -CHECKSUM_LENGTH], raw[-CHECKSUM_LENGTH:]
     return all(char in ALPHABET for char in body) and secrets.compare_digest(_checksum(body), checksum)
-
-
-def keys_of(*, organization) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(organization=organization).select_related("created_by")
 
 
 def _hash(raw: str) -> str:

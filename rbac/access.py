@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing.entitlements import Entitlements, entitlements_for
+from config.api.credentials import organization_credential
 from config.decision_cache import CACHE_TTL_SECONDS, remembered
 
 _NONE = "-"
@@ -112,8 +113,7 @@ def access_for_key(*, key, organization) -> Access | None:
 
 def access_for_request(request) -> Access | None:
     """The caller's access to the request's organization, whether a signed-in user or an API key."""
-    from identity.models import ApiKey
-
-    if isinstance(request.auth, ApiKey):
-        return access_for_key(key=request.auth, organization=request.tenant)
+    key = organization_credential(request)
+    if key is not None:
+        return access_for_key(key=key, organization=request.tenant)
     return access_for(user=request.user, organization=request.tenant)

@@ -5,12 +5,19 @@ A viewset declares what it needs (``config.api.viewsets.OrganizationViewSet``)::
     required_feature = Feature.CUSTOM_ROLES                 # or None: every plan
     action_permissions = {"list": ROLE_VIEW, "create": ROLE_MANAGE, "leave": MEMBER}
 
-and :class:`OrganizationPolicy` decides, in this order: the caller is authenticated (else 401, before anything
-about the organization is told); an organization is addressed (else 400 ``organization_required``) and resolves
-(else 404 ``organization_not_found``); the caller is a member (else the same 404, to the byte); the role grants
-the permission (else 403 ``permission_denied``); the plan has the feature (else 403 ``feature_not_in_plan``
-naming the cheapest plan that has it). The granted scope (``own``/``all``) is left on the request for the
-viewset's queryset.
+and :class:`OrganizationPolicy` decides, checking in this order:
+
+1. the caller is authenticated, else 401 (before anything about the organization is told);
+2. an organization is addressed, else 400 ``organization_required``; one that does not resolve (unknown,
+   suspended, deleted, not the API key's) is 404 ``organization_not_found``;
+3. the caller is an active member (for an API key: its creator is), else the same 404, to the byte;
+4. a caller using an API key has a plan with API keys, else 403 ``feature_not_in_plan``;
+5. the action declares a permission and the role grants it, else 403 ``permission_denied``;
+6. the plan has the action's feature, else 403 ``feature_not_in_plan`` naming the cheapest plan that has it.
+
+A member who may not do something is told so whatever the plan; only one who may is told which plan would let
+them. The caller's access (grants with their scope, entitlements) is left on the request (``request.access``)
+for the viewset's queryset and services.
 """
 
 from __future__ import annotations
@@ -54,11 +61,11 @@ class OrganizationPolicy(BasePermission):
             return True  # an unrouted method: DRF answers 405
 
         permission = view.permission_for(view.action)
-        scope = "all" if permission == MEMBER else access.scope(permission)
-        if scope is None:
+        if permission is None:
+            raise PermissionDenied(f"The action {view.action!r} is not declared.")
+        if permission != MEMBER and access.scope(permission) is None:
             raise PermissionDenied(extra={"permission": permission})
         feature = view.feature_for(view.action)
         if feature and not access.entitlements.has(feature):
             raise feature_not_in_plan(feature)
-        request.scope = scope
         return True

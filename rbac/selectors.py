@@ -5,7 +5,7 @@ from tenants.choices import OrganizationStatus
 from tenants.models import Organization
 
 from .choices import InvitationStatus
-from .models import AuditEntry, Invitation, Membership, Role
+from .models import Invitation, Membership, Role
 
 
 def organizations_of(*, user) -> QuerySet[Organization]:
@@ -24,10 +24,6 @@ def members_of(*, organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user", "role")
 
 
-def invitations_of(*, organization) -> QuerySet[Invitation]:
-    return Invitation.objects.filter(organization=organization).select_related("role", "invited_by")
-
-
 def invitations_with_status(queryset: QuerySet[Invitation], status: str) -> QuerySet[Invitation]:
     """Filter by the status a reader sees (:attr:`Invitation.effective_status`): expiry counts, swept or not."""
     now = timezone.now()
@@ -37,7 +33,3 @@ def invitations_with_status(queryset: QuerySet[Invitation], status: str) -> Quer
     if status == InvitationStatus.EXPIRED:
         return queryset.filter(Q(status=InvitationStatus.EXPIRED) | (pending & Q(expires_at__lte=now)))
     return queryset.filter(status=status)
-
-
-def audit_entries_of(*, organization) -> QuerySet[AuditEntry]:
-    return AuditEntry.objects.filter(organization=organization).select_related("actor")

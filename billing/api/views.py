@@ -23,6 +23,7 @@ class PlanListView(PublicAPIView):
 
 class BillingViewSet(OrganizationViewSet):
     queryset = Subscription.objects.all()
+    organization_field = "organization"
     action_permissions = {
         "subscription": perms.SUBSCRIPTION_VIEW,
         "usage": perms.SUBSCRIPTION_VIEW,

@@ -11,6 +11,7 @@ from django.http import JsonResponse
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.views import APIView
 
+from .credentials import organization_credential
 from .errors import problem_response
 from .throttling import ClientRateThrottle
 
@@ -77,9 +78,7 @@ class SignedInPerson(IsAuthenticated):
     """A person signed in with a session token; API keys act for an organization, not for a person."""
 
     def has_permission(self, request, view) -> bool:
-        from identity.models import ApiKey
-
-        return super().has_permission(request, view) and not isinstance(request.auth, ApiKey)
+        return super().has_permission(request, view) and organization_credential(request) is None
 
 
 class AccountAPIView(APIView):

@@ -86,7 +86,7 @@ class ImportJobViewSet(OrganizationViewSet):
     ordering_fields = ["created_at"]
     search_fields: ClassVar[list[str]] = []
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         access = self.access
         importable = [kind for kind in imports.IMPORTABLE if access.scope(f"crm.{kind}.import") is not None]
         sees_all = [kind for kind in importable if access.scope(f"crm.{kind}.view") == Scope.ALL]
@@ -209,7 +209,7 @@ class _ExportViewSet(OrganizationViewSet):
     record_type: ClassVar[str]
     resource: ClassVar[str]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return queryset
 
     def _format(self, request) -> str:

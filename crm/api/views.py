@@ -163,7 +163,7 @@ class LeadViewSet(RecordViewSet):
     ordering_fields = ["created_at", "updated_at", "name", "score", "estimated_value", "status"]
     ordering = ["-created_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.leads()
 
     def stats_of(self, queryset) -> dict:
@@ -260,7 +260,7 @@ class CompanyViewSet(RecordViewSet):
     ordering_fields = ["name", "domain", "industry", "created_at", "updated_at"]
     ordering = ["name", "pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.companies()
 
     def stats_of(self, queryset) -> dict:
@@ -345,7 +345,7 @@ class ContactViewSet(RecordViewSet):
     ordering_fields = ["last_name", "first_name", "email", "status", "created_at", "updated_at"]
     ordering = ["last_name", "first_name", "pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.contacts()
 
     def stats_of(self, queryset) -> dict:
@@ -423,7 +423,7 @@ class ActivityViewSet(OrganizationViewSet):
     ordering_fields = ["created_at", "updated_at", "due_at", "completed_at"]
     ordering = ["-created_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.activities()
 
     def _output(self, activity: Activity, **kwargs) -> Response:
@@ -500,7 +500,7 @@ class TagViewSet(OrganizationViewSet):
     ordering_fields = ["name", "created_at"]
     ordering = ["name", "pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.tags()
 
     @extend_schema(responses={200: TagOutput(many=True)}, tags=["tags"])
@@ -550,7 +550,7 @@ class CustomFieldViewSet(OrganizationViewSet):
     ordering_fields = ["record_type", "position", "key", "created_at"]
     ordering = ["record_type", "position", "pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.custom_fields()
 
     @extend_schema(responses={200: CustomFieldOutput(many=True)}, tags=["custom fields"])

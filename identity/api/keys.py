@@ -67,10 +67,11 @@ class ApiKeyViewSet(OrganizationViewSet):
         "destroy": APIKEY_MANAGE,
         "rotate": APIKEY_MANAGE,
     }
+    organization_field = "organization"
     ordering = ["-created_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
-        return apikeys.keys_of(organization=self.request.tenant)
+    def prepare_queryset(self, queryset):
+        return queryset.select_related("created_by")
 
     @extend_schema(responses={200: ApiKeyOutput(many=True)}, tags=["api keys"])
     def list(self, request):

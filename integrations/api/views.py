@@ -47,7 +47,7 @@ class WebhookEndpointViewSet(OrganizationViewSet):
     ordering_fields = ["created_at", "url"]
     ordering = ["-created_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.webhook_endpoints()
 
     @extend_schema(responses={200: WebhookEndpointOutput(many=True)}, tags=TAGS)
@@ -153,7 +153,7 @@ class WebhookDeliveryViewSet(OrganizationViewSet):
     ordering_fields = ["created_at", "last_attempt_at"]
     ordering = ["-created_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         endpoint = get_object_or_404(selectors.webhook_endpoints(), pk=self.kwargs["endpoint_pk"])
         return selectors.webhook_deliveries(endpoint=endpoint).select_related("endpoint")
 
@@ -188,7 +188,7 @@ class EventViewSet(OrganizationViewSet):
     ordering_fields = ["occurred_at"]
     ordering = ["-occurred_at", "-id"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.events()
 
     @extend_schema(responses={200: EventOutput(many=True)}, tags=["events"])

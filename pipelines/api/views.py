@@ -110,7 +110,7 @@ class PipelineViewSet(OrganizationViewSet):
     ordering_fields = ["name", "created_at", "updated_at"]
     ordering = ["-is_default", "name", "pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.pipelines()
 
     def _output(self, pipeline: Pipeline) -> Response:
@@ -219,7 +219,7 @@ class StageViewSet(OrganizationViewSet):
     ordering_fields = ["position", "name"]
     ordering = ["pipeline_id", "position"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.stages()
 
     @extend_schema(responses={200: StageOutput(many=True)}, tags=TAGS_PIPELINES)
@@ -298,7 +298,7 @@ class DealViewSet(OrganizationViewSet):
     ]
     ordering = ["-created_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.deals()
 
     def _output(self, deal) -> Response:

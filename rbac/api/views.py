@@ -66,9 +66,8 @@ class RoleViewSet(OrganizationViewSet):
         "destroy": perms.ROLE_MANAGE,
     }
     action_features = dict.fromkeys(("create", "partial_update", "destroy"), Feature.CUSTOM_ROLES)
-
-    def scoped_queryset(self, queryset):
-        return selectors.roles_for(organization=self.request.tenant)
+    organization_field = "organization"
+    shared_rows = True  # the system roles
 
     @extend_schema(responses={200: RoleOutput(many=True)}, tags=["roles"])
     def list(self, request):
@@ -129,9 +128,10 @@ class MemberViewSet(OrganizationViewSet):
     search_fields = ["user__email", "user__first_name", "user__last_name"]
     ordering_fields = ["created_at", "user__email"]
     ordering = ["created_at"]
+    organization_field = "organization"
 
-    def scoped_queryset(self, queryset):
-        return selectors.members_of(organization=self.request.tenant)
+    def prepare_queryset(self, queryset):
+        return queryset.select_related("user", "role")
 
     @extend_schema(responses={200: MemberOutput(many=True)}, tags=["members"])
     def list(self, request):
@@ -223,9 +223,10 @@ class InvitationViewSet(OrganizationViewSet):
     }
     filterset_class = InvitationFilter
     ordering = ["-created_at"]
+    organization_field = "organization"
 
-    def scoped_queryset(self, queryset):
-        return selectors.invitations_of(organization=self.request.tenant)
+    def prepare_queryset(self, queryset):
+        return queryset.select_related("role", "invited_by")
 
     @extend_schema(responses={200: InvitationOutput(many=True)}, tags=["members"])
     def list(self, request):
@@ -318,9 +319,10 @@ class AuditLogViewSet(OrganizationViewSet):
     action_permissions = {"list": perms.AUDIT_VIEW}
     filterset_class = AuditLogFilter
     ordering = ["-created_at", "-pk"]
+    organization_field = "organization"
 
-    def scoped_queryset(self, queryset):
-        return selectors.audit_entries_of(organization=self.request.tenant)
+    def prepare_queryset(self, queryset):
+        return queryset.select_related("actor")
 
     @extend_schema(responses={200: AuditEntryOutput(many=True)}, tags=["audit"])
     def list(self, request):

@@ -21,6 +21,7 @@ class OrganizationListView(AccountAPIView):
 
 class CurrentOrganizationViewSet(OrganizationViewSet):
     queryset = Organization.objects.all()
+    organization_field = "pk"
     action_permissions = {"current": MEMBER}
 
     @extend_schema(responses={200: CurrentOrganizationOutput}, tags=["organizations"])
