@@ -21,9 +21,9 @@ from django.utils import timezone
 
 from config.api.errors import Conflict
 from config.decision_cache import invalidate_decisions
-from config.permissions import Scope, catalogue
 from rbac import audit
-from rbac.errors import GrantExceedsOwn, UnknownPermission
+from rbac.grants import grants_check_held, grants_validated
+from tenants.middleware import CredentialOrganization
 
 from .models import ApiKey
 
@@ -69,6 +69,17 @@ def api_key_of(request) -> str | None:
     return credentials if scheme.lower() == "bearer" and looks_like_key(credentials) else None
 
 
+def organization_of_request(request) -> CredentialOrganization | None:
+    """The organization of the API key the request carries (None: it carries none), for tenant resolution
+    (``tenants.middleware``). The key found is left on the request for authentication (None answers 401)."""
+    raw = api_key_of(request)
+    if raw is None:
+        return None
+    key = key_for(raw)
+    request.api_key = key
+    return CredentialOrganization(organization_id=key.organization_id if key is not None else None)
+
+
 def well_formed(raw: str) -> bool:
     if len(raw) != KEY_LENGTH or not raw.startswith(KEY_PREFIX):
         return False
@@ -111,21 +122,11 @@ def _forget(key: ApiKey) -> None:
     invalidate_decisions(organization_id=key.organization_id)
 
 
-def _validated_scopes(scopes: dict[str, str], actor_grants: dict[str, str] | None) -> dict[str, str]:
-    known = catalogue()
-    clean = {}
-    for code, scope in scopes.items():
-        permission = known.get(code)
-        if permission is None:
-            raise UnknownPermission(f"Unknown permission {code!r}.", field="scopes")
-        if scope not in (Scope.OWN, Scope.ALL) or (scope == Scope.OWN and not permission.scoped):
-            raise UnknownPermission(f"{code} cannot have scope {scope!r}.", field="scopes", code="invalid_scope")
-        if actor_grants is not None:
-            held = actor_grants.get(code)
-            if held is None or (held == Scope.OWN and scope == Scope.ALL):
-                raise GrantExceedsOwn(f"You do not hold {code} ({scope}).", extra={"permission": code})
-        clean[code] = str(scope)
-    return dict(sorted(clean.items()))
+def _scopes_validated(scopes: dict[str, str], actor_grants: dict[str, str] | None) -> dict[str, str]:
+    """A key's scopes are grants: known, fitting, and never beyond what its creator holds."""
+    clean = grants_validated(scopes, field="scopes")
+    grants_check_held(clean, held=actor_grants)
+    return clean
 
 
 def _snapshot(key: ApiKey) -> dict:
@@ -150,7 +151,7 @@ def apikey_create(
         prefix=raw[:12],
         last_four=raw[-4:],
         secret_hash=_hash(raw),
-        scopes=_validated_scopes(scopes, actor_grants),
+        scopes=_scopes_validated(scopes, actor_grants),
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
         expires_at=expires_at,
     )
@@ -227,3 +228,9 @@ def apikey_rotate(*, key: ApiKey, actor, actor_grants=None) -> tuple[ApiKey, str
     )
     _forget(old)
     return new, raw
+
+
+def revoke_keys_when_membership_changes(sender, *, organization, user_id: int, actor, action: str, **kwargs) -> None:
+    """Receiver of ``rbac.signals.membership_ended`` and ``membership_started`` (connected in
+    ``IdentityConfig.ready``): the member's keys in the organization are revoked, in the same transaction."""
+    apikeys_revoke_of_member(organization=organization, user_id=user_id, actor=actor, reason=action)

@@ -16,8 +16,9 @@ from google.auth import exceptions as google_exceptions
 from google.auth.transport.requests import Request
 from google.oauth2 import id_token as google_id_token
 
+from config.mail import normalize_email
+
 from .errors import GoogleSignInDisabled, GoogleUnavailable, InvalidGoogleToken
-from .models import normalize_email
 
 logger = logging.getLogger(__name__)
 

@@ -4,10 +4,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-
-def normalize_email(email: str) -> str:
-    """E-mail addresses are compared case-insensitively: store them trimmed and lower-cased."""
-    return (email or "").strip().lower()
+from config.mail import normalize_email
 
 
 class UserManager(BaseUserManager):

@@ -20,6 +20,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from billing.services import subscription_start
+from config.mail import normalize_email, send_email_task
 from config.tasks import queue_after_commit
 from pipelines.services import pipeline_create_default
 from rbac.choices import SystemRole
@@ -29,7 +30,7 @@ from tenants.services import organization_create
 
 from . import google, lockout
 from .errors import EmailTaken, InvalidCode, InvalidCredentials, WeakPassword, WrongPassword
-from .models import OneTimeCode, User, normalize_email
+from .models import OneTimeCode, User
 
 logger = logging.getLogger(__name__)
 
@@ -186,8 +187,6 @@ def password_reset_request(*, email: str) -> None:
 
 
 def _send_reset_code(*, email: str, code: str) -> None:
-    from .tasks import send_email_task
-
     minutes = max(1, settings.OTP_TTL_SECONDS // 60)
     subject = "Your password reset code"
     body = (

@@ -1,5 +1,4 @@
 from config.permissions import declare
 
-APIKEY_MANAGE = declare("integrations.apikey.manage", "Create, rotate and revoke API keys")
 WEBHOOK_MANAGE = declare("integrations.webhook.manage", "Manage webhook endpoints and deliveries")
 EVENT_VIEW = declare("integrations.event.view", "Read the organization's event log")

@@ -1,7 +1,8 @@
 """Memberships, roles and invitations. Every change is audited and takes effect on the next request.
 
-A member who leaves, is removed or is deactivated loses their API keys in the organization (revoked, audited):
-keys act with their creator's current grants, so a key left alive would wake up if the person came back.
+A member who leaves, is removed or is deactivated loses their API keys in the organization (revoked, audited, by
+identity on ``rbac.signals.membership_ended``): keys act with their creator's current grants, so a key left alive
+would wake up if the person came back.
 """
 
 from __future__ import annotations
@@ -20,26 +21,24 @@ from billing.features import Limit
 from billing.services import enforce_limit
 from config.decision_cache import invalidate_decisions
 from config.locks import LockNamespace, xact_lock
-from config.permissions import Scope, catalogue
+from config.mail import normalize_email, send_email_task
 from config.tasks import queue_after_commit
-from identity.apikeys import apikeys_revoke_of_member
-from identity.models import normalize_email
 
 from . import audit
 from .choices import InvitationStatus, SystemRole
 from .errors import (
     AlreadyMember,
-    GrantExceedsOwn,
     InvitationInvalid,
     LastOwner,
     MemberNotFound,
     PermissionDenied,
     RoleInUse,
     SystemRoleReadOnly,
-    UnknownPermission,
 )
+from .grants import grants_check_held, grants_validated
 from .models import Invitation, Membership, Role
 from .permissions import OWNERSHIP_TRANSFER
+from .signals import membership_ended, membership_started
 
 INVITATION_TTL = timedelta(days=7)
 
@@ -97,12 +96,7 @@ def _resolve_role(*, organization, role: Role | str) -> Role:
 
 def _check_grantable(*, role: Role, actor_grants: dict[str, str] | None) -> None:
     """A member may only hand out a role whose grants they hold themselves."""
-    if actor_grants is None:
-        return
-    for code, scope in role.effective_grants().items():
-        held = actor_grants.get(code)
-        if held is None or (held == Scope.OWN and scope == Scope.ALL):
-            raise GrantExceedsOwn(f"You do not hold {code} ({scope}).", extra={"permission": code})
+    grants_check_held(role.effective_grants(), held=actor_grants)
 
 
 @transaction.atomic
@@ -113,7 +107,9 @@ def membership_create(*, user, organization, role: Role | str = SystemRole.SALES
         raise AlreadyMember()
     enforce_limit(organization=organization, limit=Limit.SEATS)
     # Keys left from an earlier membership (revoked when it ended, except ones that predate that rule) stay dead.
-    apikeys_revoke_of_member(organization=organization, user_id=user.pk, actor=actor, reason="membership.created")
+    membership_started.send(
+        sender=Membership, organization=organization, user_id=user.pk, actor=actor, action="membership.created"
+    )
     if existing:
         existing.role, existing.is_active, existing.deactivated_at = role, True, None
         existing.save(update_fields=["role", "is_active", "deactivated_at"])
@@ -184,8 +180,12 @@ def membership_set_active(*, membership: Membership, active: bool, actor, actor_
         after=_membership_snapshot(membership),
     )
     if not active:  # reactivation does not bring them back
-        apikeys_revoke_of_member(
-            organization=membership.organization, user_id=membership.user_id, actor=actor, reason=action
+        membership_ended.send(
+            sender=Membership,
+            organization=membership.organization,
+            user_id=membership.user_id,
+            actor=actor,
+            action=action,
         )
     invalidate_decisions(organization_id=membership.organization_id)
     return membership
@@ -205,7 +205,9 @@ def membership_remove(*, membership: Membership, actor, actor_grants=None, actio
     audit.record(
         organization=organization, actor=actor, action=action, target_type="membership", target_id=pk, before=before
     )
-    apikeys_revoke_of_member(organization=organization, user_id=membership.user_id, actor=actor, reason=action)
+    membership_ended.send(
+        sender=Membership, organization=organization, user_id=membership.user_id, actor=actor, action=action
+    )
     invalidate_decisions(organization_id=organization.pk)
 
 
@@ -231,19 +233,6 @@ def ownership_transfer(*, organization, from_membership: Membership, to_membersh
 # --- Custom roles ---
 
 
-def _validated_grants(grants: dict[str, str]) -> dict[str, str]:
-    known = catalogue()
-    clean: dict[str, str] = {}
-    for code, scope in grants.items():
-        permission = known.get(code)
-        if permission is None:
-            raise UnknownPermission(f"Unknown permission {code!r}.", field="grants")
-        if scope not in (Scope.OWN, Scope.ALL) or (scope == Scope.OWN and not permission.scoped):
-            raise UnknownPermission(f"{code} cannot have scope {scope!r}.", field="grants", code="invalid_scope")
-        clean[code] = str(scope)
-    return dict(sorted(clean.items()))
-
-
 def _role_snapshot(role: Role) -> dict:
     return {"key": role.key, "name": role.name, "grants": role.grants}
 
@@ -252,7 +241,12 @@ def _role_snapshot(role: Role) -> dict:
 def role_create(*, organization, name: str, description: str = "", grants: dict[str, str], actor, actor_grants=None):
     from django.utils.text import slugify
 
-    role = Role(organization=organization, name=name.strip(), description=description, grants=_validated_grants(grants))
+    role = Role(
+        organization=organization,
+        name=name.strip(),
+        description=description,
+        grants=grants_validated(grants, field="grants"),
+    )
     role.key = slugify(name)[:60] or "role"
     _check_grantable(role=role, actor_grants=actor_grants)
     try:
@@ -280,7 +274,7 @@ def role_update(*, role: Role, actor, actor_grants=None, **changes) -> Role:
     role = Role.objects.select_for_update().get(pk=role.pk)
     before = _role_snapshot(role)
     if "grants" in changes:
-        role.grants = _validated_grants(changes["grants"])
+        role.grants = grants_validated(changes["grants"], field="grants")
         _check_grantable(role=role, actor_grants=actor_grants)
     for field in ("name", "description"):
         if field in changes:
@@ -333,8 +327,6 @@ def _token_hash(token: str) -> str:
 
 
 def _send_invitation(invitation: Invitation, token: str) -> None:
-    from identity.tasks import send_email_task
-
     accept_url = f"{settings.FRONTEND_URL.rstrip('/')}/invitations/accept?token={token}"
     subject = f"You are invited to {invitation.organization.name}"
     body = (

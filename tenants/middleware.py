@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.db import connection
 from django_tenants.utils import get_public_schema_name
-
-from identity import apikeys
 
 from .selectors import host_names_organization, organization_by_host, organization_by_id, organization_by_slug
 
@@ -17,22 +18,46 @@ UNRESOLVED_ATTRIBUTE = "organization_unresolved"
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 
 
+@dataclass(frozen=True)
+class CredentialOrganization:
+    """The organization a credential of the request is bound to; None when the credential is unknown, revoked or
+    expired (the authentication step answers 401)."""
+
+    organization_id: int | None
+
+
+# Credentials bound to one organization (API keys) are issued by an app above this one; it registers how to read
+# them (``IdentityConfig.ready``). A reader returns None when the request carries no credential of its kind.
+_CREDENTIAL_READERS: list[Callable[..., CredentialOrganization | None]] = []
+
+
+def register_credential(reader: Callable[..., CredentialOrganization | None]) -> None:
+    if reader not in _CREDENTIAL_READERS:
+        _CREDENTIAL_READERS.append(reader)
+
+
+def _credential_organization(request) -> CredentialOrganization | None:
+    for reader in _CREDENTIAL_READERS:
+        found = reader(request)
+        if found is not None:
+            return found
+    return None
+
+
 def resolve_organization(request):
     """Return ``(organization, unresolved)``: the organization the request addresses, if any.
 
-    Order: the API key (it belongs to exactly one organization), else the ``X-Organization`` header, else the
-    request host's domain. ``unresolved`` is True when the caller named an organization that does not resolve
-    (unknown, suspended, deleted, or not the one its key belongs to), by the header or by a
-    ``<slug>.<TENANT_BASE_DOMAIN>`` host.
+    Order: the API key (it belongs to exactly one organization; read by the registered credential readers), else
+    the ``X-Organization`` header, else the request host's domain. ``unresolved`` is True when the caller named an
+    organization that does not resolve (unknown, suspended, deleted, or not the one its key belongs to), by the
+    header or by a ``<slug>.<TENANT_BASE_DOMAIN>`` host.
     """
     slug = request.META.get(ORGANIZATION_HEADER)
-    raw_key = apikeys.api_key_of(request)
-    if raw_key is not None:
-        key = apikeys.key_for(raw_key)
-        request.api_key = key  # None: the authentication step answers 401
-        if key is None:
+    credential = _credential_organization(request)
+    if credential is not None:
+        if credential.organization_id is None:
             return None, False
-        organization = organization_by_id(organization_id=key.organization_id)
+        organization = organization_by_id(organization_id=credential.organization_id)
         if organization is None or (slug is not None and slug.strip().lower() != organization.slug):
             return None, True
         return organization, False

@@ -11,7 +11,7 @@ from config.api.viewsets import OrganizationViewSet
 from config.permissions import Scope
 from identity import apikeys
 from identity.models import ApiKey
-from integrations.permissions import APIKEY_MANAGE
+from identity.permissions import APIKEY_MANAGE
 
 
 class ApiKeyOutput(serializers.ModelSerializer):

@@ -14,11 +14,11 @@ from rest_framework.test import APIClient
 
 from config.breaker import breaker_for
 from config.celery import app
+from config.mail import send_email_task
 from config.tasks import MissingTenantError, queue_after_commit
 from crm.choices import ImportStatus
 from crm.models import ImportJob
 from identity.models import OneTimeCode, User
-from identity.tasks import send_email_task
 from integrations.tasks import outbox_relay_task
 from rbac.models import AuditEntry, Invitation, Role
 

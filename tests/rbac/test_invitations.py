@@ -52,10 +52,10 @@ def _accept(client, token, **fields):
 def test_invitation_is_e_mailed_through_the_celery_task_after_commit(
     as_owner_a, org_a, unique_email, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from identity import tasks
+    from config import mail
 
     sent = []
-    monkeypatch.setattr(tasks.send_email_task, "apply_async", lambda args, kwargs, **options: sent.append(kwargs))
+    monkeypatch.setattr(mail.send_email_task, "apply_async", lambda args, kwargs, **options: sent.append(kwargs))
     email = unique_email("invitee")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = as_owner_a.post("/api/v1/invitations/", {"email": email, "role": _role("viewer").pk})
