@@ -1,4 +1,8 @@
-"""Accounts and sessions: sign-up, sign-in (password or Google), tokens, password change and reset."""
+"""Accounts and sessions: sign-up, sign-in (password or Google), tokens, password change and reset.
+
+What a new organization gets in its schema (a default pipeline) is the data plane's reaction to
+``tenants.signals.organization_provisioned``, not an import.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +19,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
-from django_tenants.utils import tenant_context
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from billing.services import subscription_start
 from config.mail import normalize_email, send_email_task
 from config.tasks import queue_after_commit
-from pipelines.services import pipeline_create_default
 from rbac.choices import SystemRole
 from rbac.services import membership_create
 from tenants.models import Organization
@@ -68,8 +70,6 @@ def user_register(
     organization = organization_create(name=organization_name)
     membership_create(user=user, organization=organization, role=SystemRole.OWNER)
     subscription_start(organization=organization)
-    with tenant_context(organization):
-        pipeline_create_default()
     return user, organization
 
 

@@ -8,7 +8,10 @@ class PipelinesConfig(AppConfig):
     def ready(self) -> None:
         from billing.features import Limit
         from billing.usage import register_counter
+        from tenants.signals import organization_provisioned
 
+        from .receivers import default_pipeline_for_new_organization
         from .selectors import deal_count
 
         register_counter(Limit.DEALS, deal_count)
+        organization_provisioned.connect(default_pipeline_for_new_organization, dispatch_uid="pipelines.default")

@@ -132,7 +132,8 @@ def _insert_pipeline(*, name: str, currency: str, specs: list[dict[str, Any]], i
 @transaction.atomic
 def pipeline_create_default(*, actor=None) -> Pipeline:
     """The organization's default pipeline, created with the standard stages when there is none. Idempotent:
-    call it when an organization is registered (in its schema); the API also calls it before listing."""
+    run when an organization is provisioned (``pipelines.receivers``), and by ``manage.py
+    ensure_default_pipelines`` for organizations provisioned before that."""
     existing = Pipeline.objects.filter(is_default=True).first()
     if existing is not None:
         return existing

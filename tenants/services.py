@@ -23,6 +23,7 @@ from config.tasks import queue_after_commit
 from .choices import OrganizationStatus
 from .errors import OrganizationNotFound, SlugTaken
 from .models import DNS_LABEL_RE, RESERVED_SLUGS, Domain, Organization
+from .signals import organization_provisioned
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,9 @@ def _claim_standby() -> Organization | None:
 
 @transaction.atomic
 def organization_create(*, name: str, slug: str | None = None, use_pool: bool = True) -> Organization:
-    """Create an active organization with its schema, claiming a standby one when the pool has any. Runs in the
-    public schema whatever organization the request named (a sign-up may carry an ``X-Organization`` header)."""
+    """Create an active organization with its schema, claiming a standby one when the pool has any, and tell the
+    apps above (``organization_provisioned``). Runs in the public schema whatever organization the request named
+    (a sign-up may carry an ``X-Organization`` header)."""
     name = name.strip()
     slug = _validate_slug(slug) if slug else _slug_from_name(name)
     now = timezone.now()
@@ -90,6 +92,7 @@ def organization_create(*, name: str, slug: str | None = None, use_pool: bool = 
             organization.save()
             _create_schema(organization)
         Domain.objects.create(domain=f"{slug}.{settings.TENANT_BASE_DOMAIN}", tenant=organization, is_primary=True)
+    organization_provisioned.send(sender=Organization, organization=organization)
     from .tasks import refill_standby_pool_task
 
     queue_after_commit(refill_standby_pool_task)  # when the broker is down, beat refills the pool later
@@ -147,6 +150,8 @@ def organization_purge(*, organization: Organization) -> None:
             raise OrganizationNotFound("Only a deleted organization can be purged.")
         if connection.schema_name != "public":
             connection.set_schema_to_public()
+        with connection.cursor() as cursor:  # checks deferred by rows this transaction wrote would block the DROP
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         if schema_exists(locked.schema_name):
             locked.delete(force_drop=True)
         else:

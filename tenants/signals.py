@@ -1,10 +1,16 @@
-"""Cache invalidation for tenant resolution: any change to an organization or domain drops its cached entries."""
+"""What tenants tells the apps above it, and the cache invalidation of tenant resolution (any change to an
+organization or domain drops its cached entries)."""
 
 from django.db.models.signals import post_delete, post_save, pre_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from .models import Domain, Organization
 from .selectors import forget_organization
+
+#: An organization was provisioned for its customer (created, or claimed from the standby pool): sent with
+#: ``organization`` inside the creating transaction, so what receivers set up in its schema commits or rolls back
+#: with it. The data plane sets up what every organization starts with (pipelines: the default pipeline).
+organization_provisioned = Signal()
 
 
 @receiver(pre_save, sender=Organization)

@@ -118,8 +118,6 @@ class PipelineViewSet(OrganizationViewSet):
 
     @extend_schema(responses={200: PipelineOutput(many=True)}, tags=TAGS_PIPELINES)
     def list(self, request):
-        # An organization always has a default pipeline: provision it on first use if registration did not.
-        services.pipeline_create_default(actor=None)
         return self.paginated(self.get_queryset(), PipelineOutput)
 
     @extend_schema(responses={200: PipelineOutput}, tags=TAGS_PIPELINES)

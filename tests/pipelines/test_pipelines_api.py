@@ -1,15 +1,22 @@
 """Pipelines: the default one, CRUD, exactly one default, archiving, and plan gating of multiple pipelines."""
 
+import io
+
 import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from billing.services import subscription_change_plan
 from pipelines import services
 from pipelines.models import Pipeline, Stage
+from tenants.models import Organization
 
 from ..problems import field_error
 
 pytestmark = pytest.mark.django_db
 
+WRITES = {"INSERT", "UPDATE", "DELETE"}
 CUSTOM_STAGES = [
     {"name": "Discovery", "probability": 20},
     {"name": "Demo", "probability": 60, "rotting_days": 7},
@@ -41,14 +48,47 @@ def test_default_pipeline_has_the_standard_stages(org_a, in_tenant):
     ]
 
 
-def test_listing_without_any_pipeline_provisions_the_default(as_owner_a, org_a, in_tenant):
-    with in_tenant(org_a):
-        assert not Pipeline.objects.exists()
+def test_a_new_organization_is_provisioned_with_its_default_pipeline(as_owner_a, org_a):
     body = as_owner_a.get("/api/v1/pipelines/").json()
     assert body["count"] == 1
     assert body["results"][0]["is_default"] is True
     assert [s["name"] for s in body["results"][0]["stages"]][-2:] == ["Won", "Lost"]
-    assert as_owner_a.get("/api/v1/pipelines/").json()["count"] == 1  # idempotent
+
+
+def test_signing_up_provisions_the_default_pipeline_in_the_new_schema(api, unique_email, in_tenant):
+    response = api.post(
+        "/api/v1/auth/register/",
+        {
+            "email": unique_email("signup"),
+            "password": "Correct-Horse-Battery-9",
+            "first_name": "Ada",
+            "organization_name": "Pipelines Ltd",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    organization = Organization.objects.get(pk=response.json()["organization"]["id"])
+    with in_tenant(organization):
+        assert list(Pipeline.objects.values_list("is_default", flat=True)) == [True]
+
+
+def test_listing_pipelines_never_writes(as_owner_a, org_a, in_tenant):
+    """An organization without pipelines (provisioned before they were made at provisioning) lists none; the
+    one-off ``ensure_default_pipelines`` gives it its default."""
+    with in_tenant(org_a):
+        Pipeline.objects.all().delete()
+    with CaptureQueriesContext(connection) as queries:
+        body = as_owner_a.get("/api/v1/pipelines/").json()
+    assert body["count"] == 0
+    writes = [q["sql"] for q in queries.captured_queries if q["sql"].split()[0].upper() in WRITES]
+    assert writes == []
+    with in_tenant(org_a):
+        assert not Pipeline.objects.exists()
+    call_command("ensure_default_pipelines", stdout=io.StringIO())
+    assert as_owner_a.get("/api/v1/pipelines/").json()["results"][0]["is_default"] is True
+    output = io.StringIO()
+    call_command("ensure_default_pipelines", stdout=output)  # idempotent
+    assert output.getvalue() == "default pipelines created: 0\n"
 
 
 def test_deal_without_pipeline_lands_in_the_default_pipelines_first_stage(as_owner_a, org_a, in_tenant):
