@@ -61,6 +61,8 @@ SHARED_APPS = [
     "corsheaders",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The project itself: its management commands that set up several apps at once (seed_demo) sit above them.
+    "config",
 ]
 TENANT_APPS = [
     "crm",

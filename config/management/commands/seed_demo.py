@@ -1,4 +1,5 @@
-"""Create the demo organization and its owner, once; print how to sign in."""
+"""Create the demo organization and its owner, once; print how to sign in. It fills several apps (identity,
+billing, crm), so it lives above them, in config."""
 
 from decimal import Decimal
 
