@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("crm.api.urls")),
     path("", include("crm.api.transfer_urls")),
     path("", include("identity.api.keys")),
+    path("", include("identity.api.memberships")),
     path("", include("pipelines.api.urls")),
     path("", include("integrations.api.urls")),
 ]

@@ -1,6 +1,9 @@
-"""Accounts and sessions: sign-up, sign-in (password or Google), tokens, password change and reset.
+"""Accounts and sessions: sign-up, sign-in (password or Google), joining by invitation, tokens, password change
+and reset.
 
-What a new organization gets in its schema (a default pipeline) is the data plane's reaction to
+identity is the top of the control plane: signing up creates an organization (tenants), its subscription
+(billing) and the owner's membership (rbac); joining by invitation signs the person up or in and accepts it
+(rbac). What a new organization gets in its schema (a default pipeline) is the data plane's reaction to
 ``tenants.signals.organization_provisioned``, not an import.
 """
 
@@ -23,10 +26,12 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from billing.services import subscription_start
+from config.api.errors import ValidationFailed
 from config.mail import normalize_email, send_email_task
 from config.tasks import queue_after_commit
 from rbac.choices import SystemRole
-from rbac.services import membership_create
+from rbac.errors import InvitationInvalid
+from rbac.services import invitation_accept, invitation_by_token, membership_create
 from tenants.models import Organization
 from tenants.services import organization_create
 
@@ -71,6 +76,33 @@ def user_register(
     membership_create(user=user, organization=organization, role=SystemRole.OWNER)
     subscription_start(organization=organization)
     return user, organization
+
+
+@transaction.atomic
+def user_join_by_invitation(
+    *, token: str, password: str | None, first_name: str = "", last_name: str = "", signed_in=None, ip: str
+) -> User:
+    """Accept an invitation as the invited person: a new account (``password`` chosen here), or an existing one
+    that proves itself, signed in as that account (``signed_in``) or with its password (counted by the sign-in
+    lockout like any password attempt). Returns the person, now a member. All or nothing."""
+    invitation = invitation_by_token(token=token)
+    if invitation is None:
+        raise InvitationInvalid()
+    user = User.objects.filter(email=normalize_email(invitation.email)).first()
+    if user is None:
+        if not password:
+            raise ValidationFailed("Choose a password.", field="password", code="required")
+        user = user_create(email=invitation.email, password=password, first_name=first_name, last_name=last_name)
+    elif not (signed_in is not None and signed_in.is_authenticated and signed_in.pk == user.pk):
+        proof_missing = InvitationInvalid("Sign in as the invited account, or give its password.")
+        if not password:
+            raise proof_missing
+        try:
+            user_sign_in(email=user.email, password=password, ip=ip)
+        except InvalidCredentials as exc:
+            raise proof_missing from exc
+    invitation_accept(token=token, user=user)
+    return user
 
 
 def tokens_for(*, user: User) -> dict[str, str]:

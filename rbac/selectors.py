@@ -2,17 +2,18 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tenants.choices import OrganizationStatus
-from tenants.models import Organization
 
 from .choices import InvitationStatus
 from .models import Invitation, Membership, Role
 
 
-def organizations_of(*, user) -> QuerySet[Organization]:
-    """The active organizations the user is an active member of."""
-    return Organization.objects.filter(
-        memberships__user_id=user.pk, memberships__is_active=True, status=OrganizationStatus.ACTIVE
-    ).order_by("name")
+def memberships_of(*, user) -> QuerySet[Membership]:
+    """The user's active memberships of active organizations, with the organization and the role, by name."""
+    return (
+        Membership.objects.filter(user_id=user.pk, is_active=True, organization__status=OrganizationStatus.ACTIVE)
+        .select_related("organization", "role")
+        .order_by("organization__name", "organization_id")
+    )
 
 
 def roles_for(*, organization) -> QuerySet[Role]:

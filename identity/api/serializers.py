@@ -1,6 +1,9 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from identity.models import User
+from rbac.api.serializers import OrganizationOfMemberOutput
+from rbac.selectors import memberships_of
 from tenants.models import Organization
 
 
@@ -14,6 +17,18 @@ class UserOutput(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ["id", "email", "first_name", "last_name", "date_joined"]
+
+
+class MeOutput(UserOutput):
+    organizations = serializers.SerializerMethodField()
+
+    class Meta(UserOutput.Meta):
+        fields = [*UserOutput.Meta.fields, "organizations"]
+
+    @extend_schema_field(OrganizationOfMemberOutput(many=True))
+    def get_organizations(self, obj) -> list:
+        """The organizations the person belongs to, with their role in each."""
+        return OrganizationOfMemberOutput(memberships_of(user=obj), many=True).data
 
 
 class RegisterInput(serializers.Serializer):
@@ -33,7 +48,7 @@ class SessionOutput(serializers.Serializer):
     access = serializers.CharField()
     refresh = serializers.CharField()
     user = UserOutput()
-    organizations = OrganizationSummaryOutput(many=True)
+    organizations = OrganizationOfMemberOutput(many=True, help_text="With the person's role in each.")
 
 
 class RegisterOutput(SessionOutput):
@@ -71,3 +86,10 @@ class PasswordResetConfirmInput(serializers.Serializer):
 
 class GoogleSignInInput(serializers.Serializer):
     id_token = serializers.CharField(max_length=8192, help_text="The ID token (JWT) from Google Identity Services.")
+
+
+class InvitationAcceptInput(serializers.Serializer):
+    token = serializers.CharField(max_length=200)
+    password = serializers.CharField(max_length=128, required=False, style={"input_type": "password"})
+    first_name = serializers.CharField(max_length=150, required=False, default="")
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")

@@ -10,10 +10,11 @@ from config.api.throttling import ClientRateThrottle, client_ip
 from config.api.views import AccountAPIView, PublicAPIView
 from identity import services
 from identity.models import User
-from rbac.selectors import organizations_of
+from rbac.selectors import memberships_of
 
 from .serializers import (
     GoogleSignInInput,
+    MeOutput,
     MeUpdateInput,
     PasswordChangeInput,
     PasswordResetConfirmInput,
@@ -24,7 +25,6 @@ from .serializers import (
     SessionOutput,
     TokenInput,
     TokenPairOutput,
-    UserOutput,
 )
 
 
@@ -35,7 +35,7 @@ class InvalidToken(DomainError):
 
 
 def session_response(user, *, status_code=status.HTTP_200_OK, **extra) -> Response:
-    body = {**services.tokens_for(user=user), "user": user, "organizations": organizations_of(user=user), **extra}
+    body = {**services.tokens_for(user=user), "user": user, "organizations": memberships_of(user=user), **extra}
     serializer = RegisterOutput if "organization" in extra else SessionOutput
     return Response(serializer(body).data, status=status_code)
 
@@ -104,16 +104,18 @@ class LogoutView(PublicAPIView):
 
 
 class MeView(AccountAPIView):
-    @extend_schema(responses={200: UserOutput}, tags=["auth"])
-    def get(self, request):
-        return Response(UserOutput(request.user).data)
+    """The signed-in person, with the organizations they belong to and their role in each."""
 
-    @extend_schema(request=MeUpdateInput, responses={200: UserOutput}, tags=["auth"])
+    @extend_schema(responses={200: MeOutput}, tags=["auth"])
+    def get(self, request):
+        return Response(MeOutput(request.user).data)
+
+    @extend_schema(request=MeUpdateInput, responses={200: MeOutput}, tags=["auth"])
     def patch(self, request):
         serializer = MeUpdateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.user_update(user=request.user, **serializer.validated_data)
-        return Response(UserOutput(user).data)
+        return Response(MeOutput(user).data)
 
 
 class PasswordChangeView(AccountAPIView):

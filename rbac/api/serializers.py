@@ -2,9 +2,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.permissions import Scope
-from identity.api.serializers import UserOutput
 from rbac.choices import InvitationStatus
 from rbac.models import AuditEntry, Invitation, Membership, Role
+from tenants.choices import OrganizationStatus
 
 
 class PermissionOutput(serializers.Serializer):
@@ -46,8 +46,19 @@ class RoleSummary(serializers.ModelSerializer):
         fields = ["id", "key", "name"]
 
 
+class PersonOutput(serializers.Serializer):
+    """A person, as every reference to one reads: the user's id (what owner fields take), e-mail and name."""
+
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    name = serializers.CharField(source="full_name")
+
+
 class MemberOutput(serializers.ModelSerializer):
-    user = UserOutput()
+    """A membership: its own ``id`` (what ``/members/{id}/`` takes) and its user (whose ``id`` owner fields
+    take)."""
+
+    user = PersonOutput()
     role = RoleSummary()
 
     class Meta:
@@ -82,16 +93,20 @@ class InvitationInput(serializers.Serializer):
     role = serializers.IntegerField()
 
 
-class InvitationAcceptInput(serializers.Serializer):
-    token = serializers.CharField(max_length=200)
-    password = serializers.CharField(max_length=128, required=False, style={"input_type": "password"})
-    first_name = serializers.CharField(max_length=150, required=False, default="")
-    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-
-
 class AuditEntryOutput(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor_label")
 
     class Meta:
         model = AuditEntry
         fields = ["id", "actor", "action", "target_type", "target_id", "before", "after", "created_at"]
+
+
+class OrganizationOfMemberOutput(serializers.Serializer):
+    """An organization the caller belongs to, with their role in it (read from the membership)."""
+
+    id = serializers.IntegerField(source="organization.id")
+    slug = serializers.CharField(source="organization.slug")
+    name = serializers.CharField(source="organization.name")
+    status = serializers.ChoiceField(source="organization.status", choices=OrganizationStatus.choices)
+    created_at = serializers.DateTimeField(source="organization.created_at")
+    role = RoleSummary()

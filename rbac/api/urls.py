@@ -11,6 +11,5 @@ router.register("audit-log", views.AuditLogViewSet, basename="audit-log")
 
 urlpatterns = [
     path("permissions/", views.PermissionCatalogueView.as_view(), name="permission-list"),
-    path("invitations/accept/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
     *router.urls,
 ]

@@ -1,34 +1,24 @@
-from django.db import transaction
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from billing.features import Feature
 from config.api import filters as api_filters
 from config.api.errors import ValidationFailed
 from config.api.pagination import paginated_response
-from config.api.throttling import ClientRateThrottle, client_ip
 from config.api.views import AccountAPIView
 from config.api.viewsets import OrganizationViewSet
 from config.permissions import MEMBER, catalogue
-from identity.api.serializers import SessionOutput
-from identity.api.views import session_response
-from identity.errors import InvalidCredentials
-from identity.models import User, normalize_email
-from identity.services import user_create, user_sign_in
 from rbac import permissions as perms
 from rbac import selectors, services
 from rbac.choices import InvitationStatus
-from rbac.errors import InvitationInvalid, PermissionDenied
+from rbac.errors import PermissionDenied
 from rbac.models import AuditEntry, Invitation, Membership, Role
 
 from .serializers import (
     AuditEntryOutput,
-    InvitationAcceptInput,
     InvitationInput,
     InvitationOutput,
     MemberOutput,
@@ -260,46 +250,6 @@ class InvitationViewSet(OrganizationViewSet):
     def revoke(self, request, pk=None):
         invitation = services.invitation_revoke(invitation=self.get_object(), actor=request.user)
         return Response(InvitationOutput(invitation).data)
-
-
-class InvitationAcceptView(APIView):
-    """Accept an invitation: signs up a new user, or attaches an existing one (who proves it with a
-    password or a bearer token), and answers with a session."""
-
-    organization_scoped = False
-    permission_classes = [AllowAny]
-    throttle_classes = [ClientRateThrottle]
-    throttle_scope = "auth"
-
-    @extend_schema(request=InvitationAcceptInput, responses={200: SessionOutput}, tags=["members"], auth=[])
-    def post(self, request):
-        data = InvitationAcceptInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        invitation = services.invitation_by_token(token=data.validated_data["token"])
-        if invitation is None:
-            raise InvitationInvalid()
-        password = data.validated_data.get("password")
-        with transaction.atomic():
-            user = User.objects.filter(email=normalize_email(invitation.email)).first()
-            if user is None:
-                if not password:
-                    raise ValidationFailed("Choose a password.", field="password", code="required")
-                user = user_create(
-                    email=invitation.email,
-                    password=password,
-                    first_name=data.validated_data["first_name"],
-                    last_name=data.validated_data["last_name"],
-                )
-            elif not (request.user.is_authenticated and request.user.pk == user.pk):
-                proof_missing = InvitationInvalid("Sign in as the invited account, or give its password.")
-                if not password:
-                    raise proof_missing
-                try:  # counted by the sign-in lockout like any password attempt
-                    user_sign_in(email=user.email, password=password, ip=client_ip(request))
-                except InvalidCredentials as exc:
-                    raise proof_missing from exc
-            services.invitation_accept(token=data.validated_data["token"], user=user)
-        return session_response(user)
 
 
 class AuditLogFilter(api_filters.FilterSet):

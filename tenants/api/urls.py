@@ -3,7 +3,6 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("organizations/", views.OrganizationListView.as_view(), name="organization-list"),
     path(
         "organizations/current/",
         views.CurrentOrganizationViewSet.as_view({"get": "current"}),

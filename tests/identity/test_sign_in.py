@@ -204,6 +204,7 @@ def test_me_get_and_patch(user):
         "first_name": "Test",
         "last_name": "User",
         "date_joined": body["date_joined"],
+        "organizations": [],
     }
     response = client.patch(
         ME, {"first_name": "  Grace ", "last_name": "Hopper", "email": "x@evil.test"}, format="json"

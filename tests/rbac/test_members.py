@@ -201,6 +201,40 @@ def test_organizations_list_only_mine(owner_a, org_a):
     assert [org["slug"] for org in body["results"]] == [org_a.slug]
 
 
+def test_members_carry_their_users_id_which_owner_fields_take(as_owner_a, org_a, member):
+    """A member row has the membership's id (for /members/{id}/) and the user as a person reference, whose id is
+    what owner fields take."""
+    user, _client = member(org_a, "sales_rep")
+    rows = as_owner_a.get("/api/v1/members/?page_size=100").json()["results"]
+    [row] = [row for row in rows if row["user"]["email"] == user.email]
+    assert row["id"] == _member_id(org_a, user)
+    assert row["user"] == {"id": user.pk, "email": user.email, "name": "Test User"}
+    lead = as_owner_a.post("/api/v1/leads/", {"name": "Handed over"}, format="json").json()
+    response = as_owner_a.patch(f"/api/v1/leads/{lead['id']}/", {"owner": row["user"]["id"]}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["owner"]["id"] == user.pk
+
+
+def test_the_callers_role_in_each_organization(org_a, org_b, member):
+    """/organizations/, /auth/me/ and the session answer of a sign-in all name the caller's role in each."""
+    from rbac.services import membership_create
+
+    from ..factories import DEFAULT_PASSWORD
+
+    user, _client = member(org_a, "viewer")
+    membership_create(user=user, organization=org_b, role="manager")
+    expected = [("org-a", "viewer", "Viewer"), ("org-b", "manager", "Manager")]
+
+    def roles(organizations):
+        return [(o["slug"], o["role"]["key"], o["role"]["name"]) for o in organizations]
+
+    person = client_for(user)
+    assert roles(person.get("/api/v1/organizations/").json()["results"]) == expected
+    assert roles(person.get("/api/v1/auth/me/").json()["organizations"]) == expected
+    session = person.post("/api/v1/auth/token/", {"email": user.email, "password": DEFAULT_PASSWORD}, format="json")
+    assert roles(session.json()["organizations"]) == expected
+
+
 def test_removing_a_member_is_audited_and_applies_next_request(as_owner_a, org_a, owner_a, member):
     user, client = member(org_a, "viewer")
     assert client.get("/api/v1/organizations/current/").status_code == 200
