@@ -71,9 +71,9 @@ def compute_entitlements(*, organization) -> tuple[Entitlements, int]:
             continue
         if override.expires_at:
             ttl = min(ttl, int((override.expires_at - now).total_seconds()) + 1)
-        if override.feature_id:
+        if override.feature is not None:  # selected with the override: no query
             (features.add if override.enabled else features.discard)(override.feature.code)
-        elif override.limit:
+        elif override.limit and override.limit_value is not None:
             limits[override.limit] = override.limit_value
     entitlements = Entitlements(
         plan_code=plan.code if plan else "",

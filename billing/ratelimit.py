@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from time import time as clock
 
-from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
 
 from config.breaker import Unavailable
+from config.cache import control_cache
 
 from .features import Limit
 
@@ -38,7 +38,7 @@ def _counter_script(cache):
     """The control cache's Redis client and the counting script, made once per cache (settings may swap it)."""
     global _counter
     if _counter is None or _counter[0] is not cache:
-        client = cache._cache.get_client(write=True)
+        client = cache.redis_client()
         _counter = (cache, client, client.register_script(_COUNT))
     return _counter[1], _counter[2]
 
@@ -72,7 +72,7 @@ def hit(*, principal: str, limits: dict[str, int], now: float | None = None) -> 
     if not spec:
         return []
     starts = [int(now // seconds) * seconds for _limit, seconds in spec]
-    cache = caches["control"]
+    cache = control_cache()
     keys = [
         cache.make_and_validate_key(f"ratelimit:{principal}:{seconds}:{start}")
         for (_limit, seconds), start in zip(spec, starts, strict=True)

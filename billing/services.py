@@ -126,7 +126,7 @@ def _limits_after_change(organization, plan: Plan) -> dict[str, int]:
     now = timezone.now()
     overrides = Override.objects.filter(organization_id=organization.pk, feature__isnull=True).exclude(limit="")
     for name, value, expires_at in overrides.values_list("limit", "limit_value", "expires_at"):
-        if expires_at is None or expires_at > now:
+        if value is not None and (expires_at is None or expires_at > now):
             limits[name] = value
     return limits
 
@@ -211,6 +211,8 @@ def subscription_expire_trials(*, now=None) -> int:
     """Trials that ended fall back to the free plan. Idempotent; run by beat."""
     now = now or timezone.now()
     fallback = plan_by_code(code=FALLBACK_PLAN)
+    if fallback is None:
+        raise PlanNotFound(f"The fallback plan {FALLBACK_PLAN!r} is missing.")
     ended = list(
         Subscription.objects.filter(status=SubscriptionStatus.TRIALING, trial_ends_at__lte=now).values_list(
             "pk", flat=True
@@ -258,7 +260,7 @@ def enforce_limit(*, organization, limit: Limit, adding: int = 1) -> None:
 
 def _override_snapshot(override: Override) -> dict:
     return {
-        "feature": override.feature.code if override.feature_id else None,
+        "feature": override.feature.code if override.feature is not None else None,
         "enabled": override.enabled,
         "limit": override.limit or None,
         "limit_value": override.limit_value,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .features import Limit
 
-Counter = Callable[[object], int]
+if TYPE_CHECKING:
+    from tenants.models import Organization
+
+Counter = Callable[["Organization"], int]
 _COUNTERS: dict[str, Counter] = {}
 
 

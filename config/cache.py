@@ -12,6 +12,9 @@ gets one client, made once; a ``redis.Redis`` is safe to share between threads, 
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
@@ -24,10 +27,10 @@ class ReusedClientRedisCacheClient(RedisCacheClient):
         self._clients = {}
 
     def get_client(self, key=None, *, write=False):
-        pool = self._get_connection_pool(write)
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]  # Django's, not in the stubs
         client = self._clients.get(pool)
         if client is None:
-            client = self._clients[pool] = self._client(connection_pool=pool)
+            client = self._clients[pool] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
 
@@ -35,8 +38,13 @@ class ResilientRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = ReusedClientRedisCacheClient
-        self.breaker = breaker_for(self._servers[0])
+        self.server_url: str = self._servers[0]  # type: ignore[attr-defined]  # Django's, not in the stubs
+        self.breaker = breaker_for(self.server_url)
         self.strict = StrictOperations(self)
+
+    def redis_client(self) -> Any:
+        """The redis-py client of the (write) server, for what the cache API does not offer (scripts, pipelines)."""
+        return self._cache.get_client(write=True)
 
     def _call(self, operation: str, *args):
         """One cache operation through the server's breaker: raises :class:`Unavailable` when it fails or is
@@ -89,3 +97,8 @@ class StrictOperations:
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None) -> None:
         self._cache._call("set", key, value, timeout, version)
+
+
+def control_cache() -> ResilientRedisCache:
+    """The ``control`` cache (keys independent of the schema), as settings make it."""
+    return cast(ResilientRedisCache, caches["control"])

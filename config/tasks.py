@@ -26,11 +26,12 @@ import redis.exceptions
 from celery import Task
 from celery.utils.time import get_exponential_backoff_interval
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import connection, transaction
+from django.db import transaction
 from tenant_schemas_celery.app import get_schema_name_from_task, switch_schema
 from tenant_schemas_celery.task import TenantTask as _SchemaTask
 
 from .breaker import Unavailable, breaker_for
+from .db import connection
 from .outages import database_unreachable
 
 logger = logging.getLogger(__name__)

@@ -48,8 +48,8 @@ class MembershipInline(admin.TabularInline):
 
     model = Membership
     fk_name = "user"
-    fields = ["organization", "role", "is_active", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ("organization", "role", "is_active", "created_at")
+    fields = readonly_fields
     extra = 0
     can_delete = False
     show_change_link = True

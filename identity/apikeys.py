@@ -55,7 +55,7 @@ def generate() -> str:
 
 
 def looks_like_key(raw: str | None) -> bool:
-    return bool(raw) and raw.startswith(KEY_PREFIX)
+    return raw is not None and raw.startswith(KEY_PREFIX)
 
 
 def api_key_of(request) -> str | None:

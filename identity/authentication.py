@@ -85,19 +85,19 @@ class CachedUserJWTAuthentication(JWTAuthentication):
         try:
             user_id = validated_token[api_settings.USER_ID_CLAIM]
         except KeyError as e:
-            raise InvalidToken(_("Token contained no recognizable user identification")) from e
+            raise InvalidToken(str(_("Token contained no recognizable user identification"))) from e
 
         user = user_by_id(user_id)
         if user is None:
-            raise AuthenticationFailed(_("User not found"), code="user_not_found")
+            raise AuthenticationFailed(str(_("User not found")), code="user_not_found")
 
         if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
-            raise AuthenticationFailed(_("User is inactive"), code="user_inactive")
+            raise AuthenticationFailed(str(_("User is inactive")), code="user_inactive")
 
         if api_settings.CHECK_REVOKE_TOKEN and validated_token.get(
             api_settings.REVOKE_TOKEN_CLAIM
         ) != get_md5_hash_password(user.password):
-            raise AuthenticationFailed(_("The user's password has been changed."), code="password_changed")
+            raise AuthenticationFailed(str(_("The user's password has been changed.")), code="password_changed")
 
         return user
 
@@ -118,8 +118,9 @@ class ApiKeyAuthentication(BaseAuthentication):
         if raw is None:
             return None
         key = getattr(request._request, "api_key", None)
-        # The key itself is cached for minutes; its creator is read as of now.
-        creator = user_by_id(key.created_by_id) if key is not None and key.created_by_id is not None else None
+        if key is None or key.created_by_id is None:
+            raise InvalidApiKey()
+        creator = user_by_id(key.created_by_id)  # the key itself is cached for minutes; its creator is read now
         if creator is None or not creator.is_active:
             raise InvalidApiKey()
         key.created_by = creator

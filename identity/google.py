@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 CLOCK_SKEW_SECONDS = 10
 
+_JwkError: type[Exception]
 try:  # google-auth verifies JWK-format certificate sets with PyJWT, when it is installed
     from jwt import PyJWTError as _JwkError
 except ImportError:  # pragma: no cover

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.cache import caches
 
 from config.breaker import Unavailable
+from config.cache import control_cache
 
 from .errors import AccountLocked
 
@@ -37,11 +38,11 @@ def _counters(*, email: str, ip: str) -> list[tuple[str, int]]:
 
 
 def _client():
-    return caches["control"]._cache.get_client(write=True)
+    return control_cache().redis_client()
 
 
 def _guard(fallback: str):
-    return caches["control"].breaker.guard("sign-in failure counters", fallback)
+    return control_cache().breaker.guard("sign-in failure counters", fallback)
 
 
 def _retry_after(ttl: int) -> int:

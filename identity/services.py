@@ -121,7 +121,7 @@ def user_sign_in(*, email: str, password: str, ip: str) -> User:
         lockout.record_failure(email=email, ip=ip)
         raise InvalidCredentials()
     lockout.reset(email=email)
-    update_last_login(None, user)
+    update_last_login(User, user)
     return user
 
 
@@ -146,7 +146,7 @@ def user_sign_in_with_google(*, id_token: str) -> tuple[User, bool]:
     if not user.is_active:
         raise InvalidCredentials("This account is disabled.")
     lockout.reset(email=user.email)
-    update_last_login(None, user)
+    update_last_login(User, user)
     return user, created
 
 
@@ -236,7 +236,7 @@ def password_reset_confirm(*, email: str, code: str, new_password: str) -> User:
     expired, used or superseded code and an unknown e-mail all raise the same :class:`InvalidCode`."""
     purpose = OneTimeCode.Purpose.PASSWORD_RESET
     code = "".join(ch for ch in code if ch.isdigit())
-    accepted = False
+    accepted: User | None = None
     with transaction.atomic():
         user = User.objects.filter(email=normalize_email(email), is_active=True).first()
         latest = None
@@ -248,26 +248,27 @@ def password_reset_confirm(*, email: str, code: str, new_password: str) -> User:
                 .first()
             )
         now = timezone.now()
+        candidate = _code_hash(user_id=user.pk if user else 0, purpose=purpose, code=code)  # hashed either way
         usable = (
-            latest is not None
+            user is not None
+            and latest is not None
             and latest.used_at is None
             and latest.expires_at > now
             and latest.attempts < settings.OTP_MAX_ATTEMPTS
         )
-        candidate = _code_hash(user_id=user.pk if user else 0, purpose=purpose, code=code)
-        if usable and hmac.compare_digest(candidate, latest.code_hash):
-            _validate_password(new_password, user, field="new_password")  # a weak password keeps the code usable
-            latest.used_at = now
-            latest.save(update_fields=["used_at"])
-            _password_set(user=user, password=new_password)
-            accepted = True
-        elif usable:
-            # committed: the error is raised after this block
-            OneTimeCode.objects.filter(pk=latest.pk).update(attempts=F("attempts") + 1)
-    if not accepted:
+        if usable and user is not None and latest is not None:
+            if hmac.compare_digest(candidate, latest.code_hash):
+                _validate_password(new_password, user, field="new_password")  # a weak one keeps the code usable
+                latest.used_at = now
+                latest.save(update_fields=["used_at"])
+                _password_set(user=user, password=new_password)
+                accepted = user
+            else:  # committed: the error is raised after this block
+                OneTimeCode.objects.filter(pk=latest.pk).update(attempts=F("attempts") + 1)
+    if accepted is None:
         raise InvalidCode(field="code")
-    lockout.reset(email=user.email)
-    return user
+    lockout.reset(email=accepted.email)
+    return accepted
 
 
 @transaction.atomic

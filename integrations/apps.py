@@ -8,7 +8,7 @@ def check_webhook_settings(app_configs=None, **kwargs) -> list[checks.CheckMessa
 
     from .conf import DEFAULTS, setting
 
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for name in DEFAULTS:
         try:
             setting(name)

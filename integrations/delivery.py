@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, timedelta
+from typing import Any
 
 import certifi
 from django.db import transaction
@@ -119,7 +120,13 @@ def _pool(pinned: ssrf.PinnedTarget) -> HTTPConnectionPool:
         _pools.move_to_end(key)
         return pool
     timeout = Timeout(connect=float(setting("WEBHOOK_CONNECT_TIMEOUT")), read=float(setting("WEBHOOK_READ_TIMEOUT")))
-    common = {"host": str(pinned.address), "port": target.port, "timeout": timeout, "maxsize": 1, "retries": False}
+    common: dict[str, Any] = {
+        "host": str(pinned.address),
+        "port": target.port,
+        "timeout": timeout,
+        "maxsize": 1,
+        "retries": False,
+    }
     if target.scheme == "https":
         is_name = ssrf._literal(target.host) is None
         context = ssl.create_default_context(cafile=CA_BUNDLE or certifi.where())

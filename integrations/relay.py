@@ -22,11 +22,12 @@ import logging
 from datetime import timedelta
 
 from django.core.cache import caches
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from config.breaker import Unavailable
+from config.db import connection
 from config.tasks import queue_after_commit
 
 from .choices import DeliveryStatus

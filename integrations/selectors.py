@@ -1,6 +1,7 @@
-from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django_tenants.utils import schema_context
+
+from config.db import connection
 
 from .models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 

@@ -145,7 +145,7 @@ def webhook_endpoint_ping(*, endpoint: WebhookEndpoint, actor) -> WebhookDeliver
     now = timezone.now()
     event = OutboxEvent.objects.create(
         type=PING,
-        subject_type=WebhookEndpoint._meta.model_name,
+        subject_type=str(WebhookEndpoint._meta.model_name),
         subject_id=str(endpoint.pk),
         actor_id=actor_id,
         actor_label=actor_label,

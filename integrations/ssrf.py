@@ -117,7 +117,7 @@ _executor: ThreadPoolExecutor | None = None
 
 def _getaddrinfo(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:

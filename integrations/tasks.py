@@ -10,9 +10,10 @@ import logging
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from config.db import connection
 from config.tasks import PublicTask
 
 from . import delivery, relay
@@ -82,9 +83,8 @@ def notify_endpoint_disabled_task(endpoint_id: int) -> int:
             .values_list("user__email", flat=True)
         )
         if owners:
-            hours = (
-                (endpoint.disabled_at - endpoint.failing_since).total_seconds() / 3600 if endpoint.failing_since else 0
-            )
+            failing = (endpoint.disabled_at or timezone.now()) - (endpoint.failing_since or timezone.now())
+            hours = failing.total_seconds() / 3600
             send_mail(
                 subject=f"Webhook endpoint disabled in {organization.name}",
                 message=(

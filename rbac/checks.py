@@ -58,7 +58,7 @@ def check_authorization_declarations(app_configs, **kwargs):
                     id="rbac.E002",
                 )
             )
-    organization_viewsets = {}  # each once, by its first route
+    organization_viewsets: dict[type, str] = {}  # each once, by its first route
     for route, view, _actions in api_views():
         if view is not None and issubclass(view, OrganizationViewSet):
             organization_viewsets.setdefault(view, route)

@@ -37,7 +37,7 @@ def _pretty(route: str) -> str:
     return "/" + route
 
 
-def api_views() -> Iterator[tuple[str, type, dict[str, str] | None]]:
+def api_views() -> Iterator[tuple[str, type | None, dict[str, str] | None]]:
     """``(route, view class, {method: action} or None)`` for every endpoint under /api/v1/."""
     for route, callback in _walk(get_resolver().url_patterns):
         if not route.lstrip("^").startswith(API_PREFIX):

@@ -10,7 +10,7 @@ ALL, OWN = Scope.ALL, Scope.OWN
 
 _OWNER_ONLY = {"billing.subscription.manage", "rbac.ownership.transfer"}
 
-_MANAGER = {
+_MANAGER: dict[str, Scope | None] = {
     "crm.*": ALL,
     "crm.custom_field.manage": None,
     "pipelines.*": ALL,
@@ -23,7 +23,7 @@ _MANAGER = {
     "tenants.organization.view": ALL,
 }
 
-_SALES_REP = {
+_SALES_REP: dict[str, Scope | None] = {
     **{f"crm.{r}.{v}": OWN for r in ("company", "contact", "lead", "activity") for v in ("view", "update", "delete")},
     **{f"crm.{r}.create": ALL for r in ("company", "contact", "lead", "activity")},
     **{f"crm.{r}.export": OWN for r in ("company", "contact", "lead")},
@@ -43,7 +43,7 @@ _SALES_REP = {
     "tenants.organization.view": ALL,
 }
 
-_SUPPORT = {
+_SUPPORT: dict[str, Scope | None] = {
     **{f"crm.{r}.view": ALL for r in ("company", "contact", "lead", "activity")},
     "crm.contact.update": ALL,
     "crm.company.update": ALL,
@@ -57,7 +57,7 @@ _SUPPORT = {
     "tenants.organization.view": ALL,
 }
 
-_VIEWER = {
+_VIEWER: dict[str, Scope | None] = {
     "crm.*.view": ALL,
     "crm.campaign.view": ALL,
     "pipelines.pipeline.view": ALL,
@@ -93,6 +93,10 @@ def default_grants(role: str) -> dict[str, str]:
         return everything
     if role == SystemRole.ADMIN:
         return {code: scope for code, scope in everything.items() if code not in _OWNER_ONLY}
-    table = {SystemRole.MANAGER: _MANAGER, SystemRole.SALES_REP: _SALES_REP, SystemRole.SUPPORT: _SUPPORT}
+    table: dict[str, dict[str, Scope | None]] = {
+        SystemRole.MANAGER: _MANAGER,
+        SystemRole.SALES_REP: _SALES_REP,
+        SystemRole.SUPPORT: _SUPPORT,
+    }
     table[SystemRole.VIEWER] = _VIEWER
     return _expand(table[SystemRole(role)])

@@ -316,7 +316,7 @@ def role_delete(*, role: Role, actor) -> None:
     audit.record(
         organization=organization, actor=actor, action="role.deleted", target_type="role", target_id=pk, before=before
     )
-    invalidate_decisions(organization_id=organization.pk)
+    invalidate_decisions(organization_id=role.organization_id)
 
 
 # --- Invitations ---

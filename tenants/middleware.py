@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import connection
 from django_tenants.utils import get_public_schema_name
+
+from config.db import connection
 
 from .selectors import host_names_organization, organization_by_host, organization_by_id, organization_by_slug
 

@@ -92,7 +92,7 @@ def organization_by_id(*, organization_id: int) -> Organization | None:
     return _cached(_id_key(organization_id), load)
 
 
-def forget_organization(*, slugs: list[str], hosts: list[str], ids: tuple[int, ...] = ()) -> None:
+def forget_organization(*, slugs: list[str | None], hosts: list[str | None], ids: tuple[int, ...] = ()) -> None:
     """Drop cached resolutions now and again after commit, so no reader caches the pre-commit state."""
     keys = [_slug_key(s) for s in slugs if s] + [_host_key(h.lower()) for h in hosts if h]
     keys += [_id_key(pk) for pk in ids if pk]

@@ -13,11 +13,12 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
+from config.db import connection
 from config.tasks import queue_after_commit
 
 from .choices import OrganizationStatus

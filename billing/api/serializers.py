@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from billing.choices import BillingInterval
 from billing.features import LIMIT_DESCRIPTIONS, Limit
-from billing.models import Plan, Subscription
+from billing.models import Feature, Plan, Subscription
 from billing.selectors import every_limit
 
 # Every limit of the registry, always present: a number, or ``null`` for unlimited.
@@ -23,7 +23,9 @@ LimitsOutput = type(
 
 
 class PlanOutput(serializers.ModelSerializer):
-    features = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    features: serializers.SlugRelatedField[Feature] = serializers.SlugRelatedField(
+        slug_field="code", many=True, read_only=True
+    )
     limits = serializers.SerializerMethodField()
 
     class Meta:

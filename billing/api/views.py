@@ -31,7 +31,7 @@ class BillingViewSet(OrganizationViewSet):
     }
 
     def _subscription_response(self, subscription):
-        entitlements = entitlements_for(organization=self.request.tenant)
+        entitlements = entitlements_for(organization=subscription.organization)
         return Response(SubscriptionOutput(subscription, context={"entitlements": entitlements}).data)
 
     @extend_schema(responses={200: SubscriptionOutput}, tags=["billing"])

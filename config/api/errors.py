@@ -45,9 +45,9 @@ class DomainError(Exception):
     """
 
     code = "error"
-    status = status.HTTP_400_BAD_REQUEST
+    status: int = status.HTTP_400_BAD_REQUEST
     title = "The request could not be completed."
-    field: ClassVar[str | None] = None
+    field: str | None = None
     #: (code, title) at the top level when the error is about a field.
     field_error: ClassVar[tuple[str, str]] = ("validation_error", "Invalid input.")
 
@@ -262,10 +262,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = str(exc.detail) if not isinstance(exc.detail, dict | list) else str(exc.default_detail)
         if isinstance(exc.detail, dict) and "detail" in exc.detail:
             detail = str(exc.detail["detail"])
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait) + (0 if float(exc.wait).is_integer() else 1))
+    auth_header, wait = getattr(exc, "auth_header", None), getattr(exc, "wait", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    if wait:
+        headers["Retry-After"] = str(int(wait) + (0 if float(wait).is_integer() else 1))
         extra["retry_after"] = int(headers["Retry-After"])
     body = problem(status_code=exc.status_code, code=code, title=title, detail=detail, **extra)
     return ProblemResponse(body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)

@@ -19,12 +19,12 @@ import json
 import logging
 import math
 
-from django.core.cache import caches
 from django.http.request import RawPostDataException
 from rest_framework import status
 from rest_framework.response import Response
 
 from config.breaker import Breaker, Unavailable
+from config.cache import control_cache
 
 from .errors import Conflict, DomainError
 
@@ -90,7 +90,7 @@ def guard(view, handler):
 
     @functools.wraps(handler)
     def run(*args, **kwargs):
-        cache = caches["control"]
+        cache = control_cache()
         try:
             stored = cache.strict.get(cache_key)
             claimed = stored is None and cache.strict.add(

@@ -86,7 +86,7 @@ class ApiEdgeMiddleware:
 
 def _missing_slash(request) -> bool:
     path = request.path_info
-    return not path.endswith("/") and is_valid_path(path + "/", get_urlconf())
+    return not path.endswith("/") and bool(is_valid_path(path + "/", get_urlconf()))
 
 
 def _unmatched(response, is_problem: bool) -> bool:

@@ -83,10 +83,10 @@ class JSONParser(parsers.JSONParser):
         return data
 
 
-class _CheckedForm:
+class _CheckedForm(parsers.BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         parsed = super().parse(stream, media_type, parser_context)
-        data = getattr(parsed, "data", parsed)
+        data: Any = getattr(parsed, "data", parsed)
         for key, values in data.lists():
             if unstorable(key) or any(unstorable(value) for value in values):
                 raise errors.InvalidCharacters(field=key if not unstorable(key) else "non_field_errors")

@@ -5,12 +5,12 @@ import asyncio
 import psycopg
 import redis.asyncio
 from django.conf import settings
-from django.core.cache import caches
 from django.db import connection
 from django.http import JsonResponse
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.views import APIView
 
+from ..cache import control_cache
 from .credentials import organization_credential
 from .errors import problem_response
 from .throttling import ClientRateThrottle
@@ -55,7 +55,7 @@ def readyz(request):
     params.pop("context", None)
     probes = {
         "postgresql": _postgresql_answers(params),
-        "redis": _redis_answers(caches["control"]._servers[0], timeout),
+        "redis": _redis_answers(control_cache().server_url, timeout),
     }
     down = asyncio.run(_unreachable(probes, timeout))
     if down:

@@ -29,7 +29,7 @@ app's API builds on, imports none of them.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -105,21 +105,24 @@ class OrganizationViewSet(viewsets.GenericViewSet):
         return response
 
     def get_queryset(self):
+        model_rows = cast(Any, self).queryset  # a class attribute: the stubs read it as a manager's descriptor
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation: no request, no tenant
-            return self.queryset.none()
-        queryset = self.prepare_queryset(self.queryset.all() if self.queryset is not None else None)
+            return model_rows.none()
+        request: Any = self.request  # tenant (the middleware) and access (the policy) are ours
+        queryset = self.prepare_queryset(model_rows.all() if model_rows is not None else None)
         if self.organization_field is not None:  # whatever the hook returned: it cannot widen this
-            mine = Q(**{self.organization_field: self.request.tenant.pk})
+            mine = Q(**{self.organization_field: request.tenant.pk})
             if self.shared_rows:
                 mine |= Q(**{f"{self.organization_field}__isnull": True})
             queryset = queryset.filter(mine)
         if hasattr(queryset, "visible_to"):  # records with an owner
-            queryset = queryset.visible_to(self.request.access, self.permission_for(self.action))
+            queryset = queryset.visible_to(request.access, self.permission_for(self.action))
         return queryset
 
     @property
-    def access(self):
-        return self.request.access
+    def access(self) -> Any:
+        """The caller's access, decided by the policy (``rbac.access.Access``)."""
+        return getattr(self.request, "access")  # noqa: B009  (set by the policy; unknown to the stubs)
 
     # --- glue shared by list and detail actions ---
     def paginated(self, queryset, serializer_class, **context):

@@ -26,9 +26,9 @@ class MeOutput(UserOutput):
         fields = [*UserOutput.Meta.fields, "organizations"]
 
     @extend_schema_field(OrganizationOfMemberOutput(many=True))
-    def get_organizations(self, obj) -> list:
+    def get_organizations(self, obj) -> list[dict]:
         """The organizations the person belongs to, with their role in each."""
-        return OrganizationOfMemberOutput(memberships_of(user=obj), many=True).data
+        return list(OrganizationOfMemberOutput(memberships_of(user=obj), many=True).data)
 
 
 class RegisterInput(serializers.Serializer):

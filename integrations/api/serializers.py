@@ -100,7 +100,7 @@ class ReplayOutput(serializers.Serializer):
 
 class ActorOutput(serializers.Serializer):
     id = serializers.IntegerField(allow_null=True)
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label, as DRF allows
 
 
 class EventOutput(serializers.ModelSerializer):

@@ -3,7 +3,7 @@ billing, crm), so it lives above them, in config."""
 
 from decimal import Decimal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django_tenants.utils import tenant_context
 
@@ -50,7 +50,10 @@ class Command(BaseCommand):
                         )
             self.stdout.write(self.style.SUCCESS(f"Demo organization created: {org.name} ({org.slug})"))
         else:
-            org = user.memberships.select_related("organization").first().organization
+            membership = user.memberships.select_related("organization").first()
+            if membership is None:
+                raise CommandError(f"{email} exists and belongs to no organization; choose another --email")
+            org = membership.organization
             self.stdout.write(f"Demo organization: {org.name} ({org.slug}), created earlier")
         operator = User.objects.filter(email=operator_email.lower()).first()
         if operator is None:
