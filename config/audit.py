@@ -18,25 +18,10 @@ def register_writer(writer: Callable[..., Any]) -> None:
     _writer = writer
 
 
-def record(
-    *,
-    organization,
-    actor,
-    action: str,
-    target_type: str,
-    target_id: Any = "",
-    before: dict | None = None,
-    after: dict | None = None,
-) -> Any:
-    """Record one change in the audit trail, in the caller's transaction."""
+def record(**change: Any) -> Any:
+    """Record one change in the audit trail, in the caller's transaction. Keyword arguments as
+    ``rbac.audit.record``: ``organization``, ``actor``, ``action``, ``target_type``, ``target_id``, ``before``,
+    ``after``."""
     if _writer is None:
         raise RuntimeError("the audit trail has no writer: rbac registers it when Django starts")
-    return _writer(
-        organization=organization,
-        actor=actor,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        before=before,
-        after=after,
-    )
+    return _writer(**change)
