@@ -57,8 +57,8 @@ class OrganizationPolicy(BasePermission):
         request.access = access
         if access.principal == "api_key" and not access.entitlements.has(Feature.API_KEYS):
             raise feature_not_in_plan(Feature.API_KEYS)
-        if view.action is None:
-            return True  # an unrouted method: DRF answers 405
+        if view.action in (None, "metadata"):
+            return True  # an unrouted method: DRF answers 405; OPTIONS: the allowed methods, to any member
 
         permission = view.permission_for(view.action)
         if permission is None:

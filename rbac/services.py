@@ -342,7 +342,7 @@ def invitation_create(*, organization, email: str, role: Role, actor, actor_gran
     email = normalize_email(email)
     _check_grantable(role=role, actor_grants=actor_grants)
     if Membership.objects.filter(organization=organization, user__email=email, is_active=True).exists():
-        raise AlreadyMember()
+        raise AlreadyMember(field="email")
     Invitation.objects.filter(
         organization=organization, email=email, status=InvitationStatus.PENDING, expires_at__lte=timezone.now()
     ).update(status=InvitationStatus.EXPIRED)

@@ -54,7 +54,7 @@ def _validate_slug(slug: str) -> str:
     if not re.match(DNS_LABEL_RE, slug) or slug in RESERVED_SLUGS:
         raise ValidationFailed("Use lower-case letters, digits and inner hyphens.", field="slug", code="invalid_slug")
     if Organization.objects.filter(slug=slug).exists():
-        raise SlugTaken()
+        raise SlugTaken(field="slug")
     return slug
 
 

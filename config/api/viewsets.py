@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils.module_loading import import_string
 from rest_framework import viewsets
+from rest_framework.metadata import BaseMetadata
 
 from . import idempotency
 from .pagination import paginated_response
@@ -52,7 +53,16 @@ def _throttles() -> tuple[type, ...]:
     return tuple(import_string(path) for path in settings.API_ORGANIZATION_THROTTLES)
 
 
+class AllowedMethods(BaseMetadata):
+    """``OPTIONS`` answers the methods the endpoint allows (also in ``Allow``), nothing about its fields: the
+    OpenAPI document describes those, and field metadata would run the action's queryset without its permission."""
+
+    def determine_metadata(self, request, view) -> dict[str, Any]:
+        return {"name": view.get_view_name(), "methods": list(view.allowed_methods)}
+
+
 class OrganizationViewSet(viewsets.GenericViewSet):
+    metadata_class = AllowedMethods
     required_feature: ClassVar[str | None] = None
     action_features: ClassVar[dict[str, str]] = {}
     action_permissions: ClassVar[dict[str, str]] = {}

@@ -1,5 +1,7 @@
 """One error shape for every error, with a stable code; validation errors name the field."""
 
+from unittest.mock import ANY
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -79,6 +81,17 @@ def test_cors_allow_list(api):
         "/api/v1/auth/token/", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST"
     )
     assert "Access-Control-Allow-Origin" not in denied
+
+
+def test_options_answers_the_allowed_methods_to_any_member(org_a, member):
+    """OPTIONS on an organization's endpoint was 403 ``permission_denied`` (its action was not declared)."""
+    _, viewer = member(org_a, "viewer")
+    response = viewer.options("/api/v1/leads/")
+    assert response.status_code == 200, response.content
+    assert {"GET", "POST"} <= set(response["Allow"].replace(" ", "").split(","))
+    assert response.json() == {"name": ANY, "methods": ANY}
+    assert "actions" not in response.json()  # no field metadata: the OpenAPI document has it
+    assert client_for(None, org_a).options("/api/v1/leads/").status_code == 401
 
 
 def test_cache_keys_are_tenant_aware(org_a, org_b, in_tenant):
