@@ -15,6 +15,7 @@ settles (docs/decisions/0011-campaigns.md).
 from __future__ import annotations
 
 import re
+import uuid
 import smtplib
 from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
@@ -380,11 +381,7 @@ def send_test(*, organization, channel: str, to: str, subject: str, body: str) -
 
     sender = sender_for(organization, channel)
     try:
-        sender.send(
-            Outgoing(
-                delivery_uuid=f"test-{signing.get_random_string(16)}", to=to, subject=f"[Test] {subject}", body=body
-            )
-        )
+        sender.send(Outgoing(delivery_uuid=f"test-{uuid.uuid4()}", to=to, subject=f"[Test] {subject}", body=body))
     except SendError as exc:
         raise DomainError(f"The provider refused the test: {exc.detail}", code="test_send_failed") from exc
     finally:
