@@ -15,8 +15,8 @@ settles (docs/decisions/0011-campaigns.md).
 from __future__ import annotations
 
 import re
-import uuid
 import smtplib
+import uuid
 from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
 

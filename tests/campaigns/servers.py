@@ -58,8 +58,12 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         owner = self.server
-        if owner.hold_next > 0:
-            owner.hold_next -= 1
+        with owner.lock:
+            hold = owner.hold_next > 0 or (owner.hold_at is not None and len(owner.accepted) == owner.hold_at)
+            if hold:
+                owner.hold_next = max(0, owner.hold_next - 1)
+                owner.hold_at = None
+        if hold:
             owner.holding.set()
             while not owner.release.is_set():
                 await asyncio.sleep(0.05)  # cancelled when the client's connection goes
@@ -76,7 +80,8 @@ class SmtpServer:
         self.accepted: list[Accepted] = []
         self.lock = threading.Lock()
         self.refuse: dict[str, str] = {}
-        self.hold_next = 0
+        self.hold_next = 0  # hold the answer to the next DATA commands
+        self.hold_at: int | None = None  # hold the answer to the DATA that comes after this many accepted
         self.holding = threading.Event()
         self.release = threading.Event()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
@@ -144,6 +149,7 @@ class TwilioServer:
                         "account_sid": owner.account_sid,
                     },
                 )
+                return None
 
             def _json(self, status: int, payload: dict):
                 data = json.dumps(payload).encode()
