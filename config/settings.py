@@ -259,6 +259,18 @@ SPECTACULAR_SETTINGS = {
         "CustomFieldTypeEnum": "crm.choices.CustomFieldType",
         "LeadEditableStatusEnum": "crm.choices.EDITABLE_LEAD_STATUSES",
         "DealStatusEnum": "pipelines.choices.DealStatus",
+        "BillingIntervalEnum": "billing.choices.BillingInterval",
+        "LeadSourceEnum": "crm.choices.LeadSource",
+        "CampaignChannelEnum": "crm.campaigns.choices.Channel",
+        "SegmentKindEnum": "crm.campaigns.choices.SegmentKind",
+        "CampaignStatusEnum": "crm.campaigns.choices.CampaignStatus",
+        "CampaignDeliveryStatusEnum": "crm.campaigns.choices.DeliveryStatus",
+        "ConsentStatusEnum": "crm.campaigns.choices.ConsentStatus",
+        "ConsentSourceEnum": "crm.campaigns.choices.ConsentSource",
+        "RecordedConsentSourceEnum": "crm.campaigns.choices.RECORDED_SOURCES",
+        "SkipReasonEnum": "crm.campaigns.choices.SkipReason",
+        "SuppressionReasonEnum": "crm.campaigns.choices.SuppressionReason",
+        "StatsIntervalEnum": "crm.campaigns.choices.STATS_INTERVALS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -322,7 +334,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "CRM <no-reply@localhost>")
 # --- Campaigns (crm/campaigns/, docs/decisions/0011-campaigns.md) ---
 # The mail backend of campaign messages: Django's SMTP backend, or an anymail one (e.g.
 # anymail.backends.mailgun.EmailBackend). Empty: EMAIL_BACKEND.
-CAMPAIGN_EMAIL_BACKEND = env("CAMPAIGN_EMAIL_BACKEND") or EMAIL_BACKEND
+CAMPAIGN_EMAIL_BACKEND = env("CAMPAIGN_EMAIL_BACKEND")
 # Sender of campaign e-mails (the organization's name is shown as its display name); also the Message-ID domain.
 CAMPAIGN_FROM_EMAIL = env("CAMPAIGN_FROM_EMAIL", "campaigns@localhost")
 # Unsubscribe links and provider callbacks reach the organization's host: {slug} is replaced by its slug.

@@ -48,6 +48,10 @@ def normalize_address(channel: str, raw: str) -> str:
 # --- configuration ---
 
 
+def email_backend() -> str:
+    return settings.CAMPAIGN_EMAIL_BACKEND or settings.EMAIL_BACKEND
+
+
 def twilio_configured() -> bool:
     return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN)
 
@@ -59,8 +63,8 @@ def _sender_number(channel: str) -> str:
 def require_configured(channel: str) -> None:
     """409 ``channel_not_configured`` when the server has no provider for ``channel``."""
     if channel == Channel.EMAIL:
-        if not settings.CAMPAIGN_EMAIL_BACKEND:
-            raise ChannelNotConfigured("No mail backend is configured (CAMPAIGN_EMAIL_BACKEND).")
+        if not email_backend():
+            raise ChannelNotConfigured("No mail backend is configured (CAMPAIGN_EMAIL_BACKEND, EMAIL_BACKEND).")
         return
     if not twilio_configured() or not _sender_number(channel):
         names = "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and " + (
@@ -213,7 +217,7 @@ class EmailSender:
     def __init__(self, organization):
         self.organization = organization
         self.sender = from_address(organization)
-        self.connection = get_connection(settings.CAMPAIGN_EMAIL_BACKEND, fail_silently=False)
+        self.connection = get_connection(email_backend(), fail_silently=False)
         self._open = False
 
     def message(self, outgoing: Outgoing) -> EmailMessage:

@@ -28,6 +28,12 @@ class ConsentSource(models.TextChoices):
     COMPLAINT = "complaint", "Spam complaint"
 
 
+# What a member records through the API; the others come from recipients and providers.
+RECORDED_SOURCES = [
+    (source.value, source.label) for source in (ConsentSource.API, ConsentSource.FORM, ConsentSource.IMPORT)
+]
+
+
 class SuppressionReason(models.TextChoices):
     HARD_BOUNCE = "hard_bounce", "Hard bounce"
     COMPLAINT = "complaint", "Spam complaint"
@@ -67,3 +73,7 @@ class SkipReason(models.TextChoices):
     NO_ADDRESS = "no_address", "No e-mail address or phone number"
     CONTACT_DELETED = "contact_deleted", "The contact was deleted"
     CANCELED = "canceled", "The campaign was canceled"
+
+
+# Buckets of a campaign's statistics over time.
+STATS_INTERVALS = [("hour", "Hour"), ("day", "Day")]

@@ -67,7 +67,6 @@ _PAGE = """<!doctype html>
 def _page(title: str, content: str, status: int = 200) -> HttpResponse:
     response = HttpResponse(_PAGE.format(title=html.escape(title), content=content), status=status)
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 

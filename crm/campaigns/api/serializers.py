@@ -15,6 +15,8 @@ from crm.models import Contact
 
 from .. import selectors
 from ..choices import (
+    RECORDED_SOURCES,
+    STATS_INTERVALS,
     CampaignStatus,
     Channel,
     ConsentSource,
@@ -209,11 +211,12 @@ class CampaignOutput(serializers.ModelSerializer):
 
     @extend_schema_field(
         {
-            "type": ["object", "null"],
+            "type": "object",
+            "nullable": True,
             "properties": {
                 "days": {"type": "array", "items": {"type": "integer"}},
-                "start": {"type": ["string", "null"], "format": "time"},
-                "end": {"type": ["string", "null"], "format": "time"},
+                "start": {"type": "string", "format": "time", "nullable": True},
+                "end": {"type": "string", "format": "time", "nullable": True},
             },
         }
     )
@@ -284,7 +287,7 @@ class DeliveryOutput(serializers.ModelSerializer):
 _COUNTS = ["sent", "delivered", "bounced", "opened", "clicked", "unsubscribed", "failed"]
 
 
-class StatsBucketOutput(serializers.Serializer):
+class CampaignStatsBucketOutput(serializers.Serializer):
     at = serializers.DateTimeField()
     sent = serializers.IntegerField()
     delivered = serializers.IntegerField()
@@ -295,7 +298,7 @@ class StatsBucketOutput(serializers.Serializer):
     failed = serializers.IntegerField()
 
 
-class StatsOutput(serializers.Serializer):
+class CampaignStatsOutput(serializers.Serializer):
     campaign = serializers.IntegerField()
     status = serializers.ChoiceField(choices=CampaignStatus.choices)
     recipients = serializers.IntegerField()
@@ -309,8 +312,8 @@ class StatsOutput(serializers.Serializer):
     unsubscribed = serializers.IntegerField()
     failed = serializers.IntegerField()
     skipped_by_reason = serializers.DictField(child=serializers.IntegerField())
-    interval = serializers.ChoiceField(choices=["hour", "day"])
-    by_time = StatsBucketOutput(many=True)
+    interval = serializers.ChoiceField(choices=STATS_INTERVALS)
+    by_time = CampaignStatsBucketOutput(many=True)
 
 
 # --- consent ---
@@ -320,9 +323,7 @@ class ConsentInput(serializers.Serializer):
     contact = ReachableContactField()
     channel = serializers.ChoiceField(choices=Channel.choices)
     status = serializers.ChoiceField(choices=ConsentStatus.choices)
-    source = serializers.ChoiceField(
-        choices=[ConsentSource.API, ConsentSource.FORM, ConsentSource.IMPORT], default=ConsentSource.API
-    )
+    source = serializers.ChoiceField(choices=RECORDED_SOURCES, default=ConsentSource.API)
     proof = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
 
 

@@ -17,6 +17,7 @@ from config.api.viewsets import OrganizationViewSet
 from crm.permissions import CAMPAIGN_MANAGE, CAMPAIGN_VIEW
 
 from .. import selectors, services
+from ..choices import STATS_INTERVALS
 from ..models import Campaign, ConsentEvent, ConsentState, Delivery, Segment, Suppression
 from .filters import (
     CampaignFilter,
@@ -30,6 +31,7 @@ from .serializers import (
     AudienceContactOutput,
     CampaignInput,
     CampaignOutput,
+    CampaignStatsOutput,
     CampaignUpdateInput,
     ConsentEventOutput,
     ConsentInput,
@@ -43,7 +45,6 @@ from .serializers import (
     SegmentInput,
     SegmentOutput,
     SegmentUpdateInput,
-    StatsOutput,
     SuppressionOutput,
     TemplateVariablesOutput,
     TestSendInput,
@@ -309,8 +310,12 @@ class CampaignViewSet(OrganizationViewSet):
         return Response(sent)
 
     @extend_schema(
-        parameters=[OpenApiParameter("interval", str, enum=["hour", "day"], description="Buckets of `by_time`.")],
-        responses={200: StatsOutput},
+        parameters=[
+            OpenApiParameter(
+                "interval", str, enum=[value for value, _label in STATS_INTERVALS], description="Buckets of `by_time`."
+            )
+        ],
+        responses={200: CampaignStatsOutput},
         tags=["campaigns"],
         description="Sent, delivered, bounced, opened, clicked, unsubscribed and failed messages, in total and by "
         "hour or day (UTC); skipped ones by reason.",
@@ -318,9 +323,9 @@ class CampaignViewSet(OrganizationViewSet):
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
         interval = request.query_params.get("interval", "hour")
-        if interval not in ("hour", "day"):
+        if interval not in dict(STATS_INTERVALS):
             raise ValidationError({"interval": ["Choose hour or day."]})
-        return Response(StatsOutput(selectors.campaign_stats(self.get_object(), interval=interval)).data)
+        return Response(CampaignStatsOutput(selectors.campaign_stats(self.get_object(), interval=interval)).data)
 
     @extend_schema(
         responses={200: TemplateVariablesOutput},
