@@ -18,7 +18,8 @@ import re
 import smtplib
 import uuid
 from dataclasses import dataclass
-from email.utils import formataddr, parseaddr
+from email.header import Header
+from email.utils import formataddr, formatdate, parseaddr
 
 from django.conf import settings
 from django.core import signing
@@ -211,6 +212,65 @@ def message_id(delivery_uuid: str) -> str:
     return f"<{delivery_uuid}@{domain}>"
 
 
+class _Serialized:
+    """What Django's mail backends read of ``EmailMessage.message()``: the message's bytes."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def as_bytes(self, unixfrom: bool = False, linesep: str = "\n") -> bytes:
+        return self.data if linesep == "\r\n" else self.data.replace(b"\r\n", linesep.encode())
+
+    def as_string(self, unixfrom: bool = False, linesep: str = "\n") -> str:
+        return self.as_bytes(linesep=linesep).decode()
+
+
+class CampaignEmail(EmailMessage):
+    """Django's ``EmailMessage``; a plain-text message is serialized here in one pass (the headers Django would
+    write, the UTF-8 body as 8bit, CRLF line ends), about ten times cheaper than the email package at a campaign's
+    volume. Anything unusual (header line breaks, which Django refuses, lines past 998 bytes, non-ASCII addresses)
+    goes through Django's own ``message()``. Provider backends (anymail) read the attributes, not this."""
+
+    _from_headers: dict[str, str] = {}
+
+    def message(self):
+        fast = self._serialized()
+        return fast if fast is not None else super().message()
+
+    def _serialized(self) -> _Serialized | None:
+        if self.cc or self.bcc or self.reply_to or self.attachments or len(self.to) != 1:
+            return None
+        values = [self.subject, self.from_email, self.to[0], *self.extra_headers.values()]
+        if any("\n" in value or "\r" in value for value in values) or not self.to[0].isascii():
+            return None
+        body = self.body.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        if any(len(line) > 998 for line in body.split(b"\r\n")):
+            return None
+        subject = self.subject if self.subject.isascii() else Header(self.subject, "utf-8").encode()
+        sender = self._from_headers.get(self.from_email)
+        if sender is None:
+            name, address = parseaddr(self.from_email)
+            if not address.isascii():
+                return None
+            sender = formataddr((name, address), charset="utf-8")
+            if len(self._from_headers) < 1024:
+                self._from_headers[self.from_email] = sender
+        lines = [
+            'Content-Type: text/plain; charset="utf-8"',
+            "MIME-Version: 1.0",
+            "Content-Transfer-Encoding: 8bit",
+            f"Subject: {subject}",
+            f"From: {sender}",
+            f"To: {self.to[0]}",
+            f"Date: {formatdate(localtime=settings.EMAIL_USE_LOCALTIME)}",
+            *(f"{name}: {value}" for name, value in self.extra_headers.items()),
+        ]
+        head = "\r\n".join(lines).encode()
+        if any(len(line) > 998 for line in head.split(b"\r\n")):
+            return None
+        return _Serialized(head + b"\r\n\r\n" + body)
+
+
 class EmailSender:
     """One mail connection (one SMTP session, or a provider's HTTP session) for a run of messages."""
 
@@ -225,7 +285,7 @@ class EmailSender:
         if outgoing.unsubscribe_url:
             headers["List-Unsubscribe"] = f"<{outgoing.unsubscribe_url}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message = EmailMessage(
+        message = CampaignEmail(
             subject=outgoing.subject,
             body=outgoing.body,
             from_email=self.sender,

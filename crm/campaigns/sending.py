@@ -179,15 +179,85 @@ def _verdict(recipient: Recipient, channel: str) -> str | None:
     return None
 
 
-def _mark(delivery_id: int, token: uuid.UUID, **fields) -> int:
+def _mark(delivery_id: int, token: uuid.UUID, *, table: str = TABLE, using=None, **fields) -> int:
+    """Record a message's outcome, only while the row still carries the claim's token (one committed statement)."""
     assignments = ", ".join(f"{name} = %s" for name in fields)
-    with connection.cursor() as cursor:
+    with (using or connection).cursor() as cursor:
         cursor.execute(
-            f"UPDATE {TABLE} SET {assignments}, claim_token = NULL, in_flight_at = NULL "
+            f"UPDATE {table} SET {assignments}, claim_token = NULL, in_flight_at = NULL "
             "WHERE id = %s AND claim_token = %s",
             [*fields.values(), delivery_id, token],
         )
         return cursor.rowcount
+
+
+class Marker:
+    """Commits "sent" marks on a database connection of its own while the runner sends the next message: the mark
+    of message *n* goes out right after the server's acceptance, as it would inline, and overlaps the building and
+    sending of message *n + 1*. At most ``MAX_PENDING`` marks wait; the runner waits for all of them before it
+    releases or ends a claim, so a mark never trails its claim. A dead worker's pending marks (at most that many)
+    leave their messages ``sending`` under its claim, to be sent again with the same Message-ID, as a crash between
+    acceptance and an inline commit would (docs/decisions/0011-campaigns.md).
+
+    Inside a caller's transaction (tests) marks are made inline: another connection would not see its rows."""
+
+    MAX_PENDING = 2
+
+    def __init__(self):
+        self.inline = connection.in_atomic_block
+        self.error: BaseException | None = None
+        if self.inline:
+            return
+        import queue
+        import threading
+
+        self.table = f"{connection.ops.quote_name(connection.schema_name)}.{TABLE}"
+        self.queue: queue.Queue = queue.Queue(maxsize=self.MAX_PENDING)
+        self.thread = threading.Thread(target=self._run, name="campaign-marker", daemon=True)
+        self.thread.start()
+
+    def sent(self, delivery_id: int, token: uuid.UUID, **fields) -> None:
+        if self.inline:
+            _mark(delivery_id, token, **fields)
+            return
+        self._check()
+        self.queue.put((delivery_id, token, fields))
+
+    def drain(self) -> None:
+        if not self.inline:
+            self.queue.join()
+            self._check()
+
+    def close(self) -> None:
+        if not self.inline:
+            self.queue.put(None)
+            self.thread.join(timeout=60)
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        own = connections[connection.alias]
+        try:
+            with own.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO off")
+            while True:
+                item = self.queue.get()
+                try:
+                    if item is None:
+                        return
+                    if self.error is None:
+                        delivery_id, token, fields = item
+                        _mark(delivery_id, token, table=self.table, using=own, **fields)
+                except BaseException as exc:  # the runner sees it at its next mark or drain
+                    self.error = exc
+                finally:
+                    self.queue.task_done()
+        finally:
+            own.close()
 
 
 def _skip(ids_by_reason: dict[str, list[int]], token: uuid.UUID) -> None:
@@ -325,6 +395,8 @@ def run(*, campaign_id: int, slice_seconds: float | None = None) -> RunOutcome:
     sender = None
     hooks = channels.hooks_url(organization) if campaign.channel != Channel.EMAIL else ""
     sent = 0
+    _asynchronous_commits(True)
+    marker = Marker()
     try:
         while True:
             wait = window_wait(campaign, timezone.now())
@@ -347,7 +419,12 @@ def run(*, campaign_id: int, slice_seconds: float | None = None) -> RunOutcome:
                     return _idle(campaign, sent)
                 if sender is None:
                     sender = channels.sender_for(organization, campaign.channel)
-                stop, count = _send_batch(campaign, organization, sender, token, batch, subject, body, hooks)
+                try:
+                    stop, count = _send_batch(
+                        campaign, organization, sender, marker, token, batch, subject, body, hooks
+                    )
+                finally:
+                    marker.drain()  # every mark of this claim is committed before the claim ends
                 _release(token)
             sent += count
             budget.spend(count)
@@ -355,8 +432,21 @@ def run(*, campaign_id: int, slice_seconds: float | None = None) -> RunOutcome:
             if stop is not None:
                 return stop
     finally:
+        marker.close()
+        _asynchronous_commits(False)
         if sender is not None:
             sender.close()
+
+
+def _asynchronous_commits(on: bool) -> None:
+    """The runner's marks commit without waiting for the WAL to reach the disk (``synchronous_commit = off``): a
+    commit costs a round trip instead of an fsync per message. A dead worker loses nothing (its commits are in
+    PostgreSQL); a PostgreSQL crash may lose the last fraction of a second of marks, whose e-mails are then sent
+    again with the same Message-ID (docs/decisions/0011-campaigns.md)."""
+    if connection.in_atomic_block:
+        return  # inside a caller's transaction (tests): leave its settings alone
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off" if on else "RESET synchronous_commit")
 
 
 def _next_hour() -> float:
@@ -378,7 +468,9 @@ def _idle(campaign: Campaign, sent: int) -> RunOutcome:
     return RunOutcome("wait", sent, again_in=max(1.0, (later - timezone.now()).total_seconds()))
 
 
-def _send_batch(campaign, organization, sender, token, batch, subject, body, hooks) -> tuple[RunOutcome | None, int]:
+def _send_batch(
+    campaign, organization, sender, marker, token, batch, subject, body, hooks
+) -> tuple[RunOutcome | None, int]:
     skipped: dict[str, list[int]] = {}
     sendable = []
     for recipient in batch:
@@ -458,7 +550,7 @@ def _send_batch(campaign, organization, sender, token, batch, subject, body, hoo
                     proof=exc.detail,
                 )
             continue
-        _mark(
+        marker.sent(
             recipient.delivery_id,
             token,
             status=DeliveryStatus.SENT,
