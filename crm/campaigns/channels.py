@@ -34,10 +34,8 @@ _NOT_PHONE = re.compile(r"[^0-9+]")
 
 
 def normalize_phone(raw: str) -> str:
-    text = _NOT_PHONE.sub("", raw or "")
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    return text
+    """Digits and ``+`` only (as the claim's SQL compares them)."""
+    return _NOT_PHONE.sub("", raw or "")
 
 
 def normalize_address(channel: str, raw: str) -> str:
@@ -394,6 +392,19 @@ class TwilioOptedOut(Permanent):
     """Twilio refuses: the recipient opted out with the carrier (STOP)."""
 
 
+def _nothing_sent(exc) -> bool:
+    """A connection error before the request went out (refused, unreachable, connect timeout)."""
+    import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError)
+
+
 class TwilioSender:
     def __init__(self, organization, channel: str):
         self.channel = channel
@@ -420,10 +431,10 @@ class TwilioSender:
             if exc.code in TWILIO_PERMANENT or 400 <= exc.status < 500:
                 raise Permanent(f"{exc.code}: {exc.msg}") from exc
             raise Outage(f"HTTP {exc.status}: {exc.msg}") from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout) as exc:
-            if isinstance(exc, requests.exceptions.ReadTimeout):
-                raise Ambiguous(f"No answer from Twilio: {exc}") from exc
-            raise Outage(f"Could not reach Twilio: {exc}") from exc
+        except requests.exceptions.ConnectionError as exc:
+            if _nothing_sent(exc):
+                raise Outage(f"Could not reach Twilio: {exc}") from exc
+            raise Ambiguous(f"The connection to Twilio broke: {exc}") from exc
         except requests.exceptions.ReadTimeout as exc:
             raise Ambiguous(f"No answer from Twilio: {exc}") from exc
         except (TwilioException, requests.exceptions.RequestException) as exc:

@@ -396,8 +396,9 @@ def run(*, campaign_id: int, slice_seconds: float | None = None) -> RunOutcome:
     hooks = channels.hooks_url(organization) if campaign.channel != Channel.EMAIL else ""
     sent = 0
     _asynchronous_commits(True)
-    marker = Marker()
+    marker = None
     try:
+        marker = Marker()
         while True:
             wait = window_wait(campaign, timezone.now())
             if wait > 0:
@@ -432,7 +433,8 @@ def run(*, campaign_id: int, slice_seconds: float | None = None) -> RunOutcome:
             if stop is not None:
                 return stop
     finally:
-        marker.close()
+        if marker is not None:
+            marker.close()
         _asynchronous_commits(False)
         if sender is not None:
             sender.close()
