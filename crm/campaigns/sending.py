@@ -39,7 +39,7 @@ from tenants.selectors import current_organization
 from . import channels, selectors, services
 from .choices import CampaignStatus, Channel, ConsentSource, ConsentStatus, DeliveryStatus, SkipReason
 from .models import Campaign, Delivery
-from .templates import compile_template
+from .templates import Template, compile_template
 
 logger = logging.getLogger(__name__)
 
@@ -471,7 +471,15 @@ def _idle(campaign: Campaign, sent: int) -> RunOutcome:
 
 
 def _send_batch(
-    campaign, organization, sender, marker, token, batch, subject, body, hooks
+    campaign: Campaign,
+    organization,
+    sender,
+    marker: Marker,
+    token: uuid.UUID,
+    batch: list[Recipient],
+    subject: Template | None,
+    body: Template,
+    hooks: str,
 ) -> tuple[RunOutcome | None, int]:
     skipped: dict[str, list[int]] = {}
     sendable = []
