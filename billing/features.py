@@ -37,6 +37,8 @@ class Limit(StrEnum):
     COPILOT_MESSAGES_PER_MONTH = "copilot_messages_per_month"
     WEBHOOK_ENDPOINTS = "webhook_endpoints"
     CUSTOM_FIELDS = "custom_fields"
+    CAMPAIGN_MESSAGES_PER_MONTH = "campaign_messages_per_month"
+    CAMPAIGN_MESSAGES_PER_HOUR = "campaign_messages_per_hour"
 
 
 LIMIT_DESCRIPTIONS: dict[Limit, str] = {
@@ -48,4 +50,6 @@ LIMIT_DESCRIPTIONS: dict[Limit, str] = {
     Limit.COPILOT_MESSAGES_PER_MONTH: "Co-pilot messages per calendar month",
     Limit.WEBHOOK_ENDPOINTS: "Webhook endpoints",
     Limit.CUSTOM_FIELDS: "Custom field definitions",
+    Limit.CAMPAIGN_MESSAGES_PER_MONTH: "Campaign messages sent per calendar month (UTC)",
+    Limit.CAMPAIGN_MESSAGES_PER_HOUR: "Campaign messages sent per hour (sending slows down past it)",
 }

@@ -67,6 +67,7 @@ SHARED_APPS = [
 ]
 TENANT_APPS = [
     "crm",
+    "crm.campaigns",
     "pipelines",
     "analytics",
     "assistant",
@@ -265,6 +266,18 @@ SPECTACULAR_SETTINGS = {
         "CustomFieldTypeEnum": "crm.choices.CustomFieldType",
         "LeadEditableStatusEnum": "crm.choices.EDITABLE_LEAD_STATUSES",
         "DealStatusEnum": "pipelines.choices.DealStatus",
+        "BillingIntervalEnum": "billing.choices.BillingInterval",
+        "LeadSourceEnum": "crm.choices.LeadSource",
+        "CampaignChannelEnum": "crm.campaigns.choices.Channel",
+        "SegmentKindEnum": "crm.campaigns.choices.SegmentKind",
+        "CampaignStatusEnum": "crm.campaigns.choices.CampaignStatus",
+        "CampaignDeliveryStatusEnum": "crm.campaigns.choices.DeliveryStatus",
+        "ConsentStatusEnum": "crm.campaigns.choices.ConsentStatus",
+        "ConsentSourceEnum": "crm.campaigns.choices.ConsentSource",
+        "RecordedConsentSourceEnum": "crm.campaigns.choices.RECORDED_SOURCES",
+        "SkipReasonEnum": "crm.campaigns.choices.SkipReason",
+        "SuppressionReasonEnum": "crm.campaigns.choices.SuppressionReason",
+        "StatsIntervalEnum": "crm.campaigns.choices.STATS_INTERVALS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -311,6 +324,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-trials": {"task": "billing.expire_trials", "schedule": 900.0},
     # The webhook safety net: relays events no commit relayed, sends due retries and lost or orphaned messages.
     "webhooks-sweep": {"task": "integrations.sweep", "schedule": env_float("WEBHOOK_SWEEP_INTERVAL_SECONDS", 60.0)},
+    # Campaigns: starts those due, sends again what a dead worker held, wakes campaigns whose runner was lost.
+    "campaigns-tick": {"task": "campaigns.tick", "schedule": env_float("CAMPAIGN_TICK_INTERVAL_SECONDS", 30.0)},
 }
 
 # --- E-mail ---
@@ -322,6 +337,43 @@ EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "CRM <no-reply@localhost>")
+
+# --- Campaigns (crm/campaigns/, docs/decisions/0011-campaigns.md) ---
+# The mail backend of campaign messages: Django's SMTP backend, or an anymail one (e.g.
+# anymail.backends.mailgun.EmailBackend). Empty: EMAIL_BACKEND.
+CAMPAIGN_EMAIL_BACKEND = env("CAMPAIGN_EMAIL_BACKEND")
+# Sender of campaign e-mails (the organization's name is shown as its display name); also the Message-ID domain.
+CAMPAIGN_FROM_EMAIL = env("CAMPAIGN_FROM_EMAIL", "campaigns@localhost")
+# Unsubscribe links and provider callbacks reach the organization's host: {slug} is replaced by its slug.
+CAMPAIGN_PUBLIC_URL = env("CAMPAIGN_PUBLIC_URL", "http://{slug}." + TENANT_BASE_DOMAIN + ":8000")
+# Deliveries claimed and sent together (their consent is read in the claim), and runners per campaign.
+CAMPAIGN_BATCH_SIZE = env_int("CAMPAIGN_BATCH_SIZE", 100)
+CAMPAIGN_RUNNERS = env_int("CAMPAIGN_RUNNERS", 2)
+# A runner sends for this many seconds, then queues itself again (other organizations' campaigns get a turn).
+CAMPAIGN_RUNNER_SLICE_SECONDS = env_float("CAMPAIGN_RUNNER_SLICE_SECONDS", 60.0)
+# Messages per second per provider, for the whole deployment (0: no limit).
+CAMPAIGN_EMAIL_PER_SECOND = env_int("CAMPAIGN_EMAIL_PER_SECOND", 0)
+CAMPAIGN_TWILIO_PER_SECOND = env_int("CAMPAIGN_TWILIO_PER_SECOND", 10)
+# Attempts of one message after temporary failures (backoff doubling from the first delay, capped at an hour).
+CAMPAIGN_MAX_ATTEMPTS = env_int("CAMPAIGN_MAX_ATTEMPTS", 6)
+CAMPAIGN_RETRY_FIRST_DELAY_SECONDS = env_float("CAMPAIGN_RETRY_FIRST_DELAY_SECONDS", 30.0)
+# Twilio (SMS and WhatsApp). Without an account SID and token both channels are off (409 channel_not_configured).
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN")
+TWILIO_SMS_FROM = env("TWILIO_SMS_FROM")
+TWILIO_WHATSAPP_FROM = env("TWILIO_WHATSAPP_FROM")
+# Empty: Twilio's own API host. Tests and local development point it at a local server.
+TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL")
+TWILIO_TIMEOUT_SECONDS = env_float("TWILIO_TIMEOUT_SECONDS", 10.0)
+# anymail: providers' credentials and the secrets of their tracking webhooks.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env("ANYMAIL_WEBHOOK_SECRET"),
+    "MAILGUN_API_KEY": env("ANYMAIL_MAILGUN_API_KEY"),
+    "MAILGUN_SENDER_DOMAIN": env("ANYMAIL_MAILGUN_SENDER_DOMAIN"),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env("ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY"),
+    "POSTMARK_SERVER_TOKEN": env("ANYMAIL_POSTMARK_SERVER_TOKEN"),
+}
+ANYMAIL = {name: value for name, value in ANYMAIL.items() if value}
 
 # Links in e-mails (invitations) point at the web frontend.
 FRONTEND_URL = env("FRONTEND_URL", "http://localhost:3000")

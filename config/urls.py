@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("billing.api.urls")),
     path("", include("crm.api.urls")),
     path("", include("crm.api.transfer_urls")),
+    path("", include("crm.campaigns.api.urls")),
     path("", include("identity.api.keys")),
     path("", include("identity.api.memberships")),
     path("", include("pipelines.api.urls")),
@@ -22,6 +23,8 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # Unsubscribe pages and provider callbacks, on the organization's host (no login).
+    path("campaigns/", include("crm.campaigns.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -20,4 +20,5 @@ CAMPAIGN_VIEW = declare("crm.campaign.view", "See campaigns and their results")
 CAMPAIGN_MANAGE = declare("crm.campaign.manage", "Create, schedule and send campaigns")
 
 COMPANY_VIEW = _DECLARED["company.view"]
+CONTACT_VIEW = _DECLARED["contact.view"]
 CONTACT_UPDATE = _DECLARED["contact.update"]

@@ -16,6 +16,7 @@ from django_tenants.utils import schema_context
 
 from integrations.models import OutboxEvent
 
+from . import timeline as timeline_sources
 from .choices import ActivityKind, CompanySize, ContactStatus, LeadSource, LeadStatus, LifecycleStage
 from .models import Activity, Company, Contact, CustomField, Lead, Tag
 
@@ -171,7 +172,8 @@ def timeline(*, record: Model, access, extra: Iterable[QuerySet] = ()) -> QueryS
         .values_list("row_type", "row_key", "row_at")
         .order_by()
     )
-    return activity_rows.union(event_rows, *extra, all=True).order_by("-row_at", "-row_key")
+    sources = timeline_sources.extra_rows(record, access)  # registered by other apps (crm/timeline.py)
+    return activity_rows.union(event_rows, *extra, *sources, all=True).order_by("-row_at", "-row_key")
 
 
 def _activities(keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -188,7 +190,7 @@ def timeline_items(
 ) -> list[dict[str, Any]]:
     """The page's rows as timeline items ``{type, at, data}``, in the rows' order; ``loaders`` load the rows of
     the types :func:`timeline` was given in ``extra``."""
-    loaders = {ACTIVITY: _activities, EVENT: _events, **(loaders or {})}
+    loaders = {ACTIVITY: _activities, EVENT: _events, **timeline_sources.loaders(), **(loaders or {})}
     keys: dict[str, list[str]] = {}
     for kind, key, _at in rows:
         keys.setdefault(kind, []).append(key)

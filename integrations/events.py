@@ -39,6 +39,15 @@ EVENTS: dict[str, str] = {
     "deal.lost": "A deal was lost",
     "deal.reopened": "A closed deal was reopened",
     "deal.deleted": "A deal was deleted",
+    "campaign.scheduled": "A campaign was scheduled (now or for later)",
+    "campaign.started": "A campaign started sending: its audience was evaluated into one message per recipient",
+    "campaign.paused": "A campaign was paused (by someone, or when the plan's monthly messages ran out)",
+    "campaign.resumed": "A paused campaign was resumed",
+    "campaign.canceled": "A campaign was canceled; its queued messages are skipped",
+    "campaign.completed": "Every message of a campaign was sent, skipped or failed",
+    "delivery.bounced": "A campaign message bounced or drew a spam complaint",
+    "contact.unsubscribed": "A contact opted out of a channel (link, one-click, STOP, complaint, API)",
+    "contact.subscribed": "A contact opted in to a channel",
     "webhook.ping": "A test event, sent on request to one webhook endpoint only",
 }
 
@@ -169,6 +178,55 @@ _SPECIFIC: dict[str, dict] = {
     "deal.won": _obj({**_STAGE_SUMMARY, "won_at": _TIMESTAMP}),
     "deal.lost": _obj({**_STAGE_SUMMARY, "reason": {"type": "string"}}),
     "deal.reopened": _obj({**_STAGE_SUMMARY, "previous_status": {"type": "string", "enum": ["won", "lost"]}}),
+    **{
+        f"campaign.{verb}": _obj(
+            {
+                "id": _ID,
+                "name": {"type": "string"},
+                "channel": {"type": "string", "enum": ["email", "sms", "whatsapp"]},
+                "status": {"type": "string"},
+                "segment": {"type": "integer"},
+                "scheduled_at": {**_nullable(_TIMESTAMP)},
+                "recipients": {"type": "integer", "description": "Messages planned (one per recipient)."},
+            },
+            description=f"The campaign when it was {verb}.",
+        )
+        for verb in ("scheduled", "started", "paused", "resumed", "canceled")
+    },
+    "campaign.completed": _obj(
+        {
+            "id": _ID,
+            "name": {"type": "string"},
+            "channel": {"type": "string", "enum": ["email", "sms", "whatsapp"]},
+            "status": {"type": "string"},
+            "recipients": {"type": "integer"},
+            **{name: {"type": "integer"} for name in ("sent", "delivered", "bounced", "failed", "skipped")},
+            "unsubscribed": {"type": "integer"},
+        },
+        required=["id", "name", "channel", "status", "recipients", "sent", "skipped"],
+    ),
+    "delivery.bounced": _obj(
+        {
+            "id": _ID,
+            "campaign": {"type": "integer"},
+            "contact": _NULLABLE_ID,
+            "channel": {"type": "string", "enum": ["email", "sms", "whatsapp"]},
+            "address": {"type": "string"},
+            "kind": {"type": "string", "enum": ["hard", "soft", "complaint"]},
+            "description": {"type": "string"},
+        }
+    ),
+    **{
+        f"contact.{verb}": _obj(
+            {
+                "id": _ID,
+                "channel": {"type": "string", "enum": ["email", "sms", "whatsapp"]},
+                "source": {"type": "string", "description": "Where the consent came from (see the consent ledger)."},
+                "campaign": {**_NULLABLE_ID, "description": "The campaign the recipient answered, if any."},
+            }
+        )
+        for verb in ("unsubscribed", "subscribed")
+    },
     PING: _obj(
         {"endpoint_id": {"type": "integer"}, "message": {"type": "string"}},
         description="Sent by POST /api/v1/webhooks/{id}/ping/ to check that an endpoint receives and verifies.",

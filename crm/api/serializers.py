@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from crm import timeline
 from crm.choices import (
     ActivityKind,
     CompanySize,
@@ -413,9 +414,12 @@ class CompanyStatsOutput(serializers.Serializer):
 
 
 class RecordTimelineItemOutput(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["activity", "event"])
+    type = serializers.ChoiceField(choices=["activity", "event", *timeline.TYPES])
     at = serializers.DateTimeField()
-    data = serializers.JSONField(help_text="An activity, or a domain event (`event`, `actor`, `payload`).")
+    data = serializers.JSONField(
+        help_text="An activity, a domain event (`event`, `actor`, `payload`), or a campaign message sent to the "
+        "record (`message`: campaign, channel, status)."
+    )
 
 
 # --- tags and custom fields ---

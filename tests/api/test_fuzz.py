@@ -133,13 +133,19 @@ def _seed(client) -> dict[str, list]:
     post("/api/v1/invitations/", {"email": "invitee@example.test", "role": _role_id(client, "sales_rep")})
     post("/api/v1/api-keys/", {"name": "Sync", "scopes": {"crm.lead.view": "all"}})
     post("/api/v1/webhooks/", {"url": "https://93.184.216.34/hooks", "event_types": ["deal.won"]})
+    segment = post("/api/v1/segments/", {"name": "List", "kind": "static", "contacts": [contact["id"]]})
+    post("/api/v1/segments/", {"name": "Active", "kind": "dynamic", "filters": {"status": ["active"]}})
+    post("/api/v1/campaigns/", {"name": "News", "channel": "email", "segment": segment["id"], "subject": "Hi",
+                                "body": "Hello {{ contact.first_name }}"})  # fmt: skip
+    post("/api/v1/consents/", {"contact": contact["id"], "channel": "email", "status": "opted_in", "proof": "form"})
 
     def ids(url, key="id"):
         return [item[key] for item in client.get(url, {"page_size": 100}).json()["results"]]
 
     collections = [
         "leads", "contacts", "companies", "activities", "tags", "custom-fields", "deals", "pipelines",
-        "stages", "members", "roles", "invitations", "api-keys", "webhooks", "events", "imports",
+        "stages", "members", "roles", "invitations", "api-keys", "webhooks", "events", "imports", "segments",
+        "campaigns", "consents",
     ]  # fmt: skip
     return {name: ids(f"/api/v1/{name}/") for name in collections}
 
