@@ -338,7 +338,7 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "CRM <no-reply@localhost>")
 
-# --- Campaigns (crm/campaigns/, docs/decisions/0011-campaigns.md) ---
+# --- Campaigns (crm/campaigns/, docs/decisions/0012-campaigns.md) ---
 # The mail backend of campaign messages: Django's SMTP backend, or an anymail one (e.g.
 # anymail.backends.mailgun.EmailBackend). Empty: EMAIL_BACKEND.
 CAMPAIGN_EMAIL_BACKEND = env("CAMPAIGN_EMAIL_BACKEND")

@@ -9,7 +9,7 @@
 A sender's ``send`` returns the provider's message id or raises :class:`Permanent` (this message will never go:
 failed), :class:`Temporary` (this message later) or :class:`Outage` (the provider is unreachable: every message
 later); :class:`Ambiguous` means the provider may have taken it (a read timeout), which each channel's claim rule
-settles (docs/decisions/0011-campaigns.md).
+settles (docs/decisions/0012-campaigns.md).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ class Delivery(models.Model):
     """One message of a campaign to one contact on the campaign's channel.
 
     ``uuid`` is the message's idempotent identity (the e-mail's Message-ID, the callbacks' reference); the
-    claim (``claim_token``) says which runner holds it (docs/decisions/0011-campaigns.md)."""
+    claim (``claim_token``) says which runner holds it (docs/decisions/0012-campaigns.md)."""
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")

@@ -1,6 +1,6 @@
 """Sending a campaign: runners claim queued deliveries in batches and send them one by one.
 
-The claim (docs/decisions/0011-campaigns.md):
+The claim (docs/decisions/0012-campaigns.md):
 
 1. A runner takes a PostgreSQL session advisory lock on a fresh claim token. The lock lives as long as the
    runner's database connection: a killed worker's lock goes with it.
@@ -197,7 +197,7 @@ class Marker:
     sending of message *n + 1*. At most ``MAX_PENDING`` marks wait; the runner waits for all of them before it
     releases or ends a claim, so a mark never trails its claim. A dead worker's pending marks (at most that many)
     leave their messages ``sending`` under its claim, to be sent again with the same Message-ID, as a crash between
-    acceptance and an inline commit would (docs/decisions/0011-campaigns.md).
+    acceptance and an inline commit would (docs/decisions/0012-campaigns.md).
 
     Inside a caller's transaction (tests) marks are made inline: another connection would not see its rows."""
 
@@ -444,7 +444,7 @@ def _asynchronous_commits(on: bool) -> None:
     """The runner's marks commit without waiting for the WAL to reach the disk (``synchronous_commit = off``): a
     commit costs a round trip instead of an fsync per message. A dead worker loses nothing (its commits are in
     PostgreSQL); a PostgreSQL crash may lose the last fraction of a second of marks, whose e-mails are then sent
-    again with the same Message-ID (docs/decisions/0011-campaigns.md)."""
+    again with the same Message-ID (docs/decisions/0012-campaigns.md)."""
     if connection.in_atomic_block:
         return  # inside a caller's transaction (tests): leave its settings alone
     with connection.cursor() as cursor:

@@ -2,7 +2,7 @@
 change a customer cares about records its event in the outbox in the same transaction. ``actor`` is the caller's
 :class:`rbac.access.Access`, or None for the system (tasks, provider callbacks, unsubscribe links).
 
-Sending itself is :mod:`crm.campaigns.sending`; docs/decisions/0011-campaigns.md explains the rules."""
+Sending itself is :mod:`crm.campaigns.sending`; docs/decisions/0012-campaigns.md explains the rules."""
 
 from __future__ import annotations
 

@@ -4,10 +4,11 @@ task that fans out one tenant tick per active organization."""
 
 from __future__ import annotations
 
+from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from config.breaker import Unavailable
-from config.celery import PublicTask, app
+from config.tasks import PublicTask
 
 from . import sending, services
 
@@ -15,12 +16,12 @@ TRANSIENT = (OperationalError, InterfaceError)
 TENANT_CACHE_SECONDS = 60
 
 
-@app.task(name="campaigns.start", autoretry_for=TRANSIENT, tenant_cache_seconds=TENANT_CACHE_SECONDS)
+@shared_task(name="campaigns.start", autoretry_for=TRANSIENT, tenant_cache_seconds=TENANT_CACHE_SECONDS)
 def campaign_start_task(campaign_id: int) -> bool:
     return services.campaign_start(campaign_id=campaign_id) is not None
 
 
-@app.task(
+@shared_task(
     name="campaigns.run",
     autoretry_for=TRANSIENT,
     soft_time_limit=900,
@@ -31,7 +32,7 @@ def campaign_run_task(campaign_id: int) -> str:
     """Send for one slice, then queue the runner again while messages are due now; waits (a closed window, a
     provider outage, the hour's allowance) are picked up by the tick."""
     outcome = sending.run(campaign_id=campaign_id)
-    if outcome.again_in == 0 and not app.conf.task_always_eager:
+    if outcome.again_in == 0 and not campaign_run_task.app.conf.task_always_eager:
         try:
             campaign_run_task.apply_async((campaign_id,))
         except Unavailable:
@@ -39,12 +40,12 @@ def campaign_run_task(campaign_id: int) -> str:
     return outcome.state
 
 
-@app.task(name="campaigns.tick_tenant", autoretry_for=TRANSIENT, tenant_cache_seconds=TENANT_CACHE_SECONDS)
+@shared_task(name="campaigns.tick_tenant", autoretry_for=TRANSIENT, tenant_cache_seconds=TENANT_CACHE_SECONDS)
 def campaign_tick_task() -> dict[str, int]:
     return sending.tick()
 
 
-@app.task(name="campaigns.tick", base=PublicTask, periodic=True)
+@shared_task(name="campaigns.tick", base=PublicTask, periodic=True)
 def campaign_tick_all_task() -> int:
     """Beat: queue :func:`campaign_tick_task` for every active organization."""
     from tenants.selectors import active_organizations

@@ -232,9 +232,9 @@ def test_cancel_skips_what_is_queued(as_owner_a, org_a, campaign_settings):
 
 def test_past_the_monthly_limit_scheduling_is_403_plan_limit_reached(as_owner_a, org_a, campaign_settings):
     Override.objects.create(organization=org_a, limit="campaign_messages_per_month", limit_value=1)
-    from rbac.access import bump
+    from config.decision_cache import invalidate_decisions
 
-    bump(org_a.pk)
+    invalidate_decisions(organization_id=org_a.pk)
     segment = _segment(as_owner_a, org_a, n=2)
     campaign = _post(
         as_owner_a,

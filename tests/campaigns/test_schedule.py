@@ -9,11 +9,11 @@ import zoneinfo
 import pytest
 
 from billing.models import Override
+from config.decision_cache import invalidate_decisions
 from crm.campaigns import sending, services
 from crm.campaigns.choices import CampaignStatus, Channel, DeliveryStatus, SegmentKind
 from crm.campaigns.models import Campaign, Delivery
 from crm.campaigns.selectors import organization_time_zone
-from rbac.access import bump
 
 from .conftest import make_contacts
 
@@ -81,7 +81,7 @@ def test_outside_the_window_nothing_is_sent(tenant, campaign_settings, smtp):
 
 def test_past_the_hours_allowance_sending_waits_for_the_next_hour(tenant, org_a, campaign_settings, smtp):
     Override.objects.create(organization=org_a, limit="campaign_messages_per_hour", limit_value=1)
-    bump(org_a.pk)
+    invalidate_decisions(organization_id=org_a.pk)
     campaign = _campaign(make_contacts(3))
     services.campaign_schedule(campaign=campaign, actor=None)
     services.campaign_start(campaign_id=campaign.pk)
@@ -98,7 +98,7 @@ def test_when_the_months_allowance_runs_out_the_campaign_pauses(tenant, org_a, c
     campaign = _campaign(make_contacts(3))
     services.campaign_schedule(campaign=campaign, actor=None)
     Override.objects.create(organization=org_a, limit="campaign_messages_per_month", limit_value=2)
-    bump(org_a.pk)
+    invalidate_decisions(organization_id=org_a.pk)
     services.campaign_start(campaign_id=campaign.pk)
 
     assert sending.run(campaign_id=campaign.pk, slice_seconds=10).state == "stopped"

@@ -85,7 +85,7 @@ class SegmentViewSet(OrganizationViewSet):
     ordering_fields = ["name", "created_at", "updated_at"]
     ordering = ["-created_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.segments()
 
     def list(self, request):
@@ -185,7 +185,7 @@ class CampaignViewSet(OrganizationViewSet):
     ordering_fields = ["name", "created_at", "scheduled_at", "status"]
     ordering = ["-created_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return selectors.campaigns()
 
     def list(self, request):
@@ -348,7 +348,7 @@ class DeliveryViewSet(OrganizationViewSet):
     ordering_fields = ["id", "sent_at", "status"]
     ordering = ["pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return Delivery.objects.filter(contact__in=selectors.contacts_within(self.access).values("pk"))
 
     @extend_schema(responses={200: DeliveryOutput(many=True)}, tags=["campaigns"])
@@ -370,7 +370,7 @@ class ConsentViewSet(OrganizationViewSet):
     ordering_fields = ["occurred_at"]
     ordering = ["-occurred_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return ConsentEvent.objects.filter(contact__in=selectors.contacts_within(self.access).values("pk"))
 
     @extend_schema(responses={200: ConsentEventOutput(many=True)}, tags=["campaigns"])
@@ -405,7 +405,7 @@ class ConsentStateViewSet(OrganizationViewSet):
     ordering_fields = ["updated_at"]
     ordering = ["-updated_at", "-pk"]
 
-    def scoped_queryset(self, queryset):
+    def prepare_queryset(self, queryset):
         return ConsentState.objects.filter(contact__in=selectors.contacts_within(self.access).values("pk"))
 
     @extend_schema(responses={200: ConsentStateOutput(many=True)}, tags=["campaigns"])
