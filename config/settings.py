@@ -258,6 +258,9 @@ SPECTACULAR_SETTINGS = {
         "CustomFieldTypeEnum": "crm.choices.CustomFieldType",
         "LeadEditableStatusEnum": "crm.choices.EDITABLE_LEAD_STATUSES",
         "DealStatusEnum": "pipelines.choices.DealStatus",
+        "NextActionKindEnum": "analytics.choices.ActionKind",
+        "MeasureKindEnum": "analytics.api.serializers.MEASURE_KINDS",
+        "SourceOrNoneEnum": "analytics.api.serializers.SOURCE_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -304,7 +307,14 @@ CELERY_BEAT_SCHEDULE = {
     "expire-trials": {"task": "billing.expire_trials", "schedule": 900.0},
     # The webhook safety net: relays events no commit relayed, sends due retries and lost or orphaned messages.
     "webhooks-sweep": {"task": "integrations.sweep", "schedule": env_float("WEBHOOK_SWEEP_INTERVAL_SECONDS", 60.0)},
+    # Daily metric snapshots: hourly, since each organization's day ends at its own local midnight.
+    "analytics-snapshots": {"task": "analytics.snapshot_all", "schedule": 3600.0},
 }
+
+# --- Analytics ---
+# Report results are cached this long at most (changes invalidate them at once; this bounds figures that move with
+# the clock alone, such as overdue tasks).
+ANALYTICS_CACHE_SECONDS = env_int("ANALYTICS_CACHE_SECONDS", 300)
 
 # --- E-mail ---
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("identity.api.keys")),
     path("", include("pipelines.api.urls")),
     path("", include("integrations.api.urls")),
+    path("", include("analytics.api.urls")),
 ]
 
 urlpatterns = [
