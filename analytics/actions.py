@@ -47,6 +47,7 @@ from pipelines.models import Deal
 from rbac.access import Access
 
 from .choices import ActionKind, Priority
+from .engine import sql_of
 from .facts import DEAL_VIEW
 
 STALE_DAYS = 14
@@ -97,7 +98,10 @@ def high_value_threshold(visible: QuerySet) -> Decimal | None:
     """The amount from which an open deal is in the top ``HIGH_VALUE_SHARE`` of those visible (one query)."""
     from django.db import connection
 
-    sql, params = visible.filter(status=DealStatus.OPEN).order_by().values("amount").query.sql_with_params()
+    found = sql_of(visible.filter(status=DealStatus.OPEN).order_by().values("amount"))
+    if found is None:
+        return None
+    sql, params = found
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT COUNT(*), percentile_disc(%s) WITHIN GROUP (ORDER BY a.amount) FROM ({sql}) a",

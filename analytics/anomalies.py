@@ -1,9 +1,9 @@
 """Anomalies on daily metrics, robust to weekly seasonality.
 
-Method: the last ``WINDOW_DAYS`` days of the series (the day checked last) are decomposed by STL (seasonal-trend
-decomposition by LOESS, statsmodels, period 7, robust weights) into trend, weekly pattern and remainder. The
-expected value of the day is its trend plus its weekday's seasonal value; the scale is the median absolute
-deviation of the other days' remainders (scipy, normal-consistent), never below a floor: √expected for counts
+Method: the ``WINDOW_DAYS`` days before the day checked are decomposed by STL (seasonal-trend decomposition by
+LOESS, statsmodels, period 7, robust weights) into trend, weekly pattern and remainder. The expected value of the
+day is the trend where the history ends plus the weekly pattern of its weekday; the scale is the median absolute
+deviation of the remainders (scipy, normal-consistent), never below a floor: √expected for counts
 (Poisson noise) and a tenth of the mean daily value for amounts, so a calm series does not make every small wobble
 an anomaly. The day is anomalous outside expected ± ``THRESHOLD`` × scale (a lower bound below 0 is 0). Robust
 weights keep earlier outliers from bending the pattern; the weekly component keeps quiet weekends normal. A series
@@ -64,7 +64,8 @@ class Verdict:
 
 
 def judge(values: list[float], *, counts: bool) -> Verdict | None:
-    """The verdict on the last of ``values`` (one per day, oldest first), or None with too little history."""
+    """The verdict on the last of ``values`` (one per day, oldest first), or None with too little history. The
+    days before it are decomposed; the day itself takes no part in its own expected range."""
     import numpy as np
     from scipy.stats import median_abs_deviation
     from statsmodels.tsa.seasonal import STL
@@ -72,15 +73,15 @@ def judge(values: list[float], *, counts: bool) -> Verdict | None:
     series = np.asarray(values, dtype=float)
     if series.size < MIN_HISTORY_DAYS + 1:
         return None
-    history = series[:-1]
-    if not np.any(history) and not series[-1]:
+    history, value = series[:-1], float(series[-1])
+    if not np.any(history) and not value:
         return None
-    fit = STL(series, period=7, robust=True).fit()
-    expected = max(float(fit.trend[-1] + fit.seasonal[-1]), 0.0)
-    spread = float(median_abs_deviation(fit.resid[:-1], scale="normal"))
+    fit = STL(history, period=7, robust=True).fit()
+    # The trend where the history ends, and the weekly pattern of the same weekday a week before.
+    expected = max(float(fit.trend[-1] + fit.seasonal[-7]), 0.0)
+    spread = float(median_abs_deviation(fit.resid, scale="normal"))
     floor = math.sqrt(max(expected, 1.0)) if counts else max(1.0, 0.1 * float(np.mean(np.abs(history))))
     scale = max(spread, floor)
-    value = float(series[-1])
     return Verdict(
         value=value,
         expected=expected,
@@ -94,7 +95,7 @@ def anomaly_list(*, actor, metric: str | None = None, since=None, owner_id: int 
     """The anomalies the caller may see, newest first: of a series whose records he sees with ``all`` scope, the
     organization's and every owner's; with ``own`` scope, his own only (the organization's total would tell the
     others' figures)."""
-    from django.db.models import Q
+    from django.db.models import F, Q
 
     from .models import Anomaly
 
@@ -112,4 +113,4 @@ def anomaly_list(*, actor, metric: str | None = None, since=None, owner_id: int 
         rows = rows.filter(day__gte=since)
     if owner_id:
         rows = rows.filter(owner_id=owner_id)
-    return rows.order_by("-day", "metric", "owner_id", "pk")
+    return rows.order_by("-day", "metric", F("owner_id").asc(nulls_first=True), "pk")

@@ -28,6 +28,7 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
@@ -259,14 +260,14 @@ class Engine:
             queryset = self.snapshots(metric, fact.permission).filter(day__gte=days[0], day__lte=days[1])
             queryset, names = self._group_snapshot(grouping, queryset)
             queryset = queryset.annotate(sec=Func(F("durations"), function="UNNEST", output_field=BigIntegerField()))
-            parts.append(queryset.order_by().values(*names, "sec").query.sql_with_params())
+            parts.append(sql_of(queryset.order_by().values(*names, "sec")))
         if live is not None:
             floor = self.coverage.floor if self.coverage.end is not None and live[0] >= self.coverage.end else None
             queryset = fact.rows(
                 self.visible(fact.model, fact.permission), start=live[0], end=live[1], tz=self.tz, floor=floor
             )
             queryset, names = self._group_records(grouping, queryset)
-            parts.append(queryset.values(*names, sec=F("v_seconds")).query.sql_with_params())
+            parts.append(sql_of(queryset.values(*names, sec=F("v_seconds"))))
         result: dict[tuple, float] = {}
         parts = [part for part in parts if part is not None]
         if parts:
@@ -388,7 +389,11 @@ class Engine:
         queryset, names = self._cohort(grouping)
         first = Activity.objects.filter(lead_id=OuterRef("pk")).order_by("created_at").values("created_at")[:1]
         queryset = queryset.annotate(first_at=Subquery(first))
-        sql, params = queryset.values(*names, "created_at", "first_at").query.sql_with_params()
+        found = sql_of(queryset.values(*names, "created_at", "first_at"))
+        if found is None:  # no scope at all
+            self._memo[memo] = {}
+            return {}
+        sql, params = found
         columns = ", ".join(f'f."{name}"' for name in names)
         seconds = "EXTRACT(EPOCH FROM f.first_at - f.created_at)"
         query = (
@@ -448,6 +453,15 @@ class Engine:
         rows: Rows = {self._key(row, names, grouping.without_interval()): row for row in aggregated}
         self._memo[memo] = rows
         return rows
+
+
+def sql_of(queryset: QuerySet) -> tuple[str, tuple] | None:
+    """The SQL of a queryset to compose into a larger query, or None when it selects nothing (``.none()``: a caller
+    with no scope)."""
+    try:
+        return queryset.query.sql_with_params()
+    except EmptyResultSet:
+        return None
 
 
 def grouped(queryset: QuerySet, names: list[str], **aggregates) -> list[dict[str, Any]]:

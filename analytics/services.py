@@ -60,8 +60,7 @@ def _first_record_day(tz) -> date | None:
     instants = [
         Deal.objects.aggregate(first=Min("created_at"))["first"],
         Lead.objects.aggregate(first=Min("created_at"))["first"],
-        # No index on activities' created_at; ids grow with time, so the lowest id is (about) the oldest one.
-        Activity.objects.order_by("pk").values_list("created_at", flat=True).first(),
+        Activity.objects.aggregate(first=Min("created_at"))["first"],  # a full scan, on the first run only
     ]
     found = [instant for instant in instants if instant is not None]
     return local_date(min(found), tz) if found else None
