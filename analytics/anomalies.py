@@ -15,10 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from crm.permissions import _DECLARED as CRM_PERMISSIONS
-from pipelines.permissions import DEAL_VIEW
-
 from .choices import Direction, Metric
+from .facts import ACTIVITY_VIEW, DEAL_VIEW, LEAD_VIEW
 
 WINDOW_DAYS = 56
 MIN_HISTORY_DAYS = 28
@@ -38,10 +36,10 @@ class Series:
 SERIES = {
     series.name: series
     for series in [
-        Series("leads_created", Metric.LEADS_CREATED, "count", CRM_PERMISSIONS["lead.view"]),
+        Series("leads_created", Metric.LEADS_CREATED, "count", LEAD_VIEW),
         Series("deals_created", Metric.DEALS_CREATED, "count", DEAL_VIEW),
         Series("won_value", Metric.DEALS_WON, "amount", DEAL_VIEW),
-        Series("activities", Metric.ACTIVITIES_CREATED, "count", CRM_PERMISSIONS["activity.view"]),
+        Series("activities", Metric.ACTIVITIES_CREATED, "count", ACTIVITY_VIEW),
     ]
 }
 

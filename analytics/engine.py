@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -44,19 +44,17 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
-    Value,
 )
 from django.db.models.functions import Trunc, TruncDate
 
 from crm.choices import ActivityKind, LeadStatus
 from crm.models import Activity, Lead
-from pipelines.choices import DealStatus
 from pipelines.models import Deal, Pipeline, Stage
 
 from .choices import Interval, Metric
-from .facts import ACTIVITY_VIEW, DEAL_VIEW, DIMENSION_COLUMNS, FACTS, LEAD_VIEW, SNAPSHOT_COLUMNS
+from .facts import ACTIVITY_VIEW, DEAL_VIEW, DIMENSION_COLUMNS, FACTS, LEAD_VIEW, SNAPSHOT_COLUMNS, open_deals
 from .models import DailyMetric, SnapshotDay
-from .periods import Period, bucket_end, bucket_of, local_date, local_midnight
+from .periods import Period, bucket_end, buckets, local_date
 
 # A blank lead source (or any blank key) is reported under this key, as the CRM's statistics do.
 NONE_KEY = "none"
@@ -288,21 +286,30 @@ class Engine:
     # --- the open pipeline: now, or at the end of past days ---
 
     def open_now(self, grouping: Grouping) -> Rows:
-        memo = ("open-now", grouping.without_interval())
-        if memo in self._memo:
-            return self._memo[memo]
-        fact = FACTS[Metric.DEALS_OPEN]
-        queryset = fact.rows(self.visible(Deal, DEAL_VIEW), start=None, end=None, tz=self.tz)
+        """The open pipeline now, grouped as asked. One index-only scan per request: always grouped by stage too
+        (the weighted value needs it), and summed over stages here when the grouping has none."""
         plain = grouping.without_interval()
-        queryset, names = self._group_records(plain, queryset)
-        aggregated = grouped(queryset, names, n=Count("*"), total=Sum("v_amount"))
-        rows: Rows = defaultdict(lambda: {"n": 0, "total": Decimal("0")})
-        for row in aggregated:
-            target = rows[self._key(row, names, plain)]
+        staged = plain.with_by("stage")
+        memo = ("open-now", staged)
+        if memo not in self._memo:
+            deals = open_deals(self.visible(Deal, DEAL_VIEW), self.stages.values())
+            queryset, names = self._group_records(staged, deals.order_by())
+            rows: Rows = defaultdict(lambda: {"n": 0, "total": Decimal("0")})
+            for row in grouped(queryset, names, n=Count("*"), total=Sum("v_amount")):
+                target = rows[self._key(row, names, staged)]
+                target["n"] += row["n"]
+                target["total"] += row["total"] or Decimal("0")
+            self._memo[memo] = rows
+        rows = self._memo[memo]
+        if "stage" in plain.by:
+            return rows
+        drop = staged.by.index("stage")
+        collapsed: Rows = defaultdict(lambda: {"n": 0, "total": Decimal("0")})
+        for key, row in rows.items():
+            target = collapsed[key[:drop] + key[drop + 1 :]]
             target["n"] += row["n"]
-            target["total"] += row["total"] or Decimal("0")
-        self._memo[memo] = rows
-        return rows
+            target["total"] += row["total"]
+        return collapsed
 
     def open_at(self, days: list[date], grouping: Grouping) -> tuple[dict[date, Rows], set[date]]:
         """The open pipeline recorded at the end of each of ``days`` (those with a snapshot), and which had one."""
@@ -425,15 +432,9 @@ class Engine:
         if memo in self._memo:
             return self._memo[memo]
         upcoming = Activity.objects.filter(deal_id=OuterRef("pk"), completed_at=None, due_at__gte=self.now)
-        queryset = (
-            self.visible(Deal, DEAL_VIEW)
-            .filter(status=DealStatus.OPEN)
-            .filter(~Exists(upcoming))
-            .annotate(d_owner=F("owner_id"), d_pipeline=F("pipeline_id"), d_stage=F("stage_id"), d_key=Value(""))
-            .order_by()
-        )
+        queryset = open_deals(self.visible(Deal, DEAL_VIEW), self.stages.values()).filter(~Exists(upcoming)).order_by()
         queryset, names = self._group_records(grouping.without_interval(), queryset)
-        aggregated = grouped(queryset, names, n=Count("*"), total=Sum("amount"))
+        aggregated = grouped(queryset, names, n=Count("*"), total=Sum("v_amount"))
         rows: Rows = {self._key(row, names, grouping.without_interval()): row for row in aggregated}
         self._memo[memo] = rows
         return rows
@@ -473,13 +474,4 @@ def grouped(queryset: QuerySet, names: list[str], **aggregates) -> list[dict[str
 
 
 def _bucket_starts(period: Period, interval: str) -> list[date]:
-    from .periods import buckets
-
     return list(buckets(period, interval))
-
-
-def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    return local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
-
-
-__all__ = ["Coverage", "Engine", "Grouping", "NONE_KEY", "Rows", "bucket_of", "fact_dimension"]

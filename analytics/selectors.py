@@ -6,7 +6,7 @@ sees only what its record scopes reach; results are cached per organization and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -384,6 +384,3 @@ def measure_catalogue() -> list[dict[str, Any]]:
         }
         for measure in MEASURES.values()
     ]
-
-
-__all__ = ["AggregateQuery", "TooManyGroups", "aggregate", "activity_report", "date", "leads_report", "pipeline_report"]

@@ -26,7 +26,7 @@ from pipelines.models import Deal
 from . import cache
 from .anomalies import SERIES, WINDOW_DAYS, judge
 from .choices import Metric
-from .engine import Engine
+from .engine import Engine, sql_of
 from .facts import FACTS, FLOWS
 from .forecasts import forecast_rows
 from .models import Anomaly, DailyMetric, ForecastSnapshot, SnapshotDay
@@ -69,7 +69,10 @@ def _first_record_day(tz) -> date | None:
 def _insert_flow(metric: str, *, start: datetime, end: datetime, tz, floor: int | None) -> int:
     fact = FACTS[metric]
     grouped = fact.grouped(fact.model.objects.all(), start=start, end=end, tz=tz, floor=floor, by=GROUP_COLUMNS)
-    sql, params = grouped.query.sql_with_params()
+    found = sql_of(grouped)
+    if found is None:
+        return 0
+    sql, params = found
     durations = "g.durs" if fact.durations else "NULL"
     table = DailyMetric._meta.db_table
     with connection.cursor() as cursor:
@@ -88,7 +91,10 @@ def _insert_flow(metric: str, *, start: datetime, end: datetime, tz, floor: int 
 def _insert_open_state(day: date, tz) -> int:
     fact = FACTS[Metric.DEALS_OPEN]
     grouped = fact.grouped(Deal.objects.all(), start=None, end=None, tz=tz, by=GROUP_COLUMNS[1:])
-    sql, params = grouped.query.sql_with_params()
+    found = sql_of(grouped)
+    if found is None:  # no open stage: no pipeline yet
+        return 0
+    sql, params = found
     table = DailyMetric._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -117,7 +123,9 @@ def snapshot_take(*, now: datetime | None = None, organization=None) -> Snapshot
     yesterday = local_date(now, tz) - timedelta(days=1)
     last = SnapshotDay.objects.order_by("-day").first()
     if last is not None:
-        first_day, start, floor = last.day + timedelta(days=1), last.end, last.activity_floor
+        first_day, start = last.day + timedelta(days=1), last.end
+        # The last day's floor; a day without one (within a first run's history) has it found by primary key.
+        floor = last.activity_floor or _activity_floor(start, 0)
     else:
         first_day = min(_first_record_day(tz) or yesterday, yesterday)
         start, floor = local_midnight(first_day, tz), 0

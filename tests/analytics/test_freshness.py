@@ -135,3 +135,18 @@ def test_beat_fans_the_snapshot_out_to_every_organization(org_a, org_b, in_tenan
     for organization in (org_a, org_b):
         with in_tenant(organization):
             assert SnapshotDay.objects.exists()
+
+
+def test_one_renewal_after_commit_per_transaction(org_a, in_tenant, django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    from analytics import cache
+
+    with in_tenant(org_a):
+        before = cache.version()
+        with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+            crm.lead_create(actor=None, name="One")
+            during = cache.version()
+            crm.lead_create(actor=None, name="Two")
+        assert before != during != cache.version()  # renewed at once, and again at commit
+    assert len([hook for hook in callbacks if isinstance(hook, cache._BumpAfterCommit)]) == 1
