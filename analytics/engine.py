@@ -122,7 +122,7 @@ class Engine:
         self.tz = tz
         self.now = now
         self.today = local_date(now, tz)
-        self._memo: dict[tuple, Any] = {}
+        self.memo: dict[tuple, Any] = {}
 
     # --- what the caller may see ---
 
@@ -216,8 +216,8 @@ class Engine:
     def flow(self, metric: str, grouping: Grouping) -> Rows:
         """``{key: {"n", "total", "secs"}}`` of a flow over the period."""
         memo = ("flow", metric, grouping)
-        if memo in self._memo:
-            return self._memo[memo]
+        if memo in self.memo:
+            return self.memo[memo]
         fact = FACTS[metric]
         days, live = self._ranges(grouping.period)
         rows: Rows = defaultdict(lambda: {"n": 0, "total": Decimal("0"), "secs": 0})
@@ -234,7 +234,7 @@ class Engine:
             queryset, names = self._group_records(grouping, queryset)
             aggregated = grouped(queryset, names, n=Count("*"), total=Sum("v_amount"), secs=Sum("v_seconds"))
             self._add(rows, aggregated, names, grouping)
-        self._memo[memo] = rows
+        self.memo[memo] = rows
         return rows
 
     def _add(self, rows: Rows, aggregated, names: list[str], grouping: Grouping) -> None:
@@ -248,8 +248,8 @@ class Engine:
         """The exact median duration per group of a flow that keeps its durations (stage exits): every duration of
         the snapshots (``unnest``) and of the live tail, in one ``percentile_cont`` query."""
         memo = ("median", metric, grouping)
-        if memo in self._memo:
-            return self._memo[memo]
+        if memo in self.memo:
+            return self.memo[memo]
         fact = FACTS[metric]
         days, live = self._ranges(grouping.period)
         parts = []
@@ -280,7 +280,7 @@ class Engine:
                 for row in cursor.fetchall():
                     if row[-1] is not None:
                         result[self._key(dict(zip(names, row[:-1], strict=True)), names, grouping)] = float(row[-1])
-        self._memo[memo] = result
+        self.memo[memo] = result
         return result
 
     # --- the open pipeline: now, or at the end of past days ---
@@ -291,7 +291,7 @@ class Engine:
         plain = grouping.without_interval()
         staged = plain.with_by("stage")
         memo = ("open-now", staged)
-        if memo not in self._memo:
+        if memo not in self.memo:
             deals = open_deals(self.visible(Deal, DEAL_VIEW), self.stages.values())
             queryset, names = self._group_records(staged, deals.order_by())
             rows: Rows = defaultdict(lambda: {"n": 0, "total": Decimal("0")})
@@ -299,8 +299,8 @@ class Engine:
                 target = rows[self._key(row, names, staged)]
                 target["n"] += row["n"]
                 target["total"] += row["total"] or Decimal("0")
-            self._memo[memo] = rows
-        rows = self._memo[memo]
+            self.memo[memo] = rows
+        rows = self.memo[memo]
         if "stage" in plain.by:
             return rows
         drop = staged.by.index("stage")
@@ -372,8 +372,8 @@ class Engine:
     def cohort(self, grouping: Grouping) -> Rows:
         """Leads created in the period: ``n``, and how many are now qualified (or converted) and converted."""
         memo = ("cohort", grouping)
-        if memo in self._memo:
-            return self._memo[memo]
+        if memo in self.memo:
+            return self.memo[memo]
         queryset, names = self._cohort(grouping)
         qualified = Q(status__in=[LeadStatus.QUALIFIED, LeadStatus.CONVERTED])
         aggregated = grouped(
@@ -384,21 +384,21 @@ class Engine:
             converted=Count("pk", filter=Q(status=LeadStatus.CONVERTED)),
         )
         rows: Rows = {self._key(row, names, grouping): row for row in aggregated}
-        self._memo[memo] = rows
+        self.memo[memo] = rows
         return rows
 
     def first_touch(self, grouping: Grouping) -> Rows:
         """Leads created in the period and the time to their first activity: ``n``, ``touched``, ``median`` and
         ``average`` seconds over the touched ones."""
         memo = ("first-touch", grouping)
-        if memo in self._memo:
-            return self._memo[memo]
+        if memo in self.memo:
+            return self.memo[memo]
         queryset, names = self._cohort(grouping)
         first = Activity.objects.filter(lead_id=OuterRef("pk")).order_by("created_at").values("created_at")[:1]
         queryset = queryset.annotate(first_at=Subquery(first))
         found = sql_of(queryset.values(*names, "created_at", "first_at"))
         if found is None:  # no scope at all
-            self._memo[memo] = {}
+            self.memo[memo] = {}
             return {}
         sql, params = found
         columns = ", ".join(f'f."{name}"' for name in names)
@@ -421,7 +421,7 @@ class Engine:
                         "median": float(median) if median is not None else None,
                         "average": float(average) if average is not None else None,
                     }
-        self._memo[memo] = rows
+        self.memo[memo] = rows
         return rows
 
     # --- live states ---
@@ -429,20 +429,20 @@ class Engine:
     def no_next_step(self, grouping: Grouping) -> Rows:
         """Open deals with no activity still to do from now on (an uncompleted one due now or later)."""
         memo = ("no-next-step", grouping)
-        if memo in self._memo:
-            return self._memo[memo]
+        if memo in self.memo:
+            return self.memo[memo]
         upcoming = Activity.objects.filter(deal_id=OuterRef("pk"), completed_at=None, due_at__gte=self.now)
         queryset = open_deals(self.visible(Deal, DEAL_VIEW), self.stages.values()).filter(~Exists(upcoming)).order_by()
         queryset, names = self._group_records(grouping.without_interval(), queryset)
         aggregated = grouped(queryset, names, n=Count("*"), total=Sum("v_amount"))
         rows: Rows = {self._key(row, names, grouping.without_interval()): row for row in aggregated}
-        self._memo[memo] = rows
+        self.memo[memo] = rows
         return rows
 
     def overdue_tasks(self, grouping: Grouping) -> Rows:
         memo = ("overdue", grouping)
-        if memo in self._memo:
-            return self._memo[memo]
+        if memo in self.memo:
+            return self.memo[memo]
         queryset = (
             self.visible(Activity, ACTIVITY_VIEW)
             .filter(kind=ActivityKind.TASK, completed_at=None, due_at__lt=self.now)
@@ -452,7 +452,7 @@ class Engine:
         queryset, names = self._group_records(grouping.without_interval(), queryset)
         aggregated = grouped(queryset, names, n=Count("*"))
         rows: Rows = {self._key(row, names, grouping.without_interval()): row for row in aggregated}
-        self._memo[memo] = rows
+        self.memo[memo] = rows
         return rows
 
 

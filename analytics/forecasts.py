@@ -166,18 +166,18 @@ def _open_pipeline(engine: Engine, filters, by_owner: bool) -> dict[tuple, list[
     """Open deals per group, close month and stage: count, Σ amount, Σ amount². One query per engine: grouped by
     owner, and summed over owners here for the organization's total."""
     memo = ("open-pipeline", filters)
-    if memo not in engine._memo:
+    if memo not in engine.memo:
         deals = engine.visible(Deal, DEAL_VIEW).filter(status=DealStatus.OPEN)
         for name, value in filters:
             deals = deals.filter(**{f"{name}_id": value})
-        engine._memo[memo] = list(
+        engine.memo[memo] = list(
             deals.order_by()
             .annotate(month=TruncMonth("expected_close_date"))
             .values("owner_id", "month", "stage_id")
             .annotate(n=Count("pk"), s1=Sum("amount"), s2=Sum(F("amount") * F("amount")))
         )
     grouped: dict[tuple, dict[tuple, dict]] = defaultdict(dict)
-    for row in engine._memo[memo]:
+    for row in engine.memo[memo]:
         group = (row["owner_id"],) if by_owner else ()
         cell = grouped[group].setdefault((row["month"], row["stage_id"]), {**row, "n": 0, "s1": 0, "s2": 0})
         cell["n"] += row["n"]
