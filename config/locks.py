@@ -24,6 +24,8 @@ class LockNamespace(IntEnum):
     PLAN_LIMIT = 0x5EA7  # billing: everything counting one limit of one organization
     DEFAULT_PIPELINE = 0x91E1  # pipelines: the default pipeline of one schema
     IMPORT_RUN = 0x1A7B  # crm: the runner of one import job
+    CAMPAIGN_CLAIM = 0x0CA3  # campaigns: one runner's claim on deliveries, held while it sends
+    ANALYTICS_SNAPSHOT = 0xA7A1  # analytics: the snapshot of one schema
 
 
 def _key(parts: tuple[object, ...]) -> int:

@@ -278,6 +278,9 @@ SPECTACULAR_SETTINGS = {
         "SkipReasonEnum": "crm.campaigns.choices.SkipReason",
         "SuppressionReasonEnum": "crm.campaigns.choices.SuppressionReason",
         "StatsIntervalEnum": "crm.campaigns.choices.STATS_INTERVALS",
+        "NextActionKindEnum": "analytics.choices.ActionKind",
+        "MeasureKindEnum": "analytics.api.serializers.MEASURE_KINDS",
+        "SourceOrNoneEnum": "analytics.api.serializers.SOURCE_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -326,7 +329,14 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep": {"task": "integrations.sweep", "schedule": env_float("WEBHOOK_SWEEP_INTERVAL_SECONDS", 60.0)},
     # Campaigns: starts those due, sends again what a dead worker held, wakes campaigns whose runner was lost.
     "campaigns-tick": {"task": "campaigns.tick", "schedule": env_float("CAMPAIGN_TICK_INTERVAL_SECONDS", 30.0)},
+    # Daily metric snapshots: hourly, since each organization's day ends at its own local midnight.
+    "analytics-snapshots": {"task": "analytics.snapshot_all", "schedule": 3600.0},
 }
+
+# --- Analytics ---
+# Report results are cached this long at most (changes invalidate them at once; this bounds figures that move with
+# the clock alone, such as overdue tasks).
+ANALYTICS_CACHE_SECONDS = env_int("ANALYTICS_CACHE_SECONDS", 300)
 
 # --- E-mail ---
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

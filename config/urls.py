@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("identity.api.memberships")),
     path("", include("pipelines.api.urls")),
     path("", include("integrations.api.urls")),
+    path("", include("analytics.api.urls")),
 ]
 
 urlpatterns = [

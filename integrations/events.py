@@ -48,6 +48,7 @@ EVENTS: dict[str, str] = {
     "delivery.bounced": "A campaign message bounced or drew a spam complaint",
     "contact.unsubscribed": "A contact opted out of a channel (link, one-click, STOP, complaint, API)",
     "contact.subscribed": "A contact opted in to a channel",
+    "analytics.anomaly_detected": "A daily metric fell outside its expected range (analytics)",
     "webhook.ping": "A test event, sent on request to one webhook endpoint only",
 }
 
@@ -227,6 +228,25 @@ _SPECIFIC: dict[str, dict] = {
         )
         for verb in ("unsubscribed", "subscribed")
     },
+    "analytics.anomaly_detected": _obj(
+        {
+            "id": _ID,
+            "day": {"type": "string", "format": "date", "description": "The organization's local day."},
+            "metric": {
+                "type": "string",
+                "enum": ["leads_created", "deals_created", "won_value", "activities"],
+                "description": "The daily metric.",
+            },
+            "owner": {**_NULLABLE_ID, "description": "The owner whose figures these are; null: the organization."},
+            "value": {**_MONEY, "description": "What the day counted (a count or an amount), as a decimal string."},
+            "expected": {**_MONEY, "description": "The expected value (trend and weekly pattern)."},
+            "lower": {**_MONEY, "description": "Lower end of the expected range."},
+            "upper": {**_MONEY, "description": "Upper end of the expected range."},
+            "direction": {"type": "string", "enum": ["above", "below"]},
+            "score": {"type": "number", "description": "Distance from the expected value, in robust deviations."},
+        },
+        description="A daily metric outside its expected range (GET /api/v1/analytics/anomalies/).",
+    ),
     PING: _obj(
         {"endpoint_id": {"type": "integer"}, "message": {"type": "string"}},
         description="Sent by POST /api/v1/webhooks/{id}/ping/ to check that an endpoint receives and verifies.",

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.dispatch import Signal
 
 from rbac.access import actor_identity
 
@@ -17,6 +18,10 @@ from .events import EVENTS
 from .models import OutboxEvent
 
 _encoder = DjangoJSONEncoder()
+
+# Sent inside the changing transaction, after events are recorded, with ``event_types`` (a set of type names). Apps
+# above this one (analytics) connect to it to react to changes without any import from here into them.
+recorded = Signal()
 
 
 def _jsonable(value: Any) -> Any:
@@ -37,7 +42,7 @@ def record(event_type: str, *, subject, payload: dict[str, Any], actor=None) -> 
     _check_recordable(event_type)
     actor_id, actor_label = actor_identity(actor)
     relay_after_commit()
-    return OutboxEvent.objects.create(
+    event = OutboxEvent.objects.create(
         type=event_type,
         subject_type=subject._meta.model_name,
         subject_id=str(subject.pk),
@@ -45,6 +50,8 @@ def record(event_type: str, *, subject, payload: dict[str, Any], actor=None) -> 
         actor_label=actor_label,
         payload=_jsonable(payload),
     )
+    recorded.send(sender=OutboxEvent, event_types={event_type})
+    return event
 
 
 def record_many(event_type: str, *, subject_type: str, actor, items: list[tuple[Any, dict[str, Any]]]) -> None:
@@ -68,6 +75,7 @@ def record_many(event_type: str, *, subject_type: str, actor, items: list[tuple[
             for pk, payload in items
         ]
     )
+    recorded.send(sender=OutboxEvent, event_types={event_type})
 
 
 def apply_changes(instance, fields: dict[str, Any]) -> dict[str, list]:

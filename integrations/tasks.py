@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from config.db import connection
 from config.tasks import PublicTask
+from tenants.tasks import queue_for_each_organization
 
 from . import delivery, relay
 from .models import WebhookEndpoint
@@ -57,13 +58,7 @@ def outbox_sweep_task() -> dict[str, int]:
 @shared_task(name="integrations.sweep", base=PublicTask, periodic=True)
 def outbox_sweep_all_task() -> int:
     """Beat: queue :func:`outbox_sweep_task` for every active organization."""
-    from tenants.selectors import active_organizations
-
-    count = 0
-    for schema_name in active_organizations().values_list("schema_name", flat=True).iterator():
-        outbox_sweep_task.apply_async(headers={"_schema_name": schema_name})
-        count += 1
-    return count
+    return queue_for_each_organization(outbox_sweep_task)
 
 
 @shared_task(name="integrations.notify_endpoint_disabled", autoretry_for=(*TRANSIENT, OSError))

@@ -22,8 +22,8 @@ import datetime
 import logging
 import time
 import uuid
-import zlib
 import zoneinfo
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.features import Limit
+from config.locks import LockNamespace, session_try_lock
 from rbac.access import entitlements_for
 from tenants.selectors import current_organization
 
@@ -43,41 +44,22 @@ from .templates import Template, compile_template
 
 logger = logging.getLogger(__name__)
 
-LOCK_NAMESPACE = 0x0CA3
 TABLE = Delivery._meta.db_table
 
 
 # --- claims ---
 
 
-def _lock_key(token: uuid.UUID) -> int:
-    return zlib.crc32(token.bytes) - 2**31
-
-
-def _try_lock(token: uuid.UUID) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, _lock_key(token)])
-        return cursor.fetchone()[0]
-
-
-def _unlock(token: uuid.UUID) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, _lock_key(token)])
-
-
 @contextmanager
-def claim_lock():
-    token = uuid.uuid4()
-    if not _try_lock(token):  # a fresh uuid: only a crc32 collision with a live claim
+def claim_lock() -> Iterator[uuid.UUID]:
+    """A fresh claim token, locked by this connection while the block runs: a runner that dies loses the lock with
+    its connection, which is how :func:`recover_stale` tells a dead claim from a live one."""
+    while True:
         token = uuid.uuid4()
-        _try_lock(token)
-    try:
-        yield token
-    finally:
-        try:
-            _unlock(token)
-        except Exception:  # the connection broke: the server dropped the lock with it
-            logger.warning("could not release claim lock %s", token, exc_info=True)
+        with session_try_lock(LockNamespace.CAMPAIGN_CLAIM, token) as acquired:
+            if acquired:  # a fresh token is refused only when its key collides with a live claim's
+                yield token
+                return
 
 
 def recover_stale(*, campaign_id: int | None = None) -> int:
@@ -88,9 +70,11 @@ def recover_stale(*, campaign_id: int | None = None) -> int:
         claimed = claimed.filter(campaign_id=campaign_id)
     recovered = 0
     for token in set(claimed.values_list("claim_token", flat=True)):
-        if token is None or not _try_lock(token):
-            continue  # alive: its runner holds the lock
-        try:
+        if token is None:
+            continue
+        with session_try_lock(LockNamespace.CAMPAIGN_CLAIM, token) as acquired:
+            if not acquired:
+                continue  # alive: its runner holds the lock
             mine = Delivery.objects.filter(claim_token=token, status=DeliveryStatus.SENDING)
             unknown = mine.exclude(channel=Channel.EMAIL).filter(in_flight_at__isnull=False)
             recovered += unknown.update(
@@ -100,8 +84,6 @@ def recover_stale(*, campaign_id: int | None = None) -> int:
                 error="Outcome unknown: the worker stopped while the provider had the request (not sent again).",
             )
             recovered += mine.update(status=DeliveryStatus.QUEUED, claim_token=None, in_flight_at=None)
-        finally:
-            _unlock(token)
     return recovered
 
 

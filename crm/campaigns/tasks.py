@@ -9,6 +9,7 @@ from django.db import InterfaceError, OperationalError
 
 from config.breaker import Unavailable
 from config.tasks import PublicTask
+from tenants.tasks import queue_for_each_organization
 
 from . import sending, services
 
@@ -48,13 +49,4 @@ def campaign_tick_task() -> dict[str, int]:
 @shared_task(name="campaigns.tick", base=PublicTask, periodic=True)
 def campaign_tick_all_task() -> int:
     """Beat: queue :func:`campaign_tick_task` for every active organization."""
-    from tenants.selectors import active_organizations
-
-    count = 0
-    for schema_name in active_organizations().values_list("schema_name", flat=True).iterator():
-        try:
-            campaign_tick_task.apply_async(headers={"_schema_name": schema_name})
-        except Unavailable:
-            return count
-        count += 1
-    return count
+    return queue_for_each_organization(campaign_tick_task)

@@ -14,6 +14,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from crm import services as crm
 from integrations.choices import DeliveryStatus, DisabledReason
 from integrations.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from integrations.outbox import _RelayAfterCommit
 from integrations.relay import deliveries_dispatch_due
 from integrations.tasks import deliver_webhook_task, outbox_sweep_all_task
 
@@ -223,7 +224,8 @@ def test_a_rolled_back_savepoint_keeps_the_relay_of_the_rest(org_a, in_tenant, d
                 _create_then_fail("Undone")
             crm.lead_create(actor=None, name="Kept")
             crm.lead_create(actor=None, name="Kept too")
-    assert len(callbacks) == 1, "one relay per transaction, however many events"
+    relays = [hook for hook in callbacks if isinstance(hook, _RelayAfterCommit)]  # other apps may add their own
+    assert len(relays) == 1, "one relay per transaction, however many events"
 
 
 def test_only_active_subscribed_endpoints_get_a_delivery(org_a, in_tenant, loopback, receiver, make_endpoint, commit):
