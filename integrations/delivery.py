@@ -331,17 +331,18 @@ def _apply(item: _Attempted) -> None:
         delivery.dispatched_at = None  # the sweep queues it when it is due
 
 
-def _retry_groups(items: list[_Attempted]) -> list[tuple[float, list[int]]]:
-    """Retries with a countdown, in groups whose due times lie within ``RETRY_GROUP_SPREAD`` of the first: one
-    message each, sent when the first is due (the others are then due within the early tolerance)."""
-    due = sorted((item.countdown, item.delivery.pk) for item in items if item.countdown is not None)
-    groups: list[tuple[float, list[int]]] = []
-    for countdown, pk in due:
-        if groups and countdown - groups[-1][0] <= RETRY_GROUP_SPREAD.total_seconds():
+def _retry_groups(items: list[_Attempted], *, now) -> list[tuple[float, list[int]]]:
+    """Retries that get a message, in groups whose due times lie within ``RETRY_GROUP_SPREAD`` of the first: one
+    message each, with the countdown from ``now`` to the first (the others are then due within the early
+    tolerance). Counted from their due times, not from their requests: a batch's own duration is not added."""
+    due = sorted((item.delivery.next_attempt_at, item.delivery.pk) for item in items if item.countdown is not None)
+    groups: list[tuple[Any, list[int]]] = []
+    for at, pk in due:
+        if groups and at - groups[-1][0] <= RETRY_GROUP_SPREAD:
             groups[-1][1].append(pk)
         else:
-            groups.append((countdown, [pk]))
-    return groups
+            groups.append((at, [pk]))
+    return [(max(0.0, (first - now).total_seconds()), ids) for first, ids in groups]
 
 
 def _endpoints_after(items: list[_Attempted]) -> None:
@@ -427,7 +428,7 @@ def _record(items: list[_Attempted]) -> None:
     _endpoints_after(items)
     from .relay import dispatch_after_commit
 
-    for countdown, ids in _retry_groups(items):
+    for countdown, ids in _retry_groups(items, now=timezone.now()):
         dispatch_after_commit(ids, countdown=countdown)
 
 

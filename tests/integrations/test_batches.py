@@ -171,15 +171,24 @@ def test_failed_attempts_of_a_batch_share_retry_messages(
     with in_tenant(org_a), commit():
         results = delivery.attempt_many(delivery_ids=ids)
     assert set(results.values()) == {DeliveryStatus.PENDING}
-    assert (messages[1:], countdowns) == ([sorted(ids)], [5.0])
+    [retries] = messages[1:]
+    assert sorted(retries) == sorted(ids)
+    [countdown] = countdowns
+    assert countdown is not None
+    assert 4 < countdown <= 5, "when the first is due, 5 s after its request"
 
 
 def test_retries_due_close_together_share_a_message():
+    now = timezone.now()
+
     def item(pk: int, countdown: float | None):
-        return SimpleNamespace(delivery=SimpleNamespace(pk=pk), countdown=countdown)
+        due = now + timedelta(seconds=countdown or 0)
+        return SimpleNamespace(delivery=SimpleNamespace(pk=pk, next_attempt_at=due), countdown=countdown)
 
     items = [item(1, 5.0), item(2, 4.2), item(3, 5.9), item(4, None), item(5, 300.0), item(6, 5.1)]
-    assert delivery._retry_groups(items) == [(4.2, [2, 1, 6]), (5.9, [3]), (300.0, [5])]
+    assert delivery._retry_groups(items, now=now) == [(4.2, [2, 1, 6]), (5.9, [3]), (300.0, [5])]
+    later = now + timedelta(seconds=1)
+    assert delivery._retry_groups(items, now=later)[0] == (3.2, [2, 1, 6]), "counted from the due time"
 
 
 def test_a_success_within_a_batch_ends_the_endpoints_run_of_failures(
