@@ -1,6 +1,7 @@
 """Benchmark of webhook delivery from the outbox, by real Celery workers, against a plain signed-POST loop.
 
-    .venv/bin/python bench/webhooks.py [--events 10000] [--per-commit 10] [--workers 2] [--keep]
+    .venv/bin/python bench/webhooks.py [--rate 100] [--sustained-events 3000] [--events 5000] [--backlog 10000]
+                                       [--per-commit 10] [--workers 2] [--keep]
 
 It creates its own database (``crm_bench_webhooks``, dropped first if it exists, and at the end unless
 ``--keep``), migrates the shared schema, provisions one organization on the Enterprise plan
@@ -10,15 +11,24 @@ first arrived). Redis database 11 (``BENCH_REDIS_URL``) is the broker and cache,
 the end.
 
 Product: Celery workers started with the project's settings (``acks_late``, prefetch 1, production mode,
-``--workers`` prefork processes) consume one queue. The benchmark records ``--events`` outbox events with
+``--workers`` prefork processes) consume one queue. The benchmark records outbox events with
 ``integrations.outbox.record``, ``--per-commit`` to a transaction, as services do; each commit queues the
-relay (debounced), the relay creates the deliveries and queues one delivery task each. Reported: deliveries
-per second from the first commit to the last arrival, and the delay from each event's commit to its arrival
-(p50, p99, max).
+relay (debounced), the relay creates the deliveries and queues one delivery message per batch. Three phases:
 
-Baseline, same run, same receiver: ``--workers`` processes POST the same number of signed bodies in a loop
+- sustained: ``--sustained-events`` at ``--rate`` events/s; the delay from each event's commit to its arrival
+  (p50, p99, max);
+- burst: ``--events`` as fast as one process commits them, workers running: deliveries/s from the first commit
+  to the last arrival, and the delays. When the workers keep up, this is the producer's pace, not theirs;
+- backlog: ``--backlog`` events committed while no worker runs, then a worker started: deliveries/s from its
+  start to the last arrival, what the product delivers when it is not waiting for the producer.
+
+Baseline, same run, same receiver: ``--workers`` processes POST ``--backlog`` signed bodies in a loop
 (keep-alive session, no database, no broker): the cost of HTTP and signing alone. The ratio says what the
 outbox, the broker, the row locks and the delivery log cost on top of that.
+
+Targets (decision 0016), printed with the figures; the exit status is 1 when one is missed: backlog
+deliveries/s at least 0.25 of the baseline's POSTs/s; p99 commit → delivery under 2 s in the sustained phase;
+one delivery and one attempt per event, each webhook-id arriving once.
 """
 
 from __future__ import annotations
@@ -225,20 +235,93 @@ def _baseline_main(port: int, secret: str, bodies: list[tuple[str, bytes]]) -> N
 
 # --- the run ---
 
+TARGET_RATIO = 0.25  # burst: deliveries/s at least this share of the bare signed-POST loop's POSTs/s
+TARGET_P99_MS = 2000.0  # sustained load: commit → delivery p99 below this
+
 
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def run(args) -> None:
+def _phase(
+    organization, lead, port: int, *, events: int, per_commit: int, rate: float, timeout: float, start_worker=None
+) -> dict:
+    """Record ``events`` (``per_commit`` to a transaction, at ``rate`` events/s or as fast as possible), wait for
+    every arrival; the figures of the phase. With ``start_worker`` (no worker runs meanwhile) the events wait as a
+    backlog; the phase is timed from the worker's start (when it reports ready, or the first arrival if earlier)
+    to the last arrival: what the product delivers when the producer is not what it waits for."""
+    from django.db import transaction
+    from django_tenants.utils import tenant_context
+
+    from integrations import outbox
+
+    _receiver_get(port, "/reset")
+    commits: dict[str, float] = {}
+    started = time.time()
+    with tenant_context(organization):
+        produced = 0
+        while produced < events:
+            size = min(per_commit, events - produced)
+            with transaction.atomic():
+                ids = [
+                    outbox.record(
+                        "lead.updated", subject=lead, payload={"id": lead.pk, "changes": {"score": [n, n + 1]}}
+                    ).id
+                    for n in range(produced, produced + size)
+                ]
+            committed_at = time.time()
+            for event_id in ids:
+                commits[f"msg_{event_id.hex}"] = committed_at
+            produced += size
+            if rate:
+                time.sleep(max(0.0, started + produced / rate - time.time()))
+    produced_in = time.time() - started
+    if start_worker is not None:
+        started = start_worker()
+    finished = _wait_count(port, events, timeout)
+    arrivals = _receiver_get(port, "/arrivals")
+    if start_worker is not None:
+        started = min(started, *arrivals["arrivals"].values())
+    delays = [(arrivals["arrivals"][key] - commits[key]) * 1000 for key in commits if key in arrivals["arrivals"]]
+    return {
+        "events": events,
+        "produced_in": produced_in,
+        "seconds": finished - started,
+        "rate": events / (finished - started),
+        "p50": statistics.median(delays),
+        "p99": _percentile(delays, 0.99),
+        "max": max(delays),
+        "samples": arrivals["samples"],
+        "strangers": set(arrivals["arrivals"]) - set(commits),
+    }
+
+
+def _print_phase(title: str, figures: dict, *, backlog: bool = False) -> None:
+    print(
+        f"  {title}: {figures['events']} events committed in {figures['produced_in']:.1f} s "
+        f"({figures['events'] / figures['produced_in']:.0f} events/s)"
+    )
+    window = "from the worker's start" if backlog else "from first commit"
+    print(f"    {figures['rate']:8.0f} deliveries/s   ({figures['seconds']:.1f} s {window} to last arrival)")
+    if not backlog:
+        print(
+            f"    commit → delivery delay  p50 {figures['p50']:.0f} ms   p99 {figures['p99']:.0f} ms   "
+            f"max {figures['max']:.0f} ms"
+        )
+
+
+def run(args) -> bool:
+    """The benchmark; True when every target is met."""
     _allow_loopback()
-    from django.db import connection, transaction
+    from django.conf import settings
+    from django.db import connection
     from django_tenants.utils import tenant_context
 
     from crm.models import Lead
     from integrations import outbox, services, signing
-    from integrations.models import WebhookDelivery
+    from integrations.conf import setting
+    from integrations.models import WebhookAttempt, WebhookDelivery
 
     common.migrate()
     organization, _owner, _reps = common.organization(SLUG)
@@ -257,45 +340,54 @@ def run(args) -> None:
         lead = Lead.objects.create(name="Benchmark lead")
     connection.close()
 
-    log = Path(args.log_dir) / "bench-webhooks-worker.log"
-    worker = _start_worker(args.workers, log, args.db_reuse)
+    log_dir = Path(args.log_dir)
+    worker = _start_worker(args.workers, log_dir / "bench-webhooks-worker.log", args.db_reuse)
+    load_before = common.machine_load()
+
+    def restart_worker() -> float:
+        nonlocal worker
+        worker = _start_worker(args.workers, log_dir / "bench-webhooks-worker-2.log", args.db_reuse)
+        return time.time()
+
     try:
         # Warm-up: a few deliveries so worker processes have their connections and pools.
+        from django.db import transaction
+
+        warm_up = args.workers * 5
         with tenant_context(organization):
-            for _ in range(args.workers * 5):
+            for _ in range(warm_up):
                 with transaction.atomic():
                     outbox.record("lead.updated", subject=lead, payload={"id": lead.pk, "changes": {}})
-        _wait_count(port, args.workers * 5, 60)
-        _receiver_get(port, "/reset")
+        _wait_count(port, warm_up, 60)
 
-        # Product: record events, commit, let the workers deliver.
-        commits: dict[str, float] = {}
-        started = time.time()
-        with tenant_context(organization):
-            produced = 0
-            while produced < args.events:
-                size = min(args.per_commit, args.events - produced)
-                with transaction.atomic():
-                    ids = [
-                        outbox.record(
-                            "lead.updated", subject=lead, payload={"id": lead.pk, "changes": {"score": [n, n + 1]}}
-                        ).id
-                        for n in range(produced, produced + size)
-                    ]
-                committed_at = time.time()
-                for event_id in ids:
-                    commits[f"msg_{event_id.hex}"] = committed_at
-                produced += size
-                if args.rate:
-                    time.sleep(max(0.0, started + produced / args.rate - time.time()))
-        produced_in = time.time() - started
-        finished = _wait_count(port, args.events, args.timeout)
-        arrivals = _receiver_get(port, "/arrivals")
-        delays = [(arrivals["arrivals"][key] - commits[key]) * 1000 for key in commits if key in arrivals["arrivals"]]
-        product_rate = args.events / (finished - started)
+        sustained = None
+        if args.rate:
+            sustained = _phase(
+                organization,
+                lead,
+                port,
+                events=args.sustained_events,
+                per_commit=args.per_commit,
+                rate=args.rate,
+                timeout=args.timeout,
+            )
+        burst = _phase(
+            organization, lead, port, events=args.events, per_commit=args.per_commit, rate=0, timeout=args.timeout
+        )
+        common.stop(worker)
+        backlog = _phase(
+            organization,
+            lead,
+            port,
+            events=args.backlog,
+            per_commit=args.per_commit,
+            rate=0,
+            timeout=args.timeout,
+            start_worker=restart_worker,
+        )
 
         # Signatures of a sample verify.
-        for headers, body in arrivals["samples"]:
+        for headers, body in burst["samples"]:
             expected = signing.signature(
                 secret=secret,
                 msg_id=headers["webhook-id"],
@@ -305,12 +397,14 @@ def run(args) -> None:
             assert expected in headers["webhook-signature"].split(" "), "bad signature"
         with tenant_context(organization):
             stats = {
+                "deliveries": WebhookDelivery.objects.count(),
                 "delivered": WebhookDelivery.objects.filter(status="succeeded").count(),
-                "attempts": sum(WebhookDelivery.objects.values_list("attempt_count", flat=True)),
+                "attempts": WebhookAttempt.objects.count(),
             }
         connection.close()
     finally:
         common.stop(worker)
+    load_after = common.machine_load()
 
     # Baseline: the same number of signed POSTs, as many loops as worker processes.
     _receiver_get(port, "/reset")
@@ -321,7 +415,7 @@ def run(args) -> None:
         sample = OutboxEvent.objects.filter(type="lead.updated").order_by("occurred_at").first()
         body = body_of(sample)
     connection.close()
-    bodies = [(f"msg_baseline{n:08d}", body) for n in range(args.events)]
+    bodies = [(f"msg_baseline{n:08d}", body) for n in range(args.backlog)]
     shards = [bodies[index :: args.workers] for index in range(args.workers)]
     context = multiprocessing.get_context("fork")
     loops = [context.Process(target=_baseline_main, args=(port, secret, shard)) for shard in shards]
@@ -330,31 +424,64 @@ def run(args) -> None:
         loop.start()
     for loop in loops:
         loop.join()
-    baseline_finished = _wait_count(port, args.events, 60)
-    baseline_rate = args.events / (baseline_finished - baseline_started)
+    baseline_finished = _wait_count(port, args.backlog, 60)
+    baseline_rate = args.backlog / (baseline_finished - baseline_started)
     receiver.terminate()
 
+    events = warm_up + (sustained["events"] if sustained else 0) + burst["events"] + backlog["events"]
     reuse = f", CELERY_DB_REUSE_MAX={args.db_reuse}" if args.db_reuse else ""
-    print(f"webhooks: {args.events} events, {args.per_commit} per commit, {args.workers} worker processes{reuse}")
-    print(f"  produced in {produced_in:.1f} s ({args.events / produced_in:.0f} events/s committed)")
     print(
-        f"  product:  {product_rate:8.0f} deliveries/s   ({finished - started:.1f} s from first commit to last arrival)"
+        f"webhooks: {args.per_commit} events per commit, {args.workers} worker processes{reuse}, "
+        f"WEBHOOK_DELIVERY_BATCH_SIZE={setting('WEBHOOK_DELIVERY_BATCH_SIZE')}, "
+        f"CELERY_WORKER_PREFETCH_MULTIPLIER={settings.CELERY_WORKER_PREFETCH_MULTIPLIER}"
     )
-    print(
-        f"            commit → delivery delay  p50 {statistics.median(delays):.0f} ms   "
-        f"p99 {_percentile(delays, 0.99):.0f} ms   max {max(delays):.0f} ms"
-    )
-    print(f"            {stats['delivered']} deliveries succeeded in {stats['attempts']} attempts")
+    if sustained:
+        _print_phase(f"sustained at {args.rate:.0f} events/s", sustained)
+    _print_phase("burst, workers running", burst)
+    _print_phase("backlog, committed before the workers start", backlog, backlog=True)
     print(f"  baseline: {baseline_rate:8.0f} POSTs/s  (signed POST loops, keep-alive, no database or broker)")
-    print(f"  ratio product / baseline: {product_rate / baseline_rate:.2f}")
+    ratio = backlog["rate"] / baseline_rate
+    print(f"  ratio backlog / baseline: {ratio:.2f}   (burst / baseline: {burst['rate'] / baseline_rate:.2f})")
+    print(
+        f"  {events} events: {stats['deliveries']} deliveries, {stats['delivered']} succeeded, "
+        f"{stats['attempts']} attempts"
+    )
+    print(f"  before the run: {load_before}; after: {load_after}")
+
+    checks = [
+        (f"deliveries/s ≥ {TARGET_RATIO} × the signed-POST loop", ratio >= TARGET_RATIO, f"{ratio:.2f}"),
+        (
+            "one delivery and one attempt per event, each arrived once",
+            stats["deliveries"] == stats["delivered"] == stats["attempts"] == events
+            and not burst["strangers"]
+            and not backlog["strangers"]
+            and not (sustained or {}).get("strangers"),
+            f"{events} events, {stats['deliveries']} deliveries, {stats['attempts']} attempts",
+        ),
+    ]
+    if sustained:
+        checks.append(
+            (
+                f"p99 commit → delivery < {TARGET_P99_MS:.0f} ms at {args.rate:.0f} events/s",
+                sustained["p99"] < TARGET_P99_MS,
+                f"{sustained['p99']:.0f} ms",
+            )
+        )
+    for label, ok, figure in checks:
+        print(f"target: {label}: {common.verdict(ok)} ({figure})")
+    return all(ok for _label, ok, _figure in checks)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=5000, help="events of the burst (as fast as possible)")
+    parser.add_argument("--backlog", type=int, default=10_000, help="events committed before the workers start")
     parser.add_argument("--per-commit", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (prefork concurrency)")
-    parser.add_argument("--rate", type=float, default=0, help="events per second to produce (0: as fast as possible)")
+    parser.add_argument(
+        "--rate", type=float, default=100, help="events per second of the sustained phase (0: no sustained phase)"
+    )
+    parser.add_argument("--sustained-events", type=int, default=3000, help="events of the sustained phase")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument(
         "--db-reuse",
@@ -373,8 +500,9 @@ def main() -> None:
     common.recreate_database(DB_NAME)
     _configure()
     _flush_redis()
+    ok = False
     try:
-        run(args)
+        ok = run(args)
     finally:
         _flush_redis()
         if not args.keep:
@@ -382,6 +510,7 @@ def main() -> None:
 
             connections.close_all()
             common.drop_database(DB_NAME)
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_SECRET_ROTATION_GRACE_SECONDS": 24 * 3600,
     # Outbox rows relayed per transaction.
     "WEBHOOK_RELAY_BATCH_SIZE": 500,
+    # Deliveries per delivery message: attempted by one worker one after the other, their outcomes committed
+    # together (decision 0016). A worker killed mid-batch leaves up to this many requests to be sent again.
+    "WEBHOOK_DELIVERY_BATCH_SIZE": 50,
     # A retry due within this many seconds is queued with a countdown; later ones are queued by the sweep.
     # Keep it well below the broker's visibility timeout.
     "WEBHOOK_MAX_COUNTDOWN_SECONDS": 600,

@@ -2,9 +2,10 @@
 
 :func:`outbox_relay` takes unrelayed outbox rows in batches (``SELECT … FOR UPDATE SKIP LOCKED``, so relays
 running side by side split the work), creates one :class:`WebhookDelivery` per matching active endpoint, marks
-the rows relayed and, after commit, queues one delivery task per delivery. A crash before the commit leaves
-the rows unrelayed for the next relay; a crash after it leaves deliveries whose message was never sent, which
-:func:`deliveries_dispatch_due` (run by the beat sweep) sends again.
+the rows relayed and, after commit, queues one delivery message per batch of an endpoint's deliveries
+(:func:`per_endpoint`, up to ``WEBHOOK_DELIVERY_BATCH_SIZE`` each; :func:`integrations.delivery.attempt_many`).
+A crash before the commit leaves the rows unrelayed for the next relay; a crash after it leaves deliveries
+whose message was never sent, which :func:`deliveries_dispatch_due` (run by the beat sweep) sends again.
 
 The relay is queued after every transaction that records events (:func:`request_relay`, debounced per tenant
 so a burst of commits queues one relay, not hundreds) and by the beat sweep for every tenant.
@@ -66,18 +67,37 @@ def relay_started() -> None:
     caches["control"].delete(_relay_key(connection.schema_name))
 
 
+def batches(delivery_ids: list[int], size: int | None = None) -> list[list[int]]:
+    """``delivery_ids`` in order, cut into messages of at most ``WEBHOOK_DELIVERY_BATCH_SIZE``."""
+    size = size or int(setting("WEBHOOK_DELIVERY_BATCH_SIZE"))
+    return [delivery_ids[index : index + size] for index in range(0, len(delivery_ids), size)]
+
+
+def per_endpoint(rows: list[tuple[int, int]]) -> list[list[int]]:
+    """``(delivery id, endpoint id)`` pairs as delivery ids grouped per endpoint (in the order given within each),
+    each group cut into batches: a batch goes to one receiver, on one kept-alive connection, and a slow
+    receiver delays only its own batches."""
+    grouped: dict[int, list[int]] = {}
+    for delivery_id, endpoint_id in rows:
+        grouped.setdefault(endpoint_id, []).append(delivery_id)
+    return [batch for ids in grouped.values() for batch in batches(ids)]
+
+
 def dispatch(delivery_ids: list[int], *, countdown: float | None = None, schema_name: str | None = None) -> None:
-    """Send one delivery task per id, for the tenant (the current one by default)."""
-    from .tasks import deliver_webhook_task
+    """Send one delivery message per batch of ids (:func:`batches`), for the tenant (the current one by default).
+    Ids of one endpoint, in order, make the best batches (:func:`per_endpoint`)."""
+    from .tasks import deliver_webhooks_task
 
     headers = {"_schema_name": schema_name or connection.schema_name}
-    for index, delivery_id in enumerate(delivery_ids):
+    sent = 0
+    for batch in batches(list(delivery_ids)):
         try:
-            deliver_webhook_task.apply_async((delivery_id,), countdown=countdown, headers=headers)
+            deliver_webhooks_task.apply_async((batch,), countdown=countdown, headers=headers)
         except Unavailable:
             # The broker is down: no message exists for these; the first sweep after it is back sends them.
-            WebhookDelivery.objects.filter(pk__in=delivery_ids[index:]).update(dispatched_at=None)
+            WebhookDelivery.objects.filter(pk__in=delivery_ids[sent:]).update(dispatched_at=None)
             return
+        sent += len(batch)
 
 
 def dispatch_after_commit(delivery_ids: list[int], *, countdown: float | None = None) -> None:
@@ -127,8 +147,8 @@ def _relay_batch(batch_size: int) -> int:
             else []
         )
         OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(relayed_at=now)
-        ids = [delivery.pk for delivery in created]
-        dispatch_after_commit(ids)
+        for batch in per_endpoint([(delivery.pk, delivery.endpoint_id) for delivery in created]):
+            dispatch_after_commit(batch)
     return len(events)
 
 
@@ -154,16 +174,18 @@ def deliveries_dispatch_due(*, now=None, batch_size: int = 1000) -> int:
     total = 0
     while True:
         with transaction.atomic():
-            ids = list(
+            rows = list(
                 WebhookDelivery.objects.select_for_update(skip_locked=True)
                 .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
                 .filter(Q(dispatched_at=None) | orphaned | Q(dispatched_at__lte=stale, next_attempt_at__lte=stale))
                 .order_by("next_attempt_at")
-                .values_list("pk", flat=True)[:batch_size]
+                .values_list("pk", "endpoint_id")[:batch_size]
             )
+            ids = [pk for pk, _endpoint_id in rows]
             if ids:
                 WebhookDelivery.objects.filter(pk__in=ids).update(dispatched_at=timezone.now(), claimed_at=None)
-                dispatch_after_commit(ids)
+                for batch in per_endpoint(rows):
+                    dispatch_after_commit(batch)
         total += len(ids)
         if len(ids) < batch_size:
             return total

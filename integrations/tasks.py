@@ -41,7 +41,23 @@ def outbox_relay_task() -> int:
     tenant_cache_seconds=TENANT_CACHE_SECONDS,
 )
 def deliver_webhook_task(delivery_id: int) -> str:
+    """One delivery (messages queued before deliveries went in batches, and manual use)."""
     return delivery.attempt(delivery_id=delivery_id)
+
+
+@shared_task(
+    name="integrations.deliver_webhooks",
+    autoretry_for=TRANSIENT,
+    soft_time_limit=90,
+    time_limit=120,
+    tenant_cache_seconds=TENANT_CACHE_SECONDS,
+)
+def deliver_webhooks_task(delivery_ids: list[int]) -> dict[str, int]:
+    """A batch of deliveries (:func:`integrations.delivery.attempt_many`); returns how many ended how."""
+    counts: dict[str, int] = {}
+    for result in delivery.attempt_many(delivery_ids=delivery_ids).values():
+        counts[result] = counts.get(result, 0) + 1
+    return counts
 
 
 @shared_task(name="integrations.dispatch_due_webhooks", autoretry_for=TRANSIENT)

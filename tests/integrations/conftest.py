@@ -41,3 +41,18 @@ def make_endpoint(in_tenant):
             return services.webhook_endpoint_create(url=url, event_types=list(event_types), actor=None, **fields)
 
     return make
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    """``resolver({"hooks.example.test": ["93.184.216.34"]})``: what DNS answers for the names given."""
+    answers: dict[str, list[str]] = {}
+    from integrations import ssrf
+
+    real = ssrf._getaddrinfo
+
+    def fake(host, port):
+        return answers[host] if host in answers else real(host, port)
+
+    monkeypatch.setattr(ssrf, "_getaddrinfo", fake)
+    return answers.update

@@ -84,3 +84,31 @@ def test_one_delivery_is_attempted_by_one_worker_at_a_time(organization, receive
     assert sorted(outcomes) == ["skipped", "succeeded"]
     assert len(receiver.received) == 1
     assert _in(organization, lambda: WebhookAttempt.objects.count()) == 1
+
+
+def test_workers_given_overlapping_batches_attempt_each_delivery_once(organization, receiver, monkeypatch):
+    """Three workers, each with every delivery of the batch in its own order (duplicated and redelivered
+    messages): each delivery is claimed and attempted by one of them, and each webhook-id arrives once."""
+    import random
+
+    monkeypatch.setattr(relay, "dispatch", lambda *args, **kwargs: None)
+    receiver.behaviour.delay_seconds = 0.01
+    _in(organization, lambda: services.webhook_endpoint_create(url=receiver.url, event_types=["*"], actor=None))
+
+    def events():
+        OutboxEvent.objects.bulk_create(
+            [OutboxEvent(type="lead.deleted", subject_type="lead", subject_id=str(n), payload={}) for n in range(40)]
+        )
+
+    _in(organization, events)
+    _in(organization, relay.outbox_relay)
+    ids = _in(organization, lambda: list(WebhookDelivery.objects.values_list("pk", flat=True)))
+    orders = [random.sample(ids, len(ids)) for _ in range(3)]
+
+    results = _side_by_side(organization, lambda: delivery.attempt_many(delivery_ids=orders.pop()), count=3)
+    assert len(results) == 3
+    assert _in(organization, lambda: WebhookAttempt.objects.count()) == 40
+    assert _in(organization, lambda: WebhookDelivery.objects.filter(status="succeeded").count()) == 40
+    arrived = [request.webhook_id for request in receiver.received]
+    assert len(arrived) == len(set(arrived)) == 40
+    assert _in(organization, lambda: WebhookDelivery.objects.exclude(claimed_at=None).count()) == 0
