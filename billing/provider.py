@@ -138,10 +138,10 @@ def portal_session_create(*, customer_id: str) -> str:
 def subscription_change_price(*, subscription_id: str, price: str, metadata: dict[str, str], upgrade: bool) -> None:
     """Move the provider subscription to another recurring price. An upgrade is invoiced at once with proration
     and applies only once paid (``pending_if_incomplete``); a downgrade starts with the next period's invoice."""
-    current = call("reading the subscription", lambda c: c.v1.subscriptions.retrieve(subscription_id))
-    metered = {item.price.id for item in current["items"]["data"] if _is_metered(item.price)}
-    item = next(item for item in current["items"]["data"] if item.price.id not in metered)
-    params: Any = {"items": [{"id": item.id, "price": price}], "metadata": metadata}
+    current = call("reading the subscription", lambda c: c.v1.subscriptions.retrieve(subscription_id)).to_dict()
+    items = (current.get("items") or {}).get("data") or []
+    item = next(item for item in items if not _is_metered(item.get("price") or {}))
+    params: Any = {"items": [{"id": item["id"], "price": price}], "metadata": metadata}
     if upgrade:
         params |= {"proration_behavior": "always_invoice", "payment_behavior": "pending_if_incomplete"}
     else:
@@ -149,7 +149,7 @@ def subscription_change_price(*, subscription_id: str, price: str, metadata: dic
     call("changing the subscription's price", lambda c: c.v1.subscriptions.update(subscription_id, params=params))
 
 
-def _is_metered(price) -> bool:
+def _is_metered(price: dict) -> bool:
     recurring = price.get("recurring") or {}
     return recurring.get("usage_type") == "metered"
 
@@ -200,10 +200,11 @@ def invoices_of(*, customer_id: str) -> list[Invoice]:
         if starting_after:
             params["starting_after"] = starting_after
         page = call("listing invoices", lambda c, p=params: c.v1.invoices.list(params=p))  # type: ignore[misc]
-        for item in page.data:
+        for found in page.data:
+            item = found.to_dict()
             invoices.append(
                 Invoice(
-                    id=item.id,
+                    id=item["id"],
                     number=item.get("number") or "",
                     status=item.get("status") or "",
                     currency=item.get("currency") or "",
