@@ -320,7 +320,8 @@ def override_delete(*, override: Override, actor) -> None:
 
 
 def plan_snapshot(plan: Plan) -> dict:
-    """A plan as the audit trail records it: prices, trial, visibility, features and limits."""
+    """A plan as the audit trail records it: prices (ours and the provider's), trial, visibility, features, limits
+    and priced meters."""
     return {
         "code": plan.code,
         "name": plan.name,
@@ -332,6 +333,8 @@ def plan_snapshot(plan: Plan) -> dict:
         "sort_order": plan.sort_order,
         "features": sorted(plan.features.values_list("code", flat=True)),
         "limits": dict(sorted(plan.limits.values_list("limit", "value"))),
+        "provider_prices": {"monthly": plan.provider_monthly_price, "yearly": plan.provider_yearly_price},
+        "meters": dict(sorted(plan.meters.values_list("meter", "provider_price"))),
     }
 
 
