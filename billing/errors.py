@@ -72,3 +72,8 @@ class InvalidProviderSignature(DomainError):
     code = "invalid_signature"
     status = status.HTTP_400_BAD_REQUEST
     title = "The request signature does not verify."
+
+
+class SubscriptionPastDue(Conflict):
+    code = "subscription_past_due"
+    title = "The last payment failed: update the card in the billing portal before changing the plan."

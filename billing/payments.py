@@ -32,6 +32,7 @@ from .errors import (
     PlanNotFound,
     PlanNotPurchasable,
     SamePlan,
+    SubscriptionPastDue,
 )
 from .models import Plan, ProviderEvent, Subscription
 from .notify import email_owners
@@ -100,12 +101,14 @@ def subscription_request_change(
         return PlanChange("scheduled", _schedule(subscription, plan, interval, actor=actor, cancel_at_period_end=True))
     if not provider.configured():
         raise PaymentProviderNotConfigured()
+    if provider_live and subscription.status == SubscriptionStatus.PAST_DUE:
+        raise SubscriptionPastDue()  # a second subscription would not settle the first one's debt
     price = price_of(plan, interval)
     if not price:
         raise PlanNotPurchasable(f"{plan.name} has no {interval} price at the payment provider.")
     refuse_downgrade_past_limits(organization, plan)
     metadata = {"organization": str(organization.pk), "plan": plan.code, "interval": interval}
-    if provider_live and subscription.status != SubscriptionStatus.PAST_DUE:
+    if provider_live:
         if same and subscription.scheduled_plan_id is not None:  # back to the current plan: drop the downgrade
             if subscription.cancel_at_period_end:
                 provider.subscription_cancel_at_period_end(
@@ -126,7 +129,8 @@ def subscription_request_change(
             )
             return PlanChange("pending", subscription)
         return PlanChange("scheduled", _schedule(subscription, plan, interval, actor=actor))
-    # No live provider subscription (a trial, an operator's grant, Free, canceled), or one past due: pay first.
+    # No live provider subscription (a trial, an operator's grant, Free, canceled): pay first. Paying during a
+    # trial ends it: the paid period starts when the payment is confirmed.
     if not subscription.provider_customer_id:
         subscription.provider_customer_id = provider.customer_create(
             name=organization.name, email=email, organization_id=organization.pk

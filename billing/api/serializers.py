@@ -42,7 +42,10 @@ class SubscriptionOutput(serializers.ModelSerializer):
     features = serializers.SerializerMethodField()
     limits = serializers.SerializerMethodField()
     scheduled_plan: serializers.SlugRelatedField[Plan] = serializers.SlugRelatedField(
-        slug_field="code", read_only=True, help_text="The plan a downgrade moves to at `current_period_end`."
+        slug_field="code",
+        read_only=True,
+        allow_null=True,
+        help_text="The plan a downgrade moves to at `current_period_end`.",
     )
 
     class Meta:

@@ -392,3 +392,44 @@ def test_a_hanging_provider_costs_the_timeout(as_owner_a, org_a, provider, setti
     response = as_owner_a.post(CHANGE, {"plan": "pro"}, format="json")
     assert (response.status_code, response.json()["code"]) == (503, "payment_provider_unavailable")
     assert time.monotonic() - started < 1.9
+
+
+def test_a_past_due_organization_fixes_its_card_before_changing_plan(api, as_owner_a, org_a, paying, provider):
+    deliver(api, event("invoice.payment_failed", _invoice(paying)))
+    response = as_owner_a.post(CHANGE, {"plan": "enterprise"}, format="json")
+    assert (response.status_code, response.json()["code"]) == (409, "subscription_past_due")
+    assert not provider.calls("POST", "/v1/checkout/sessions")[1:]  # only the first checkout ever happened
+
+
+def test_a_scheduled_downgrade_can_be_taken_back(as_owner_a, org_a, paying, provider):
+    as_owner_a.post(CHANGE, {"plan": "free"}, format="json")
+    response = as_owner_a.post(CHANGE, {"plan": "pro"}, format="json")
+    assert response.status_code == 200, response.content
+    assert (response.json()["outcome"], response.json()["scheduled_plan"]) == ("changed", None)
+    assert provider.subscriptions[paying["id"]]["cancel_at_period_end"] is False
+    assert AuditEntry.objects.filter(organization=org_a, action="subscription.downgrade_unscheduled").exists()
+
+
+def test_a_lower_paid_plan_starts_with_the_next_period(api, as_owner_a, org_a, provider):
+    session = checkout(as_owner_a, org_a, provider, plan="enterprise")
+    paying = pay(api, org_a, provider, session, created=int(time.time()) - 60)
+    assert subscription_of(org_a).plan.code == "enterprise"
+    response = as_owner_a.post(CHANGE, {"plan": "pro"}, format="json")
+    assert (response.status_code, response.json()["outcome"], response.json()["scheduled_plan"]) == (
+        200,
+        "scheduled",
+        "pro",
+    )
+    [update] = [f for f in provider.calls("POST", f"/v1/subscriptions/{paying['id']}") if "items[0][price]" in f]
+    assert (update["items[0][price]"], update["proration_behavior"]) == ("price_pro_m", "none")
+    # the provider's update (new price, same period) does not move the plan before the period ends
+    current = provider.subscriptions[paying["id"]]
+    deliver(api, event("customer.subscription.updated", current))
+    assert subscription_of(org_a).plan.code == "enterprise"
+    # the next period starts: the scheduled plan applies
+    item = current["items"]["data"][0]
+    renewed_start = item["current_period_end"]
+    item["current_period_start"], item["current_period_end"] = renewed_start, renewed_start + 30 * 86400
+    deliver(api, event("customer.subscription.updated", current, created=int(time.time()) + 1))
+    subscription = subscription_of(org_a)
+    assert (subscription.plan.code, subscription.scheduled_plan_id) == ("pro", None)
