@@ -9,7 +9,7 @@ from django.contrib import admin
 from config.admin import apply_to_each
 
 from . import services
-from .models import Feature, Override, Plan, PlanFeature, PlanLimit, Subscription
+from .models import Feature, Override, Plan, PlanFeature, PlanLimit, PlanMeter, ProviderEvent, Subscription, UsageAlert
 
 
 class PlanFeatureInline(admin.TabularInline):
@@ -20,6 +20,13 @@ class PlanFeatureInline(admin.TabularInline):
 
 class PlanLimitInline(admin.TabularInline):
     model = PlanLimit
+    extra = 0
+
+
+class PlanMeterInline(admin.TabularInline):
+    """Meters the plan prices at the payment provider: usage of them is reported there (billing.metering)."""
+
+    model = PlanMeter
     extra = 0
 
 
@@ -34,10 +41,12 @@ class PlanAdmin(admin.ModelAdmin):
         "trial_days",
         "is_public",
         "sort_order",
+        "provider_monthly_price",
+        "provider_yearly_price",
     ]
     list_editable = ["sort_order", "is_public"]
     search_fields = ["code", "name"]
-    inlines = [PlanFeatureInline, PlanLimitInline]
+    inlines = [PlanFeatureInline, PlanLimitInline, PlanMeterInline]
 
     def save_model(self, request, obj, form, change):
         # The inlines are saved after this: the database still holds the plan as it was.
@@ -103,7 +112,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "organization_status",
     ]
     list_filter = ["plan", "status", "interval"]
-    search_fields = ["organization__name", "organization__slug"]
+    search_fields = ["organization__name", "organization__slug", "provider_customer_id", "provider_subscription_id"]
     list_select_related = ["organization", "plan"]
     readonly_fields = [
         "organization",
@@ -115,6 +124,13 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "current_period_end",
         "canceled_at",
         "updated_at",
+        "scheduled_plan",
+        "scheduled_interval",
+        "cancel_at_period_end",
+        "past_due_since",
+        "provider_customer_id",
+        "provider_subscription_id",
+        "provider_event_at",
     ]
     actions = ["extend_trial_14_days", "suspend", "reactivate"]
 
@@ -192,3 +208,32 @@ class OverrideAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for override in queryset:
             services.override_delete(override=override, actor=request.user)
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ProviderEvent)
+class ProviderEventAdmin(_ReadOnlyAdmin):
+    """Every payment provider event processed, and what became of it (applied, stale, ignored)."""
+
+    list_display = ["event_id", "type", "created", "organization", "outcome", "processed_at"]
+    list_filter = ["type", "outcome"]
+    search_fields = ["event_id", "organization__slug"]
+    list_select_related = ["organization"]
+
+
+@admin.register(UsageAlert)
+class UsageAlertAdmin(_ReadOnlyAdmin):
+    list_display = ["organization", "limit", "threshold", "used", "value", "period_start", "created_at"]
+    list_filter = ["limit", "threshold"]
+    search_fields = ["organization__name", "organization__slug"]
+    list_select_related = ["organization"]

@@ -38,3 +38,42 @@ class InvalidTransition(Conflict):
 class NoTrialToExtend(Conflict):
     code = "no_trial_to_extend"
     title = "The organization pays for its plan; there is no trial to extend."
+
+
+class PaymentProviderNotConfigured(DomainError):
+    code = "payment_provider_not_configured"
+    status = status.HTTP_402_PAYMENT_REQUIRED
+    title = "Paid plans need the payment provider, which is not configured here: ask for a trial or an operator."
+
+
+class PlanNotPurchasable(Conflict):
+    code = "plan_not_purchasable"
+    title = "This plan has no price at the payment provider for this interval; an operator can grant it."
+
+
+class NoBillingAccount(Conflict):
+    code = "no_billing_account"
+    title = "The organization has no billing account at the payment provider yet: subscribe to a paid plan first."
+
+
+class PaymentProviderUnavailable(DomainError):
+    code = "payment_provider_unavailable"
+    status = status.HTTP_503_SERVICE_UNAVAILABLE
+    title = "The payment provider is unreachable for a moment; nothing was changed. Retry later."
+
+
+class PaymentProviderError(DomainError):
+    code = "payment_provider_error"
+    status = status.HTTP_502_BAD_GATEWAY
+    title = "The payment provider refused the request; nothing was changed."
+
+
+class InvalidProviderSignature(DomainError):
+    code = "invalid_signature"
+    status = status.HTTP_400_BAD_REQUEST
+    title = "The request signature does not verify."
+
+
+class SubscriptionPastDue(Conflict):
+    code = "subscription_past_due"
+    title = "The last payment failed: update the card in the billing portal before changing the plan."

@@ -53,3 +53,7 @@ LIMIT_DESCRIPTIONS: dict[Limit, str] = {
     Limit.CAMPAIGN_MESSAGES_PER_MONTH: "Campaign messages sent per calendar month (UTC)",
     Limit.CAMPAIGN_MESSAGES_PER_HOUR: "Campaign messages sent per hour (sending slows down past it)",
 }
+
+# Consumption limits: they count what a calendar month used (billing.metering) and start over each month, so a
+# downgrade is never blocked by them (it only stops more consumption this month).
+CONSUMPTION_LIMITS: frozenset[Limit] = frozenset({Limit.COPILOT_MESSAGES_PER_MONTH, Limit.CAMPAIGN_MESSAGES_PER_MONTH})

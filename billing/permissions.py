@@ -1,4 +1,4 @@
 from config.permissions import declare
 
-SUBSCRIPTION_VIEW = declare("billing.subscription.view", "See the plan, subscription and usage")
-SUBSCRIPTION_MANAGE = declare("billing.subscription.manage", "Change the plan")
+SUBSCRIPTION_VIEW = declare("billing.subscription.view", "See the plan, subscription, usage and invoices")
+SUBSCRIPTION_MANAGE = declare("billing.subscription.manage", "Change the plan, open the billing portal")

@@ -1,5 +1,5 @@
-"""Subscriptions and limits. The subscription state machine lives here alone, so a payment provider's
-webhook can drive it later through the same functions the API and the admin use."""
+"""Subscriptions and limits. The subscription state machine lives here alone: the admin, trials, and the payment
+provider's webhook (:mod:`billing.payments`) all move it through :func:`_move` and record it with :func:`_saved`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from config import audit
 from config.decision_cache import invalidate_decisions
 from config.locks import LockNamespace, xact_lock
 
+from .alerts import usage_check
 from .choices import BillingInterval, SubscriptionStatus
 from .entitlements import entitlements_for
 from .errors import (
@@ -22,7 +23,7 @@ from .errors import (
     PlanNotFound,
     SamePlan,
 )
-from .features import Limit
+from .features import CONSUMPTION_LIMITS, Limit
 from .models import Override, Plan, Subscription
 from .selectors import FALLBACK_PLAN, plan_by_code
 from .usage import counter_for
@@ -71,6 +72,8 @@ def _snapshot(subscription: Subscription) -> dict:
         "status": subscription.status,
         "interval": subscription.interval,
         "trial_ends_at": subscription.trial_ends_at.isoformat() if subscription.trial_ends_at else None,
+        "scheduled_plan": subscription.scheduled_plan.code if subscription.scheduled_plan is not None else None,
+        "provider_subscription": subscription.provider_subscription_id or None,
     }
 
 
@@ -131,11 +134,23 @@ def _limits_after_change(organization, plan: Plan) -> dict[str, int]:
     return limits
 
 
+def refuse_downgrade_past_limits(organization, plan: Plan) -> None:
+    """409 ``downgrade_blocked`` naming each limit that current usage exceeds on ``plan`` (an Owner's downgrade
+    is refused; a forced one, by dunning or a trial's end, keeps the data and only stops growth)."""
+    exceeded = _exceeded_limits(organization, plan)
+    if exceeded:
+        raise DowngradeBlocked(
+            "Current usage exceeds the new plan's limits: "
+            + ", ".join(f"{e['limit']} {e['used']} > {e['value']}" for e in exceeded),
+            extra={"exceeded": exceeded},
+        )
+
+
 def _exceeded_limits(organization, plan: Plan) -> list[dict]:
     exceeded = []
     for name, value in sorted(_limits_after_change(organization, plan).items()):
         counter = counter_for(name)
-        if counter is None:
+        if counter is None or name in CONSUMPTION_LIMITS:
             continue
         lock_limit(organization=organization, limit=name)  # creates in flight finish first, later ones see the new plan
         used = counter(organization)
@@ -146,26 +161,24 @@ def _exceeded_limits(organization, plan: Plan) -> list[dict]:
 
 @transaction.atomic
 def subscription_change_plan(*, organization, plan_code: str, actor, interval: str | None = None) -> Subscription:
-    """Move to another plan now. A plan whose limits current usage exceeds is refused, naming what exceeds."""
+    """Move to another plan now, without payment: the operators' door (the admin's actions) and the free plan's.
+    Owners reach paid plans through :func:`billing.payments.subscription_request_change`, which takes payment
+    first. A plan whose limits current usage exceeds is refused, naming what exceeds."""
     plan = Plan.objects.filter(code=plan_code).first()
     if plan is None:
         raise PlanNotFound()
     subscription = _locked(organization)
     if subscription.plan_id == plan.pk and subscription.status != SubscriptionStatus.TRIALING:
         raise SamePlan()
-    exceeded = _exceeded_limits(organization, plan)
-    if exceeded:
-        raise DowngradeBlocked(
-            "Current usage exceeds the new plan's limits: "
-            + ", ".join(f"{e['limit']} {e['used']} > {e['value']}" for e in exceeded),
-            extra={"exceeded": exceeded},
-        )
+    refuse_downgrade_past_limits(organization, plan)
     before = _snapshot(subscription)
     now = timezone.now()
     subscription.plan = plan
     _move(subscription, SubscriptionStatus.ACTIVE)
     subscription.trial_ends_at = None
     subscription.canceled_at = None
+    subscription.scheduled_plan, subscription.scheduled_interval = None, ""
+    subscription.past_due_since = None
     if interval:
         subscription.interval = interval
     _set_period(subscription, now)
@@ -256,6 +269,7 @@ def enforce_limit(*, organization, limit: Limit, adding: int = 1) -> None:
             f"Your plan allows {value} {limit.replace('_', ' ')}; you use {used}.",
             extra={"limit": str(limit), "value": value, "used": used},
         )
+    usage_check(organization=organization, limit=str(limit), value=value, before=used, after=used + adding)
 
 
 def _override_snapshot(override: Override) -> dict:
@@ -306,7 +320,8 @@ def override_delete(*, override: Override, actor) -> None:
 
 
 def plan_snapshot(plan: Plan) -> dict:
-    """A plan as the audit trail records it: prices, trial, visibility, features and limits."""
+    """A plan as the audit trail records it: prices (ours and the provider's), trial, visibility, features, limits
+    and priced meters."""
     return {
         "code": plan.code,
         "name": plan.name,
@@ -318,6 +333,8 @@ def plan_snapshot(plan: Plan) -> dict:
         "sort_order": plan.sort_order,
         "features": sorted(plan.features.values_list("code", flat=True)),
         "limits": dict(sorted(plan.limits.values_list("limit", "value"))),
+        "provider_prices": {"monthly": plan.provider_monthly_price, "yearly": plan.provider_yearly_price},
+        "meters": dict(sorted(plan.meters.values_list("meter", "provider_price"))),
     }
 
 

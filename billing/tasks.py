@@ -2,9 +2,28 @@ from celery import shared_task
 
 from config.tasks import PublicTask
 
-from . import services
+from . import metering, payments, provider, services
+from .errors import PaymentProviderUnavailable
 
 
 @shared_task(name="billing.expire_trials", base=PublicTask, periodic=True)
 def expire_trials_task() -> int:
     return services.subscription_expire_trials()
+
+
+@shared_task(name="billing.dunning", base=PublicTask, periodic=True)
+def dunning_task() -> dict[str, int]:
+    """Past-due subscriptions past their grace go to Free; downgrades due at the period's end apply."""
+    return payments.subscription_dunning()
+
+
+@shared_task(name="billing.report_usage", base=PublicTask, periodic=True)
+def report_usage_task() -> int:
+    """Metered usage not reported yet goes to the payment provider (each range once)."""
+    return metering.usage_report()
+
+
+@shared_task(name="billing.cancel_provider_subscription", base=PublicTask, autoretry_for=(PaymentProviderUnavailable,))
+def cancel_provider_subscription_task(*, subscription_id: str) -> None:
+    """Dunning moved the organization to Free: stop the provider charging it (retried while it is unreachable)."""
+    provider.subscription_cancel(subscription_id=subscription_id)

@@ -325,6 +325,10 @@ CELERY_BEAT_SCHEDULE = {
     "refill-standby-schemas": {"task": "tenants.refill_standby_pool", "schedule": 300.0},
     "purge-deleted-organizations": {"task": "tenants.purge_deleted_organizations", "schedule": 3600.0},
     "expire-trials": {"task": "billing.expire_trials", "schedule": 900.0},
+    # Dunning: past-due subscriptions whose grace is over go to Free; downgrades due at the period's end apply.
+    "billing-dunning": {"task": "billing.dunning", "schedule": 3600.0},
+    # Metered usage (co-pilot and campaign messages) reported to the payment provider where the plan prices it.
+    "billing-report-usage": {"task": "billing.report_usage", "schedule": 300.0},
     # The webhook safety net: relays events no commit relayed, sends due retries and lost or orphaned messages.
     "webhooks-sweep": {"task": "integrations.sweep", "schedule": env_float("WEBHOOK_SWEEP_INTERVAL_SECONDS", 60.0)},
     # Campaigns: starts those due, sends again what a dead worker held, wakes campaigns whose runner was lost.
@@ -387,6 +391,19 @@ ANYMAIL = {name: value for name, value in ANYMAIL.items() if value}
 
 # Links in e-mails (invitations) point at the web frontend.
 FRONTEND_URL = env("FRONTEND_URL", "http://localhost:3000")
+
+# --- Billing: the payment provider (Stripe; docs/decisions/0014-payments.md) ---
+# Without an API key paid plans are had only through a trial or the admin (402 payment_provider_not_configured).
+STRIPE_API_KEY = env("STRIPE_API_KEY")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
+# Empty: Stripe's own API host. Tests point it at a local server.
+STRIPE_API_BASE_URL = env("STRIPE_API_BASE_URL")
+STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
+# Days a past-due subscription keeps its plan before dunning moves it to Free.
+BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7)
+# Where checkout and the customer portal send the customer back.
+BILLING_RETURN_URL = env("BILLING_RETURN_URL", FRONTEND_URL + "/settings/billing")
 
 # --- i18n, static ---
 LANGUAGE_CODE = "en-us"

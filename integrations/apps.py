@@ -21,10 +21,13 @@ class IntegrationsConfig(AppConfig):
     name = "integrations"
 
     def ready(self) -> None:
+        from billing.alerts import usage_threshold_reached
         from billing.features import Limit
         from billing.usage import register_counter
 
         from .selectors import webhook_endpoint_count
+        from .usage_events import record_usage_threshold
 
         register_counter(Limit.WEBHOOK_ENDPOINTS, webhook_endpoint_count)
+        usage_threshold_reached.connect(record_usage_threshold, dispatch_uid="integrations.usage_threshold")
         checks.register(check_webhook_settings)

@@ -49,6 +49,8 @@ EVENTS: dict[str, str] = {
     "contact.unsubscribed": "A contact opted out of a channel (link, one-click, STOP, complaint, API)",
     "contact.subscribed": "A contact opted in to a channel",
     "analytics.anomaly_detected": "A daily metric fell outside its expected range (analytics)",
+    "usage.threshold_reached": "The organization reached 80 % or 100 % of a plan limit (once per limit, threshold "
+    "and calendar month)",
     "webhook.ping": "A test event, sent on request to one webhook endpoint only",
 }
 
@@ -246,6 +248,16 @@ _SPECIFIC: dict[str, dict] = {
             "score": {"type": "number", "description": "Distance from the expected value, in robust deviations."},
         },
         description="A daily metric outside its expected range (GET /api/v1/analytics/anomalies/).",
+    ),
+    "usage.threshold_reached": _obj(
+        {
+            "limit": {"type": "string", "description": "The limit (a key of the plan's `limits`)."},
+            "threshold": {"type": "integer", "enum": [80, 100], "description": "Percent of the limit reached."},
+            "used": {"type": "integer", "description": "Usage when the threshold was reached."},
+            "value": {"type": "integer", "description": "The limit's value."},
+            "period_start": {"type": "string", "format": "date", "description": "The calendar month (UTC)."},
+        },
+        description="A plan limit's threshold reached (GET /api/v1/billing/usage/ shows the figures).",
     ),
     PING: _obj(
         {"endpoint_id": {"type": "integer"}, "message": {"type": "string"}},

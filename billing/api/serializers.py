@@ -41,6 +41,12 @@ class SubscriptionOutput(serializers.ModelSerializer):
     plan = PlanOutput()
     features = serializers.SerializerMethodField()
     limits = serializers.SerializerMethodField()
+    scheduled_plan: serializers.SlugRelatedField[Plan] = serializers.SlugRelatedField(
+        slug_field="code",
+        read_only=True,
+        allow_null=True,
+        help_text="The plan a downgrade moves to at `current_period_end`.",
+    )
 
     class Meta:
         model = Subscription
@@ -52,6 +58,10 @@ class SubscriptionOutput(serializers.ModelSerializer):
             "current_period_start",
             "current_period_end",
             "canceled_at",
+            "scheduled_plan",
+            "scheduled_interval",
+            "cancel_at_period_end",
+            "past_due_since",
             "features",
             "limits",
         ]
@@ -75,3 +85,40 @@ class UsageOutput(serializers.Serializer):
 class ChangePlanInput(serializers.Serializer):
     plan = serializers.SlugField()
     interval = serializers.ChoiceField(choices=BillingInterval.choices, required=False)
+
+
+class PlanChangeOutput(SubscriptionOutput):
+    """The subscription after a plan change request, and what the request did."""
+
+    outcome = serializers.ChoiceField(
+        choices=["changed", "scheduled", "checkout", "pending"],
+        help_text="`changed`: now; `scheduled`: at `current_period_end`; `checkout`: pay at `checkout_url`, the "
+        "plan applies once the payment provider confirms; `pending`: an upgrade invoiced, applied once paid.",
+    )
+    checkout_url = serializers.CharField(help_text="The payment provider's checkout page (`checkout` only).")
+
+    class Meta(SubscriptionOutput.Meta):
+        fields = [*SubscriptionOutput.Meta.fields, "outcome", "checkout_url"]
+
+
+class PortalOutput(serializers.Serializer):
+    url = serializers.URLField(help_text="The payment provider's customer portal: cards, invoices, cancellation.")
+
+
+class InvoiceOutput(serializers.Serializer):
+    id = serializers.CharField()
+    number = serializers.CharField()
+    status = serializers.CharField(help_text="draft, open, paid, uncollectible or void.")
+    currency = serializers.CharField()
+    amount_due = serializers.IntegerField(help_text="In the currency's smallest unit (cents).")
+    amount_paid = serializers.IntegerField(help_text="In the currency's smallest unit (cents).")
+    created = serializers.IntegerField(help_text="Unix time.")
+    period_start = serializers.IntegerField(allow_null=True)
+    period_end = serializers.IntegerField(allow_null=True)
+    hosted_invoice_url = serializers.CharField()
+    invoice_pdf = serializers.CharField()
+
+
+class ProviderWebhookOutput(serializers.Serializer):
+    received = serializers.BooleanField()
+    outcome = serializers.ChoiceField(choices=["applied", "stale", "ignored", "duplicate"])

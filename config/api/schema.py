@@ -119,4 +119,7 @@ def postprocess_schema(result, generator, request, public):
             for status_code, description in errors.items():
                 response = responses.setdefault(status_code, {"description": description})
                 response["content"] = {"application/problem+json": {"schema": ref}}
+            for status_code, response in responses.items():  # errors an operation declares itself (402, 502)
+                if str(status_code)[:1] in "45" and not response.get("content"):
+                    response["content"] = {"application/problem+json": {"schema": ref}}
     return result

@@ -32,7 +32,9 @@ from django.core.cache import caches
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing.choices import Meter
 from billing.features import Limit
+from billing.metering import usage_record
 from config.locks import LockNamespace, session_try_lock
 from rbac.access import entitlements_for
 from tenants.selectors import current_organization
@@ -411,6 +413,8 @@ def run(*, campaign_id: int, slice_seconds: float | None = None) -> RunOutcome:
                 _release(token)
             sent += count
             budget.spend(count)
+            if count:  # billing's meter: usage alerts, and the provider where the plan prices campaign messages
+                usage_record(organization=organization, meter=Meter.CAMPAIGN_MESSAGES, quantity=count)
             _touch(campaign)
             if stop is not None:
                 return stop

@@ -1,0 +1,59 @@
+"""``usage.threshold_reached`` in the organization's outbox, when billing (below this layer) says a usage alert
+was raised (``billing.alerts.usage_threshold_reached``).
+
+Inside the organization's schema (a contact created, a campaign message sent) the event is recorded in the
+transaction that raised the alert. From ``public`` (a seat taken by accepting an invitation) a tenant task records
+it in the organization's schema once that transaction commits.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import transaction
+
+from config.breaker import Unavailable
+from config.db import connection
+from config.tasks import SCHEMA_HEADER
+
+from . import outbox
+
+EVENT = "usage.threshold_reached"
+
+
+def _payload(alert) -> dict:
+    return {
+        "limit": alert.limit,
+        "threshold": alert.threshold,
+        "used": alert.used,
+        "value": alert.value,
+        "period_start": alert.period_start.isoformat(),
+    }
+
+
+def record_usage_threshold(sender, *, organization, alert, **kwargs) -> None:
+    if connection.schema_name == organization.schema_name:
+        outbox.record(EVENT, subject=alert, payload=_payload(alert), actor=None)
+        return
+    schema, alert_id = organization.schema_name, alert.pk
+
+    def queue() -> None:
+        try:
+            record_usage_threshold_task.apply_async(kwargs={"alert_id": alert_id}, headers={SCHEMA_HEADER: schema})
+        except Unavailable:
+            pass  # logged by the broker's breaker; the owners were e-mailed all the same
+
+    transaction.on_commit(queue, robust=True)
+
+
+@shared_task(name="integrations.record_usage_threshold")
+def record_usage_threshold_task(*, alert_id: int) -> int:
+    from billing.models import UsageAlert
+
+    from .models import OutboxEvent
+
+    alert = UsageAlert.objects.filter(pk=alert_id).first()
+    if alert is None or OutboxEvent.objects.filter(type=EVENT, subject_id=str(alert_id)).exists():
+        return 0  # gone, or recorded by an earlier run
+    with transaction.atomic():
+        outbox.record(EVENT, subject=alert, payload=_payload(alert), actor=None)
+    return 1
