@@ -187,7 +187,8 @@ def subscription_change_plan(*, organization, plan_code: str, actor, interval: s
 
 @transaction.atomic
 def subscription_transition(*, organization, status: str, actor=None) -> Subscription:
-    """Change the subscription status along the allowed transitions (a provider webhook calls this)."""
+    """Change the subscription status along the allowed transitions (operators, tests). Provider events move the
+    status through :mod:`billing.payments`, with the same door (:func:`_move`) and audit (:func:`_saved`)."""
     subscription = _locked(organization)
     if status == subscription.status:
         return subscription
