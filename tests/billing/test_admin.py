@@ -1,12 +1,15 @@
 """The operators' admin for plans, features, subscriptions, overrides, roles, memberships, invitations and the audit
 trail: every page renders, the actions work, and every change is audited and applies on the next request."""
 
+import datetime
+
 import pytest
 from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from billing.models import Feature, Override, Plan, Subscription
+from billing.models import Feature, Override, Plan, ProviderEvent, Subscription, UsageAlert
 from identity.models import User
 from rbac.models import AuditEntry, Invitation, Membership, Role
 from rbac.services import invitation_create, system_role
@@ -31,6 +34,12 @@ def rows(org_a, owner_a):
     """At least one row of every model the admin shows."""
     invitation_create(organization=org_a, email="admin-smoke@example.test", role=system_role("viewer"), actor=owner_a)
     Override.objects.create(organization=org_a, limit="seats", limit_value=10, reason="smoke")
+    ProviderEvent.objects.create(
+        event_id="evt_smoke", type="invoice.paid", created=timezone.now(), organization=org_a, outcome="applied"
+    )
+    UsageAlert.objects.create(
+        organization=org_a, limit="seats", threshold=80, period_start=datetime.date(2026, 12, 1), used=8, value=10
+    )
     return org_a
 
 
@@ -44,6 +53,8 @@ def test_every_model_of_billing_and_rbac_is_registered():
         "billing.Feature",
         "billing.Subscription",
         "billing.Override",
+        "billing.ProviderEvent",
+        "billing.UsageAlert",
         "rbac.Role",
         "rbac.Membership",
         "rbac.Invitation",
