@@ -1,7 +1,9 @@
 """Errors reported to Sentry when ``SENTRY_DSN`` is set (config/settings.py calls :func:`sentry_init`), with the
 organization and the user as tags and no personal data:
 
-- ``send_default_pii=False``: no cookies, no user e-mail or address, no client IP;
+- no default personal data (``send_default_pii`` stays at its default, off: no cookies, no user e-mail or address,
+  no client IP; sentry-sdk 2.76 deprecates passing it, and its replacement, ``data_collection``, would switch the
+  SDK's own scrubber of sensitive keys off);
 - request bodies are never sent (``max_request_body_size="never"``), nor query strings;
 - :func:`scrub` runs on every event last: it keeps only harmless request headers, drops the user but its id, and
   adds the tags ``organization`` (the slug) and ``user`` (the id) from the request or task being served
@@ -30,7 +32,6 @@ def sentry_init(*, dsn: str, environment: str, traces_sample_rate: float = 0.0, 
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
-        send_default_pii=False,
         max_request_body_size="never",
         include_local_variables=False,
         traces_sample_rate=traces_sample_rate,
