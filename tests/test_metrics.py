@@ -99,3 +99,54 @@ def test_the_named_series_are_exposed(production, as_owner_a, org_a):
     assert value(text, "crm_outbox_oldest_seconds") >= 0
     assert value(text, "crm_tenant_standby_pool") >= 0
     assert value(text, "crm_tenant_standby_pool_target") >= 0
+
+
+def test_gunicorn_workers_are_summed_in_one_scrape(tmp_path):
+    """Gunicorn's worker processes each count their own requests; with the client's multiprocess mode
+    (config/gunicorn.py) any of them answers a scrape with the sum."""
+    import http.client
+
+    from django.db import connection
+
+    from .conftest import RUN_PREFIX, TEST_BROKER_DB, TEST_REDIS_DB, _redis_url
+    from .faults.processes import Gunicorn, app_environment
+
+    db = connection.settings_dict
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = app_environment(
+        database_url=database_url,
+        redis_url=_redis_url(TEST_REDIS_DB),
+        broker_url=_redis_url(TEST_BROKER_DB),
+        key_prefix=RUN_PREFIX,
+    )
+    env.update(
+        WEB_CONCURRENCY="2",
+        WEB_THREADS="2",
+        METRICS_TOKEN=TOKEN,
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
+    )
+    api = Gunicorn(env=env, log=tmp_path / "gunicorn.log").start()
+    try:
+
+        def get(path: str, **headers) -> tuple[int, str]:
+            conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+            conn.request("GET", path, headers={"Connection": "close", **headers})
+            response = conn.getresponse()
+            body = response.read().decode()
+            conn.close()
+            return response.status, body
+
+        _, first = get("/metrics", Authorization=f"Bearer {TOKEN}")
+        series = 'crm_http_requests_total{method="GET",route="/healthz",status="200"}'
+        before = value(first, series)
+        for _ in range(40):
+            assert get("/healthz")[0] == 200
+        scrapes = [get("/metrics", Authorization=f"Bearer {TOKEN}")[1] for _ in range(4)]
+    finally:
+        api.close()
+    writers = {path.name.rsplit("_", 1)[-1] for path in (tmp_path / "prometheus").glob("counter_*.db")}
+    assert len(writers) == 2, (writers, api.output()[-2000:])  # both worker processes counted requests
+    counted = [value(text, series) - before for text in scrapes]
+    assert len(set(counted)) == 1, counted  # whichever process answered the scrape
+    # 40, or 41 when a readiness probe of the start that timed out while the worker booted was answered late
+    assert counted[0] in (40, 41), counted
