@@ -14,6 +14,7 @@ Tests point the DSN at a local envelope receiver (tests/test_error_reports.py).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 import sentry_sdk
@@ -38,7 +39,9 @@ def sentry_init(*, dsn: str, environment: str, traces_sample_rate: float = 0.0, 
         integrations=[
             DjangoIntegration(),
             CeleryIntegration(),
-            LoggingIntegration(event_level=None),  # errors are reported as exceptions, not log lines
+            # Errors are reported as exceptions, not log lines; only warnings become breadcrumbs (an info line may
+            # name a person). Task arguments are replaced by the SDK when personal data is off.
+            LoggingIntegration(level=logging.WARNING, event_level=None),
         ],
         before_send=scrub,
         before_send_transaction=scrub,
