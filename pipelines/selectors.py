@@ -105,6 +105,7 @@ def card_rows(queryset: QuerySet[Deal]) -> QuerySet[dict]:
         "company_id",
         owner_first_name=F("owner__first_name"),
         owner_last_name=F("owner__last_name"),
+        owner_email=F("owner__email"),
         contact_first_name=F("contact__first_name"),
         contact_last_name=F("contact__last_name"),
         contact_email=F("contact__email"),

@@ -15,6 +15,7 @@ from analytics.measures import DIMENSIONS, MEASURES
 from analytics.periods import DEFAULT_PRESET, MAX_DATE, MAX_PERIOD_DAYS, MIN_DATE, PRESETS
 from config.api.errors import ValidationFailed
 from config.api.fields import MonthField
+from config.api.references import PersonReference
 from crm.choices import ActivityKind, LeadSource, LeadStatus
 
 MAX_ID = 2**63 - 1
@@ -355,12 +356,6 @@ class LeadsReportOutput(serializers.Serializer):
     attribution = AttributionOutput(many=True, help_text="Won deals by the source of the lead they came from.")
 
 
-class PersonOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    email = serializers.CharField()
-
-
 class KindCountOutput(serializers.Serializer):
     kind = serializers.CharField()
     count = serializers.IntegerField()
@@ -368,13 +363,13 @@ class KindCountOutput(serializers.Serializer):
 
 
 class OwnerActivityOutput(serializers.Serializer):
-    owner = PersonOutput(allow_null=True)
+    owner = PersonReference(allow_null=True)
     total = serializers.IntegerField()
     by_kind = serializers.DictField(child=serializers.IntegerField())
 
 
 class OwnerTallyOutput(serializers.Serializer):
-    owner = PersonOutput(allow_null=True)
+    owner = PersonReference(allow_null=True)
     count = serializers.IntegerField()
 
 
@@ -468,7 +463,7 @@ class AccuracyMonthOutput(serializers.Serializer):
 
 
 class AccuracyOutput(serializers.Serializer):
-    owner = PersonOutput(allow_null=True, help_text="null: the whole organization.")
+    owner = PersonReference(allow_null=True, help_text="null: the whole organization.")
     months = AccuracyMonthOutput(many=True)
     mean_absolute_percentage_error = serializers.FloatField(allow_null=True)
     bias = MoneyField(help_text="Mean of actual − forecast.")

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.api.references import PersonReference
 from crm import timeline
 from crm.choices import (
     ActivityKind,
@@ -25,22 +26,6 @@ TAG_NAMES_HELP = (
 )
 
 
-class OwnerOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    email = serializers.EmailField()
-    name = serializers.CharField(source="full_name")
-
-    def to_representation(self, instance):
-        """What the fields above give (``None`` stays ``None``), without DRF's generic loop over them: this runs for
-        every record of every list. ``tests/api/test_request_cost.py`` holds it to the generic result."""
-        user_id, email, name = instance.id, instance.email, instance.full_name
-        return {
-            "id": None if user_id is None else int(user_id),
-            "email": None if email is None else str(email),
-            "name": None if name is None else str(name),
-        }
-
-
 class TagNamesField(serializers.ListField):
     child = serializers.CharField(max_length=50)
 
@@ -49,7 +34,7 @@ class TagNamesField(serializers.ListField):
 
 
 class RecordOutput(serializers.ModelSerializer):
-    owner = OwnerOutput(allow_null=True)
+    owner = PersonReference(allow_null=True)
     tags = TagNamesField()
 
 
@@ -240,7 +225,7 @@ class MergeInput(serializers.Serializer):
 
 
 class ActivityOutput(serializers.ModelSerializer):
-    owner = OwnerOutput(allow_null=True)
+    owner = PersonReference(allow_null=True)
 
     class Meta:
         model = Activity

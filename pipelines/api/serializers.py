@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.api.fields import MonthField
+from config.api.references import PersonReference
 from crm.api.fields import MemberField, ScopedRecordField
 from crm.api.serializers import TAG_NAMES_HELP, RecordOutput
 from crm.models import Company, Contact
@@ -132,11 +133,6 @@ class DealOutput(RecordOutput):
         return is_rotting(deal)
 
 
-class OwnerRefOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField(source="full_name")
-
-
 class DealCardOutput(serializers.Serializer):
     """A deal on the board: what a card shows."""
 
@@ -146,7 +142,7 @@ class DealCardOutput(serializers.Serializer):
     currency = serializers.CharField()
     status = serializers.ChoiceField(choices=DealStatus.choices)
     stage = serializers.IntegerField(source="stage_id")
-    owner = OwnerRefOutput(allow_null=True)
+    owner = PersonReference(allow_null=True)
     contact = NamedRecordOutput(allow_null=True)
     company = NamedRecordOutput(allow_null=True)
     expected_close_date = serializers.DateField(allow_null=True)
@@ -194,7 +190,11 @@ def deal_cards(rows) -> list[dict]:
             "stage": row["stage_id"],
             "owner": None
             if row["owner_id"] is None
-            else {"id": row["owner_id"], "name": f"{row['owner_first_name']} {row['owner_last_name']}".strip()},
+            else {
+                "id": row["owner_id"],
+                "email": row["owner_email"],
+                "name": f"{row['owner_first_name']} {row['owner_last_name']}".strip(),
+            },
             "contact": None if row["contact_id"] is None else {"id": row["contact_id"], "name": _contact_name(row)},
             "company": None if row["company_id"] is None else {"id": row["company_id"], "name": row["company_name"]},
             "expected_close_date": row["expected_close_date"].isoformat() if row["expected_close_date"] else None,

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.references import PersonReference
 from config.permissions import Scope
 from rbac.choices import InvitationStatus
 from rbac.models import AuditEntry, Invitation, Membership, Role
@@ -46,19 +47,11 @@ class RoleSummary(serializers.ModelSerializer):
         fields = ["id", "key", "name"]
 
 
-class PersonOutput(serializers.Serializer):
-    """A person, as every reference to one reads: the user's id (what owner fields take), e-mail and name."""
-
-    id = serializers.IntegerField()
-    email = serializers.EmailField()
-    name = serializers.CharField(source="full_name")
-
-
 class MemberOutput(serializers.ModelSerializer):
     """A membership: its own ``id`` (what ``/members/{id}/`` takes) and its user (whose ``id`` owner fields
     take)."""
 
-    user = PersonOutput()
+    user = PersonReference()
     role = RoleSummary()
 
     class Meta:

@@ -204,7 +204,10 @@ def test_an_empty_organization_gives_zeros(org_a, as_owner_a):
     assert pipeline["open_deals"]["value"] == 0
     assert pipeline["open_value"]["value"] == "0.00"
     assert pipeline["win_rate"]["value"] is None  # nothing closed: no rate, rather than a misleading 0%
-    assert pipeline["funnel"] is None  # not even a pipeline yet
+    funnel = pipeline["funnel"]  # the default pipeline every new organization starts with, nothing in it
+    assert funnel["won"] == 0
+    assert funnel["stages"]
+    assert all(row["reached"] == 0 and row["conversion_rate"] is None for row in funnel["stages"])
     leads = as_owner_a.get("/api/v1/analytics/leads/").json()
     assert leads["created"]["value"] == 0
     assert all(row["count"] == 0 for row in leads["by_status"])

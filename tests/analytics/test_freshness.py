@@ -149,4 +149,4 @@ def test_one_renewal_after_commit_per_transaction(org_a, in_tenant, django_captu
             during = cache.version()
             crm.lead_create(actor=None, name="Two")
         assert before != during != cache.version()  # renewed at once, and again at commit
-    assert len([hook for hook in callbacks if isinstance(hook, cache._BumpAfterCommit)]) == 1
+    assert len([hook for hook in callbacks if isinstance(hook, cache._RenewAfterCommit)]) == 1

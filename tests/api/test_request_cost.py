@@ -15,9 +15,10 @@ from rest_framework import serializers
 from billing import ratelimit
 from config import decision_cache
 from config.api.errors import ValidationFailed
+from config.api.references import PersonReference
 from crm import services
 from crm.api import filters as crm_filters
-from crm.api.serializers import LeadOutput, OwnerOutput
+from crm.api.serializers import LeadOutput
 from crm.models import Activity, Lead, Tag
 from pipelines.api.filters import DealFilter
 from rbac import access as rbac_access
@@ -155,8 +156,10 @@ def test_a_filterset_with_choices_from_a_queryset_is_left_to_django_filter():
         SimpleNamespace(id=7, email=None, full_name=None),
     ],
 )
-def test_owner_output_gives_what_drf_gives(owner):
-    assert OwnerOutput().to_representation(owner) == serializers.Serializer.to_representation(OwnerOutput(), owner)
+def test_person_reference_gives_what_drf_gives(owner):
+    assert PersonReference().to_representation(owner) == serializers.Serializer.to_representation(
+        PersonReference(), owner
+    )
 
 
 def test_a_lead_with_and_without_owner_serializes_like_drf(org_a, owner_a, in_tenant, monkeypatch):
@@ -165,7 +168,7 @@ def test_a_lead_with_and_without_owner_serializes_like_drf(org_a, owner_a, in_te
         services.lead_create(actor=None, owner_id=None, name="Nobody's")
         leads = list(Lead.objects.select_related("owner").prefetch_related("tags").order_by("pk"))
         fast = LeadOutput(leads, many=True).data
-        monkeypatch.setattr(OwnerOutput, "to_representation", serializers.Serializer.to_representation)
+        monkeypatch.setattr(PersonReference, "to_representation", serializers.Serializer.to_representation)
         assert fast == LeadOutput(leads, many=True).data
     assert {lead["owner"]["email"] if lead["owner"] else None for lead in fast} == {owner_a.email, None}
 

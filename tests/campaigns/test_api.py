@@ -303,3 +303,24 @@ def test_consent_is_recorded_and_listed_within_reach(rep, contacts, as_owner_a):
     assert {row["contact"] for row in listed["results"]} == {c.pk for c in mine}
     states = as_owner_a.get("/api/v1/consent-states/", {"channel": Channel.SMS}).json()
     assert [row["contact"] for row in states["results"]] == [mine[0].pk]
+
+
+def test_a_send_window_takes_wall_clock_times_and_reads_them_back_the_same_way(as_owner_a, org_a, campaign_settings):
+    with tenant_context(org_a):
+        make_contacts(1)
+    segment = _post(as_owner_a, "/api/v1/segments/", {"name": "All", "kind": "dynamic", "filters": {}}).json()
+    campaign = _post(
+        as_owner_a,
+        "/api/v1/campaigns/",
+        {"name": "W", "channel": "email", "segment": segment["id"], "subject": "Hi", "body": "Hello"},
+    ).json()
+    url = f"/api/v1/campaigns/{campaign['id']}/schedule/"
+
+    for offset in ("17:00Z", "17:00+02:00", "17:00:00.5"):  # a window is local time: no zone, no fractions
+        refused = _post(as_owner_a, url, {"send_window": {"start": "09:00", "end": offset}})
+        assert refused.status_code == 400, offset
+        assert refused.json()["errors"][0]["field"] == "send_window.end"
+
+    scheduled = _post(as_owner_a, url, {"send_window": {"days": [0, 4], "start": "09:00", "end": "17:30"}})
+    assert scheduled.status_code == 200, scheduled.content
+    assert scheduled.json()["send_window"] == {"days": [0, 4], "start": "09:00:00", "end": "17:30:00"}

@@ -143,6 +143,11 @@ class AudienceContactOutput(serializers.ModelSerializer):
 # --- campaigns ---
 
 
+# A send window's times are wall-clock times in the recipient's zone: no offset, no fractions of a second.
+LOCAL_TIME_FORMATS = ["%H:%M", "%H:%M:%S"]
+LOCAL_TIME_SCHEMA = {"type": "string", "pattern": r"^\d{2}:\d{2}:\d{2}$", "nullable": True, "example": "09:00:00"}
+
+
 class SendWindowInput(serializers.Serializer):
     days = serializers.ListField(
         child=serializers.IntegerField(min_value=0, max_value=6),
@@ -150,8 +155,12 @@ class SendWindowInput(serializers.Serializer):
         max_length=7,
         help_text="Weekdays, 0 = Monday; empty: every day.",
     )
-    start = serializers.TimeField(required=False, allow_null=True, help_text="Local time the window opens.")
-    end = serializers.TimeField(required=False, allow_null=True, help_text="Local time the window closes.")
+    start = serializers.TimeField(
+        required=False, allow_null=True, input_formats=LOCAL_TIME_FORMATS, help_text="Local time the window opens."
+    )
+    end = serializers.TimeField(
+        required=False, allow_null=True, input_formats=LOCAL_TIME_FORMATS, help_text="Local time the window closes."
+    )
 
     def validate(self, data):
         if data.get("start") and data.get("end") and data["start"] >= data["end"]:
@@ -215,8 +224,8 @@ class CampaignOutput(serializers.ModelSerializer):
             "nullable": True,
             "properties": {
                 "days": {"type": "array", "items": {"type": "integer"}},
-                "start": {"type": "string", "format": "time", "nullable": True},
-                "end": {"type": "string", "format": "time", "nullable": True},
+                "start": LOCAL_TIME_SCHEMA,
+                "end": LOCAL_TIME_SCHEMA,
             },
         }
     )
@@ -225,8 +234,8 @@ class CampaignOutput(serializers.ModelSerializer):
             return None
         return {
             "days": campaign.window_days or [],
-            "start": campaign.window_start.isoformat() if campaign.window_start else None,
-            "end": campaign.window_end.isoformat() if campaign.window_end else None,
+            "start": campaign.window_start.strftime("%H:%M:%S") if campaign.window_start else None,
+            "end": campaign.window_end.strftime("%H:%M:%S") if campaign.window_end else None,
         }
 
 
