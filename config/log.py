@@ -4,7 +4,8 @@
 
 - :class:`RequestLogMiddleware` (first in ``MIDDLEWARE``) writes one line per request on the ``config.request``
   logger: request id, organization, user id or API key prefix, route, method, status, duration and SQL query
-  count. It is the only line of a 4xx answer (``django.request`` keeps only server errors, with their traceback;
+  count (a streamed body, such as an export, is timed and counted until the response starts). It is the only
+  line of a 4xx answer (``django.request`` keeps only server errors, with their traceback;
   the development server's access line and gunicorn's are off).
 - The request id is the caller's ``X-Request-ID`` when it is a sane token, else a new one; it is answered in
   ``X-Request-ID``, added to every log record of the request (:class:`ContextFilter`) and to the headers of every
