@@ -502,7 +502,6 @@ def main() -> None:
     from identity.services import tokens_for
     from rbac.access import access_for
 
-    failures: list[str] = []
     try:
         common.migrate()
         sizes = {
@@ -567,11 +566,9 @@ def main() -> None:
             product = {report: results[(who, report)]["cold"]["body"] for report in DASHBOARD}
             naive = {report: results[(who, report)]["naive"]["body"] for report in DASHBOARD}
             differ = check_equal(product, _jsonable(naive))
-            print(
-                f"{who}: the product's figures and the naive ones agree" if not differ else f"{who}: DIFFER: {differ}"
+            common.check(
+                f"{who}: the product's figures equal the naive implementation's", not differ, str(differ or "")
             )
-            if differ:
-                failures.append(f"{who}'s figures differ from the naive implementation's: {differ}")
 
         from analytics.anomalies import judge
 
@@ -607,17 +604,13 @@ def main() -> None:
                 )
             )
         for label, ok, figure in checks:
-            print(f"  {label}: {common.verdict(ok)} ({figure})")
-            if not ok:
-                failures.append(label)
+            common.check(label, ok, figure)
         print(f"  naive ORM / cold product, p50: {ratio:.1f}x at least (the closest report)")
     finally:
         connections.close_all()
         if not args.keep:
             common.drop_database(DB_NAME)
-    if failures:
-        print(f"\nmissed: {'; '.join(failures)}")
-        sys.exit(1)
+    common.finish()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ import common
 DB_NAME = "crm_bench_api"
 SLUG = "bench-api"
 PATH = "/api/v1/leads/?page_size=50&status=new&ordering=-created_at"
-TARGET_RATIO = 0.8
+# The target: the product serves the list at least as fast as a bare DRF ListAPIView.
+TARGET_RATIO = 1.0
 EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 STATUSES = (("new", 30), ("contacted", 25), ("qualified", 20), ("unqualified", 15), ("converted", 10))
 LEAD_COLUMNS = [
@@ -345,9 +346,9 @@ def main() -> None:
         f"ratio product / baseline: {ratio:.2f} (median of rounds); best round / best round: "
         f"{best['product']['rps'] / best['baseline']['rps']:.2f}"
     )
-    print(f"target: ratio >= {TARGET_RATIO}: {common.verdict(ratio >= TARGET_RATIO)}")
-    print(f"after the run: {common.machine_load()}")
+    common.check(f"leads list / bare DRF ListAPIView >= {TARGET_RATIO}", ratio >= TARGET_RATIO, f"{ratio:.2f}")
     sys.stdout.flush()
+    common.finish()
 
 
 if __name__ == "__main__":

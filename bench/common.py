@@ -6,7 +6,8 @@ benchmarks that build their data on every run start from :func:`recreate_databas
 
 Also here: bulk inserts with ``COPY`` (:func:`copy_rows`), lifted API rate limits (:func:`lift_rate_limits`), a
 fresh interpreter for clean peak memory (:func:`run_child`) and a gunicorn server on a free loopback port
-(:func:`start_gunicorn`, :func:`stop`).
+(:func:`start_gunicorn`, :func:`stop`), and the verdicts: :func:`check` prints each target against its figure and
+:func:`finish` exits non-zero when one was missed.
 """
 
 from __future__ import annotations
@@ -233,3 +234,23 @@ def machine_load() -> str:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
+
+
+_MISSED: list[str] = []
+
+
+def check(target: str, ok: bool, figure: str = "") -> bool:
+    """Print one target's verdict with its figure (``target: <what>: met (<figure>)``) and remember a miss for
+    :func:`finish`. Every benchmark states its targets through this."""
+    print(f"target: {target}: {verdict(ok)}" + (f" ({figure})" if figure else ""))
+    if not ok:
+        _MISSED.append(target)
+    return ok
+
+
+def finish() -> None:
+    """The machine's load after the run, then exit: non-zero when :func:`check` saw a target missed."""
+    print(f"after the run: {machine_load()}")
+    if _MISSED:
+        print(f"{len(_MISSED)} target(s) missed: {'; '.join(_MISSED)}")
+        sys.exit(1)

@@ -30,7 +30,8 @@ import common
 
 DB_NAME = "crm_bench_import"
 SLUG = "bench-import"
-TARGET_ROWS_PER_SECOND = 5_000
+# The target, at 100,000 contacts (the default --rows).
+TARGET_ROWS_PER_SECOND = 20_000
 HEADER = ["first_name", "last_name", "email", "phone", "job_title", "lifecycle_stage", "tags"]
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Niklaus"]
 LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Wirth"]
@@ -262,8 +263,13 @@ def main() -> None:
         f"{big['rss_after_mib'] - big['rss_before_mib']:.1f} MiB for {args.rows:,} rows "
         f"(process peak {small['rss_after_mib']:.0f} vs {big['rss_after_mib']:.0f} MiB)"
     )
-    print(f"target: >= {TARGET_ROWS_PER_SECOND:,} rows/s end to end: {common.verdict(speed >= TARGET_ROWS_PER_SECOND)}")
+    common.check(
+        f">= {TARGET_ROWS_PER_SECOND:,} rows/s end to end at {args.rows:,} contacts",
+        speed >= TARGET_ROWS_PER_SECOND,
+        f"{speed:,.0f} rows/s",
+    )
     sys.stdout.flush()
+    common.finish()
 
 
 if __name__ == "__main__":

@@ -14,9 +14,51 @@ balancer or nginx) in front, as for any WSGI server.
 
 Every thread keeps its own PostgreSQL connection (``DB_CONN_MAX_AGE``): size ``max_connections`` for
 processes x threads.
+
+Metrics: every worker process keeps its own counters, so a scrape answered by one of them would see a part.
+Prometheus' client adds them up from files in ``PROMETHEUS_MULTIPROC_DIR`` (config/metrics.py): a fresh directory
+per server (``var/prometheus/<master pid>`` unless given; those of servers no longer running are removed), emptied when
+the server starts, each dead worker's files marked when it exits.
+
+Each request is logged once by the application (config/log.py: request id, organization, route, status, duration),
+so gunicorn's own access line is off.
 """
 
 import os
+import shutil
+from pathlib import Path
+
+_given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_servers_dir = Path(__file__).resolve().parent.parent / "var" / "prometheus"
+_multiproc_dir = Path(_given) if _given else _servers_dir / str(os.getpid())
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_multiproc_dir)  # read by prometheus_client in the workers
+
+
+def _running(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def on_starting(server) -> None:
+    """A previous server's files would count as this one's: start from an empty directory."""
+    shutil.rmtree(_multiproc_dir, ignore_errors=True)
+    _multiproc_dir.mkdir(parents=True, exist_ok=True)
+    if not _given and _servers_dir.is_dir():
+        for stale in _servers_dir.iterdir():
+            if stale != _multiproc_dir and not _running(stale.name):
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
 
 wsgi_app = "config.wsgi"
 worker_class = "gthread"
@@ -27,4 +69,4 @@ timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = timeout
 # Seconds an idle kept-alive connection (or one that never sent its request) is kept.
 keepalive = 5
-accesslog = "-"
+accesslog = None

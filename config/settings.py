@@ -85,6 +85,8 @@ TENANT_STANDBY_POOL_SIZE = env_int("TENANT_STANDBY_POOL_SIZE", 3)
 TENANT_PURGE_AFTER_DAYS = env_int("TENANT_PURGE_AFTER_DAYS", 30)
 
 MIDDLEWARE = [
+    # Outermost: the request id, one log line and the metrics of every request (config/log.py, config/metrics.py)
+    "config.log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     # /api/: refuses unusable input before anything else and answers every error as a problem document
@@ -170,8 +172,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# The test command sets a fast hasher; everything else uses Django's default (PBKDF2).
-PASSWORD_HASHERS = env_list("PASSWORD_HASHERS", "django.contrib.auth.hashers.PBKDF2PasswordHasher")
+# Argon2id with parameters measured on a 2-core server (identity/hashers.py, decision 0015); hashes of the hashers
+# after it (PBKDF2, the previous default) still verify and are rehashed with the first at the next sign-in. The
+# test suite sets a fast hasher (tests/conftest.py).
+PASSWORD_HASHERS = env_list(
+    "PASSWORD_HASHERS",
+    "identity.hashers.Argon2idPasswordHasher,"
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher,"
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_TTL_SECONDS", 300)),
@@ -291,6 +300,7 @@ SPECTACULAR_SETTINGS = {
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")
 CORS_ALLOW_HEADERS = (
     "accept",
+    "x-request-id",
     "authorization",
     "content-type",
     "idempotency-key",
@@ -419,20 +429,24 @@ MEDIA_URL = "media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
 
-# --- Logging ---
-# One handler, the root's: every line is written once, in one format. Each 4xx or 5xx answer is one line, from
-# django.request (django.security for a suspicious request): Django's own console handler (DEBUG) printed it a
-# second time, and the development server's access line (django.server) a third; that line stays for other answers.
+# --- Logging (config/log.py) ---
+# One handler, the root's: every line is written once, in one format: JSON objects when the output is not a terminal,
+# readable lines on one (LOG_FORMAT: json, plain or auto). Every request is one line, from config.request (request
+# id, organization, caller, route, status, duration, SQL queries); django.request keeps only 5xx answers, with their
+# traceback, and the access lines of the development server (django.server) and gunicorn are off. Django's own
+# console handler (DEBUG) printed a 4xx a second time.
+LOG_FORMAT = env("LOG_FORMAT", "auto")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {"default": {"()": "config.log.formatter", "style": LOG_FORMAT}},
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
-        "without_error_responses": {"()": "config.log.WithoutErrorResponses"},
+        "context": {"()": "config.log.ContextFilter"},
+        "only_server_errors": {"()": "config.log.OnlyServerErrors"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": "default", "filters": ["context"]},
         # As Django's default: server errors mailed to ADMINS (none unless configured), not a log line.
         "mail_admins": {
             "level": "ERROR",
@@ -443,10 +457,26 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django": {"handlers": ["mail_admins"], "level": "INFO", "propagate": True},
-        "django.server": {"handlers": [], "propagate": True, "filters": ["without_error_responses"]},
+        "django.request": {"filters": ["only_server_errors"]},
+        "django.server": {"handlers": [], "propagate": False, "level": "CRITICAL"},
         "django.db.backends": {"level": "WARNING"},
     },
 }
+# Workers keep this configuration (without it Celery replaces the root's handler with its own format).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Metrics (config/metrics.py) and error reports (config/error_reports.py) ---
+# GET /metrics answers this bearer token, or a staff session; without a token it is open under DJANGO_DEBUG=1 only.
+METRICS_TOKEN = env("METRICS_TOKEN")
+SENTRY_DSN = env("SENTRY_DSN")
+if SENTRY_DSN:
+    from config.error_reports import sentry_init
+
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", "development" if DEBUG else "production"),
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+    )
 
 # --- Production hardening (DJANGO_DEBUG=0) ---
 if not DEBUG:

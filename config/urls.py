@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from config import monitoring  # noqa: F401  # registers the gauges /metrics reads
 from config.api.views import healthz, readyz
+from config.metrics import metrics_view
 
 api_v1 = [
     path("auth/", include("identity.api.urls")),
@@ -22,6 +24,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # Unsubscribe pages and provider callbacks, on the organization's host (no login).

@@ -33,4 +33,16 @@ LOCATION = "Location"
 # Django REST framework: the methods an endpoint takes, on every answer (405 included).
 ALLOW = "Allow"
 
-EXPOSED = (*RATE_LIMIT, RETRY_AFTER, WWW_AUTHENTICATE, IDEMPOTENT_REPLAYED, CONTENT_DISPOSITION, LOCATION, ALLOW)
+# config/log.py: every answer (the id its log lines, and those of the tasks it queued, carry).
+REQUEST_ID = "X-Request-ID"
+
+EXPOSED = (
+    *RATE_LIMIT,
+    RETRY_AFTER,
+    WWW_AUTHENTICATE,
+    IDEMPOTENT_REPLAYED,
+    CONTENT_DISPOSITION,
+    LOCATION,
+    ALLOW,
+    REQUEST_ID,
+)

@@ -1,4 +1,5 @@
-"""Each 4xx answer is logged once: one record, one line, in DEBUG and under the development server too."""
+"""Each answer is logged once, by the request line (config/log.py): one record, one line, in DEBUG and under the
+development server too; a 4xx is not repeated by ``django.request`` nor by the server's access line."""
 
 from __future__ import annotations
 
@@ -68,12 +69,12 @@ def test_each_4xx_is_logged_once(org_a, as_owner_a, member, settings, caplog, wr
 
     for path, (_call, status) in answers.items():
         records = _records_about(caplog, path)
-        assert [(record.name, record.status_code) for record in records] == [("django.request", status)], path
+        assert [(record.name, record.fields["status"]) for record in records] == [("config.request", status)], path
         assert len(_lines_about(written, path)) == 1, _lines_about(written, path)
 
 
 def test_the_development_server_logs_a_4xx_once_and_other_answers_once(caplog, written):
-    """Under runserver the access line (django.server) was a second line for every 4xx."""
+    """Under runserver the access line (django.server) was a second line for every answer."""
     server = WSGIServer(("127.0.0.1", 0), WSGIRequestHandler, ipv6=False)
     server.set_app(WSGIHandler())  # what runserver serves (django.setup() again would reset the log handlers)
     port = server.server_address[1]
@@ -96,5 +97,5 @@ def test_the_development_server_logs_a_4xx_once_and_other_answers_once(caplog, w
     server.server_close()
 
     assert len(_lines_about(written, "/api/v1/no-such-thing/")) == 1
-    assert [record.name for record in _records_about(caplog, "/api/v1/no-such-thing/")] == ["django.request"]
-    assert len(_lines_about(written, "/healthz")) == 1  # the access line of an answer that is not an error
+    assert [record.name for record in _records_about(caplog, "/api/v1/no-such-thing/")] == ["config.request"]
+    assert len(_lines_about(written, "/healthz")) == 1  # an answer that is not an error: one line too
