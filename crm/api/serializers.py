@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.api.fields import MemberField, ScopedRecordField
 from config.api.references import PersonReference
 from crm import timeline
 from crm.choices import (
@@ -17,8 +18,6 @@ from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
 from crm.permissions import COMPANY_VIEW, CONTACT_UPDATE
 from crm.selectors import NONE_KEY
 from pipelines.models import Deal
-
-from .fields import MemberField, ScopedRecordField
 
 TAG_NAMES_HELP = (
     "Tag names (case-insensitive). A name that matches no tag creates it only with `crm.tag.manage`; "

@@ -3,9 +3,8 @@ from decimal import Decimal
 from django.utils import timezone
 from rest_framework import serializers
 
-from config.api.fields import MonthField
+from config.api.fields import MemberField, MonthField, ScopedRecordField
 from config.api.references import PersonReference
-from crm.api.fields import MemberField, ScopedRecordField
 from crm.api.serializers import TAG_NAMES_HELP, RecordOutput
 from crm.models import Company, Contact
 from pipelines.choices import DealStatus, StageKind
