@@ -114,8 +114,12 @@ class LeadViewSet(RecordViewSet):
         result = services.lead_convert(lead=lead, actor=self.access, **data.validated_data)
         body = {
             "lead": selectors.leads().get(pk=result.lead.pk),
-            "contact": {"id": result.contact.pk, "created": result.contact_created},
-            "company": {"id": result.company.pk, "created": result.company_created} if result.company else None,
-            "deal": {"id": result.deal.pk, "created": True} if result.deal else None,
+            "contact": _converted(result.contact, result.contact_created),
+            "company": _converted(result.company, result.company_created) if result.company else None,
+            "deal": _converted(result.deal, True) if result.deal else None,
         }
         return Response(LeadConversionOutput(body).data)
+
+
+def _converted(record, created: bool) -> dict:
+    return {"id": record.pk, "name": str(record), "created": created}
