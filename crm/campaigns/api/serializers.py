@@ -185,6 +185,9 @@ class ScheduleInput(serializers.Serializer):
     send_window = SendWindowInput(required=False, allow_null=True)
 
 
+LOCAL_TIME = r"^\d{2}:\d{2}:\d{2}(\.\d{1,6})?$"
+
+
 class CampaignOutput(serializers.ModelSerializer):
     segment = RecordReference()
     send_window = serializers.SerializerMethodField()
@@ -220,8 +223,9 @@ class CampaignOutput(serializers.ModelSerializer):
             "nullable": True,
             "properties": {
                 "days": {"type": "array", "items": {"type": "integer"}},
-                "start": {"type": "string", "format": "time", "nullable": True},
-                "end": {"type": "string", "format": "time", "nullable": True},
+                # Local wall-clock times in the campaign's time zone: no offset, so not RFC 3339 ``format: time``.
+                "start": {"type": "string", "pattern": LOCAL_TIME, "nullable": True, "example": "09:00:00"},
+                "end": {"type": "string", "pattern": LOCAL_TIME, "nullable": True, "example": "17:30:00"},
             },
         }
     )
