@@ -248,6 +248,9 @@ if DEBUG:
 # plumbing names them here instead of importing the apps above it.
 API_ORGANIZATION_POLICY = "rbac.policy.OrganizationPolicy"
 API_ORGANIZATION_THROTTLES = ["billing.ratelimit.PlanRateThrottle"]
+# The users a request-body reference to a person may name (config/api/fields.py MemberField): a function of the
+# organization's id returning a queryset of users.
+API_MEMBER_USERS = "rbac.selectors.active_member_users"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "CRM API",

@@ -14,6 +14,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from config.api.references import people
 from integrations.models import OutboxEvent
 
 from . import timeline as timeline_sources
@@ -29,7 +30,9 @@ def _tags() -> Prefetch:
 
 def leads() -> QuerySet[Lead]:
     """Leads with what their output needs, in a constant number of queries."""
-    return Lead.objects.select_related("owner").prefetch_related(_tags())
+    return Lead.objects.select_related(
+        "owner", "converted_contact", "converted_company", "converted_deal"
+    ).prefetch_related(_tags())
 
 
 def companies() -> QuerySet[Company]:
@@ -41,7 +44,7 @@ def contacts() -> QuerySet[Contact]:
 
 
 def activities() -> QuerySet[Activity]:
-    return Activity.objects.select_related("owner")
+    return Activity.objects.select_related("owner", "contact", "company", "lead", "deal")
 
 
 def tags() -> QuerySet[Tag]:
@@ -104,9 +107,12 @@ def _by_value(queryset: QuerySet, field: str) -> dict[str, int]:
 
 
 def _by_owner(queryset: QuerySet) -> list[dict[str, Any]]:
+    """Counts per owner, most first, each owner as a person reference (one query for the people)."""
     found = _counts(queryset, "owner_id")
+    owners = people(found)
     return [
-        {"owner": owner, "count": n} for owner, n in sorted(found.items(), key=lambda item: (-item[1], item[0] or 0))
+        {"owner": owners.get(owner) if owner is not None else None, "count": n}
+        for owner, n in sorted(found.items(), key=lambda item: (-item[1], item[0] or 0))
     ]
 
 

@@ -58,12 +58,12 @@ def pipelines() -> QuerySet[Pipeline]:
 
 
 def stages() -> QuerySet[Stage]:
-    return Stage.objects.all()
+    return Stage.objects.select_related("pipeline")
 
 
 def deals() -> QuerySet[Deal]:
     """Deals with what their output needs, in a constant number of queries."""
-    return Deal.objects.select_related("owner", "stage", "contact", "company").prefetch_related(
+    return Deal.objects.select_related("owner", "pipeline", "stage", "contact", "company").prefetch_related(
         Prefetch("tags", queryset=Tag.objects.only("name"))
     )
 
@@ -110,6 +110,7 @@ def card_rows(queryset: QuerySet[Deal]) -> QuerySet[dict]:
         contact_last_name=F("contact__last_name"),
         contact_email=F("contact__email"),
         company_name=F("company__name"),
+        stage_name=F("stage__name"),
         rotting_days=F("stage__rotting_days"),
         tag_names=tag_names,
     )

@@ -25,6 +25,14 @@ def members_of(*, organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user", "role")
 
 
+def active_member_users(organization_id: int) -> QuerySet:
+    """The users who are active members of the organization (what a request body's person reference may name)."""
+    from django.contrib.auth import get_user_model
+
+    member_ids = Membership.objects.filter(organization_id=organization_id, is_active=True).values("user_id")
+    return get_user_model().objects.filter(pk__in=member_ids)
+
+
 def invitations_with_status(queryset: QuerySet[Invitation], status: str) -> QuerySet[Invitation]:
     """Filter by the status a reader sees (:attr:`Invitation.effective_status`): expiry counts, swept or not."""
     now = timezone.now()

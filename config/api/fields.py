@@ -1,15 +1,26 @@
 """Input fields shared by every app: instants and months that PostgreSQL and Python both hold, so a bad date
-is a 400 naming the parameter, never a 500 from the database or the calendar."""
+is a 400 naming the parameter, never a 500 from the database or the calendar; and request-body references
+resolved within the caller's reach (a person who is a member, a record the caller may see), so a foreign id is
+"does not exist" (400), never a foreign row."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import re
+from collections.abc import Callable
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from django.utils.module_loading import import_string
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from config.db import connection
 
 #: Real time zones lie between -12:00 and +14:00; PostgreSQL refuses offsets beyond ±15:59.
 MAX_UTC_OFFSET = datetime.timedelta(hours=14)
@@ -63,3 +74,34 @@ class MonthField(serializers.CharField):
 
     def to_representation(self, value):
         return f"{value.year:04d}-{value.month:02d}" if isinstance(value, datetime.date) else value
+
+
+# --- request-body references ---
+
+
+@functools.cache
+def _member_users() -> Callable[[int], QuerySet]:
+    return import_string(settings.API_MEMBER_USERS)
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class MemberField(serializers.PrimaryKeyRelatedField):
+    """A user id that must belong to an active member of the request's organization. Who is a member is the
+    setting ``API_MEMBER_USERS`` (``rbac.selectors.active_member_users``): the plumbing imports no app."""
+
+    def get_queryset(self) -> Any:
+        return _member_users()(self.context["request"].tenant.pk)
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class ScopedRecordField(serializers.PrimaryKeyRelatedField):
+    """An id of a record the caller may see: the model's ``visible_to(access, permission)`` (record scope
+    applies)."""
+
+    def __init__(self, *, model: Any, permission: str, **kwargs: Any) -> None:
+        self.model, self.permission = model, permission
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> Any:
+        assert connection.schema_name != "public"
+        return self.model.objects.visible_to(self.context["request"].access, self.permission)

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from config.api.references import PersonReference
+from config.api.fields import MemberField, ScopedRecordField
+from config.api.references import PersonReference, RecordReference
 from crm import timeline
 from crm.choices import (
     ActivityKind,
@@ -17,8 +18,6 @@ from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
 from crm.permissions import COMPANY_VIEW, CONTACT_UPDATE
 from crm.selectors import NONE_KEY
 from pipelines.models import Deal
-
-from .fields import MemberField, ScopedRecordField
 
 TAG_NAMES_HELP = (
     "Tag names (case-insensitive). A name that matches no tag creates it only with `crm.tag.manage`; "
@@ -39,6 +38,10 @@ class RecordOutput(serializers.ModelSerializer):
 
 
 class LeadOutput(RecordOutput):
+    converted_contact = RecordReference(allow_null=True)
+    converted_company = RecordReference(allow_null=True)
+    converted_deal = RecordReference(allow_null=True)
+
     class Meta:
         model = Lead
         fields = [
@@ -59,6 +62,7 @@ class LeadOutput(RecordOutput):
             "converted_at",
             "converted_contact",
             "converted_company",
+            "converted_deal",
             "created_at",
             "updated_at",
         ]
@@ -69,7 +73,7 @@ class LeadInput(serializers.Serializer):
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
     company_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    source = serializers.ChoiceField(choices=LeadSource.choices, required=False, allow_blank=True)
+    source = serializers.ChoiceField(choices=LeadSource.choices, required=False, allow_blank=True)  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows
     status = serializers.ChoiceField(choices=[LeadStatus.NEW, LeadStatus.CONTACTED], required=False)
     score = serializers.IntegerField(min_value=0, max_value=100, required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
@@ -107,11 +111,6 @@ class ReferencesInput(serializers.Serializer):
                 record = values.pop(name)
                 values[f"{name}_id"] = record.pk if record is not None else None
         return values
-
-
-class RecordRefOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField(source="__str__")
 
 
 # --- companies ---
@@ -167,7 +166,7 @@ class CompanyInput(ReferencesInput):
 
 
 class ContactOutput(RecordOutput):
-    company = RecordRefOutput(allow_null=True)
+    company = RecordReference(allow_null=True)
 
     class Meta:
         model = Contact
@@ -203,7 +202,7 @@ class ContactInput(ReferencesInput):
     job_title = serializers.CharField(max_length=150, required=False, allow_blank=True)
     company = ScopedRecordField(model=Company, permission="crm.company.view", required=False, allow_null=True)
     lifecycle_stage = serializers.ChoiceField(choices=LifecycleStage.choices, required=False)
-    source = serializers.ChoiceField(choices=LeadSource.choices, required=False, allow_blank=True)
+    source = serializers.ChoiceField(choices=LeadSource.choices, required=False, allow_blank=True)  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows
     do_not_contact = serializers.BooleanField(required=False)
     owner = MemberField(required=False, allow_null=True, source="owner_id")
     tags = serializers.ListField(
@@ -226,6 +225,10 @@ class MergeInput(serializers.Serializer):
 
 class ActivityOutput(serializers.ModelSerializer):
     owner = PersonReference(allow_null=True)
+    contact = RecordReference(allow_null=True)
+    company = RecordReference(allow_null=True)
+    lead = RecordReference(allow_null=True)
+    deal = RecordReference(allow_null=True)
 
     class Meta:
         model = Activity
@@ -263,7 +266,7 @@ class ActivityInput(ReferencesInput):
 class ActivityUpdateInput(ActivityInput):
     """The kind is fixed once logged."""
 
-    kind = None
+    kind = None  # type: ignore[assignment]  # DRF drops a declared field set to None
 
 
 # --- lead conversion ---
@@ -291,7 +294,10 @@ class LeadConvertInput(serializers.Serializer):
 
 
 class ConvertedRefOutput(serializers.Serializer):
+    """A record the conversion used: its reference (``{id, name}``) and whether the conversion made it."""
+
     id = serializers.IntegerField()
+    name = serializers.CharField()
     created = serializers.BooleanField(help_text="False when an existing record was matched.")
 
 
@@ -360,7 +366,7 @@ class BulkResultOutput(serializers.Serializer):
 
 
 class OwnerCountOutput(serializers.Serializer):
-    owner = serializers.IntegerField(allow_null=True, help_text="User id; null for unassigned records.")
+    owner = PersonReference(allow_null=True, help_text="Null for unassigned records.")
     count = serializers.IntegerField()
 
 
@@ -401,7 +407,7 @@ class CompanyStatsOutput(serializers.Serializer):
 class RecordTimelineItemOutput(serializers.Serializer):
     type = serializers.ChoiceField(choices=["activity", "event", *timeline.TYPES])
     at = serializers.DateTimeField()
-    data = serializers.JSONField(
+    data = serializers.JSONField(  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows
         help_text="An activity, a domain event (`event`, `actor`, `payload`), or a campaign message sent to the "
         "record (`message`: campaign, channel, status)."
     )
@@ -432,9 +438,9 @@ class CustomFieldInput(serializers.Serializer):
     key = serializers.RegexField(
         r"^[a-z][a-z0-9_]{0,63}$", help_text="Lower-case letters, digits and _, starting with a letter."
     )
-    label = serializers.CharField(max_length=100)
+    label = serializers.CharField(max_length=100)  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows
     type = serializers.ChoiceField(choices=CustomFieldType.choices)
-    required = serializers.BooleanField(default=False)
+    required = serializers.BooleanField(default=False)  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows
     choices = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
     position = serializers.IntegerField(min_value=0, default=0)
 
@@ -442,7 +448,7 @@ class CustomFieldInput(serializers.Serializer):
 class CustomFieldUpdateInput(serializers.Serializer):
     """The record type, key and type are fixed once defined."""
 
-    label = serializers.CharField(max_length=100, required=False)
-    required = serializers.BooleanField(required=False)
+    label = serializers.CharField(max_length=100, required=False)  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows
+    required = serializers.BooleanField(required=False)  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows
     choices = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
     position = serializers.IntegerField(min_value=0, required=False)

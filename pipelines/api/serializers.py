@@ -3,9 +3,8 @@ from decimal import Decimal
 from django.utils import timezone
 from rest_framework import serializers
 
-from config.api.fields import MonthField
-from config.api.references import PersonReference
-from crm.api.fields import MemberField, ScopedRecordField
+from config.api.fields import MemberField, MonthField, ScopedRecordField
+from config.api.references import PersonReference, RecordReference
 from crm.api.serializers import TAG_NAMES_HELP, RecordOutput
 from crm.models import Company, Contact
 from pipelines.choices import DealStatus, StageKind
@@ -17,6 +16,8 @@ CENT = Decimal("0.01")
 
 
 class StageOutput(serializers.ModelSerializer):
+    pipeline = RecordReference()
+
     class Meta:
         model = Stage
         fields = ["id", "pipeline", "name", "position", "probability", "kind", "rotting_days"]
@@ -93,15 +94,11 @@ class DealStageOutput(serializers.ModelSerializer):
         fields = ["id", "name", "kind", "probability", "position"]
 
 
-class NamedRecordOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField(source="__str__")
-
-
 class DealOutput(RecordOutput):
+    pipeline = RecordReference()
     stage = DealStageOutput()
-    contact = NamedRecordOutput(allow_null=True)
-    company = NamedRecordOutput(allow_null=True)
+    contact = RecordReference(allow_null=True)
+    company = RecordReference(allow_null=True)
     is_rotting = serializers.SerializerMethodField()
 
     class Meta:
@@ -141,10 +138,10 @@ class DealCardOutput(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=14, decimal_places=2)
     currency = serializers.CharField()
     status = serializers.ChoiceField(choices=DealStatus.choices)
-    stage = serializers.IntegerField(source="stage_id")
+    stage = RecordReference()
     owner = PersonReference(allow_null=True)
-    contact = NamedRecordOutput(allow_null=True)
-    company = NamedRecordOutput(allow_null=True)
+    contact = RecordReference(allow_null=True)
+    company = RecordReference(allow_null=True)
     expected_close_date = serializers.DateField(allow_null=True)
     stage_entered_at = serializers.DateTimeField()
     is_rotting = serializers.SerializerMethodField()
@@ -187,7 +184,7 @@ def deal_cards(rows) -> list[dict]:
             "amount": format(row["amount"].quantize(CENT), "f"),
             "currency": row["currency"],
             "status": row["status"],
-            "stage": row["stage_id"],
+            "stage": {"id": row["stage_id"], "name": row["stage_name"]},
             "owner": None
             if row["owner_id"] is None
             else {
@@ -286,7 +283,7 @@ class BoardColumnOutput(serializers.Serializer):
 
 
 class BoardOutput(serializers.Serializer):
-    pipeline = serializers.IntegerField()
+    pipeline = RecordReference()
     currency = serializers.CharField()
     per_stage = serializers.IntegerField()
     stages = BoardColumnOutput(many=True)
@@ -319,35 +316,30 @@ class ForecastTotalsOutput(serializers.Serializer):
 
 
 class ForecastOutput(serializers.Serializer):
-    pipeline = serializers.IntegerField()
+    pipeline = RecordReference()
     currency = serializers.CharField()
     months = ForecastMonthOutput(many=True)
     unscheduled = ForecastUnscheduledOutput()
     totals = ForecastTotalsOutput()
 
 
-class StageRefOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-
-
 class ConversionOutput(serializers.Serializer):
-    from_stage = StageRefOutput()
-    to_stage = StageRefOutput()
+    from_stage = RecordReference()
+    to_stage = RecordReference()
     reached_from = serializers.IntegerField()
     reached_to = serializers.IntegerField()
     rate = serializers.FloatField(allow_null=True)
 
 
 class RottingStageOutput(serializers.Serializer):
-    stage = StageRefOutput()
+    stage = RecordReference()
     count = serializers.IntegerField()
 
 
 class RottingDealOutput(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
-    stage = StageRefOutput()
+    stage = RecordReference()
     days_in_stage = serializers.IntegerField()
     rotting_days = serializers.IntegerField()
 
@@ -365,7 +357,7 @@ class DealCountsOutput(serializers.Serializer):
 
 
 class StatsOutput(serializers.Serializer):
-    pipeline = serializers.IntegerField()
+    pipeline = RecordReference()
     currency = serializers.CharField()
     deals = DealCountsOutput()
     win_rate = serializers.FloatField(allow_null=True, help_text="won / (won + lost)")
@@ -379,4 +371,4 @@ class StatsOutput(serializers.Serializer):
 class TimelineItemOutput(serializers.Serializer):
     type = serializers.ChoiceField(choices=["activity", "stage_change", "event"])
     at = serializers.DateTimeField()
-    data = serializers.JSONField()
+    data = serializers.JSONField()  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows

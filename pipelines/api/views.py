@@ -81,7 +81,12 @@ def board_body(request, pipeline: Pipeline, columns: list[selectors.BoardColumn]
                 "next": _stage_deals_url(request, column.stage, per_stage) if more else None,
             }
         )
-    return {"pipeline": pipeline.pk, "currency": pipeline.currency, "per_stage": per_stage, "stages": stages}
+    return {
+        "pipeline": {"id": pipeline.pk, "name": pipeline.name},
+        "currency": pipeline.currency,
+        "per_stage": per_stage,
+        "stages": stages,
+    }
 
 
 class PipelineViewSet(OrganizationViewSet):
@@ -158,14 +163,20 @@ class PipelineViewSet(OrganizationViewSet):
     def unarchive(self, request, pk=None):
         return self._output(services.pipeline_unarchive(pipeline=self.get_object(), actor=self.access))
 
-    @extend_schema(request=StageReorderInput, responses={200: StageOutput(many=True)}, tags=TAGS_PIPELINES)
+    @extend_schema(
+        request=StageReorderInput,
+        responses={200: PipelineOutput},
+        tags=TAGS_PIPELINES,
+        description="Put the pipeline's stages in the order given (every stage id, once); answers the pipeline with "
+        "its stages in their new order.",
+    )
     @action(detail=True, methods=["post"], url_path="reorder-stages")
     def reorder_stages(self, request, pk=None):
         pipeline = self.get_object()
         data = StageReorderInput(data=request.data)
         data.is_valid(raise_exception=True)
-        ordered = services.stage_reorder(pipeline=pipeline, actor=self.access, stage_ids=data.validated_data["stages"])
-        return Response(StageOutput(ordered, many=True).data)
+        services.stage_reorder(pipeline=pipeline, actor=self.access, stage_ids=data.validated_data["stages"])
+        return self._output(pipeline)
 
     @extend_schema(
         parameters=[BoardQuery],
@@ -195,12 +206,15 @@ class PipelineViewSet(OrganizationViewSet):
         query = ForecastQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         bounds = {name: month for name, month in query.validated_data.items() if month}
-        return Response(ForecastOutput(selectors.forecast(pipeline=pipeline, access=self.access, **bounds)).data)
+        forecast = selectors.forecast(pipeline=pipeline, access=self.access, **bounds)
+        return Response(ForecastOutput({**forecast, "pipeline": pipeline}).data)
 
     @extend_schema(responses={200: StatsOutput}, tags=TAGS_PIPELINES)
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
-        return Response(StatsOutput(selectors.stats(pipeline=self.get_object(), access=self.access)).data)
+        pipeline = self.get_object()
+        stats = selectors.stats(pipeline=pipeline, access=self.access)
+        return Response(StatsOutput({**stats, "pipeline": pipeline}).data)
 
 
 class StageViewSet(OrganizationViewSet):

@@ -69,7 +69,7 @@ class TransferOwnershipInput(serializers.Serializer):
 
 class InvitationOutput(serializers.ModelSerializer):
     role = RoleSummary()
-    invited_by = serializers.EmailField(source="invited_by.email", default=None)
+    invited_by = PersonReference(allow_null=True)
     status = serializers.SerializerMethodField()
 
     class Meta:

@@ -14,7 +14,7 @@ PAGE = {"count", "next", "previous", "results"}
 @pytest.fixture
 def deal(as_owner_a):
     deal = as_owner_a.post("/api/v1/deals/", {"title": "Big one"}, format="json").json()
-    stages = as_owner_a.get(f"/api/v1/pipelines/{deal['pipeline']}/").json()["stages"]
+    stages = as_owner_a.get(f"/api/v1/pipelines/{deal['pipeline']['id']}/").json()["stages"]
     as_owner_a.post(f"/api/v1/deals/{deal['id']}/move-stage/", {"stage": stages[1]["id"]}, format="json")
     as_owner_a.post("/api/v1/deals/", {"title": "Second", "stage": stages[1]["id"]}, format="json")
     as_owner_a.post("/api/v1/activities/", {"kind": "call", "subject": "Hi", "deal": deal["id"]}, format="json")

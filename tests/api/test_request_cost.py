@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from billing import ratelimit
 from config import decision_cache
+from config.api import filters as api_filters
 from config.api.errors import ValidationFailed
 from config.api.references import PersonReference
 from crm import services
@@ -134,7 +135,7 @@ def test_the_rendered_filter_form_still_has_every_filter():
 def test_a_filterset_with_choices_from_a_queryset_is_left_to_django_filter():
     from django_filters import rest_framework as filters
 
-    class ByTag(crm_filters.PreparedFilterSet):
+    class ByTag(api_filters.PreparedFilterSet):
         tag = filters.ModelChoiceFilter(queryset=lambda request: Tag.objects.all())
 
         class Meta:

@@ -55,6 +55,8 @@ def test_the_secret_is_shown_once_and_only_its_hash_is_stored(as_owner_a, make_k
     listed = as_owner_a.get("/api/v1/api-keys/").json()["results"]
     assert "secret" not in listed[0]
     assert secret not in str(listed)
+    creator = stored.created_by  # a person reads {id, email, name} wherever it is referred to
+    assert listed[0]["created_by"] == {"id": creator.pk, "email": creator.email, "name": creator.full_name}
 
 
 def test_checksum_catches_a_typo_before_any_query(make_key):

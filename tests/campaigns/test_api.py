@@ -123,6 +123,35 @@ def test_a_static_list_built_by_the_owner_is_sent_within_the_reps_reach_when_he_
     assert sorted(smtp.recipients()) == sorted(c.email for c in mine)
 
 
+def test_segments_and_campaigns_refer_to_people_and_records_as_everywhere(org_a, owner_a, as_owner_a):
+    """Who created or scheduled is a person ``{id, email, name}``, the segment a record ``{id, name}``; a list
+    loads its people in one query whatever its length."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    owner = {"id": owner_a.pk, "email": owner_a.email, "name": owner_a.full_name}
+    segments = [_post(as_owner_a, "/api/v1/segments/", {"name": f"S{n}", "kind": "static"}).json() for n in range(3)]
+    assert segments[0]["created_by"] == owner
+    campaign = _post(
+        as_owner_a,
+        "/api/v1/campaigns/",
+        {"name": "C", "channel": "email", "segment": segments[0]["id"], "subject": "Hi", "body": "Hello"},
+    ).json()
+    assert (campaign["segment"], campaign["created_by"], campaign["scheduled_by"]) == (
+        {"id": segments[0]["id"], "name": "S0"},
+        owner,
+        None,
+    )
+    as_owner_a.get("/api/v1/segments/")  # warm the authorization cache
+    counts = []
+    for size in (1, 3):
+        with CaptureQueriesContext(connection) as captured:
+            listed = as_owner_a.get(f"/api/v1/segments/?page_size={size}").json()["results"]
+        assert [row["created_by"] for row in listed] == [owner] * size
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1]
+
+
 def test_dynamic_segment_filters_are_the_contacts_lists_and_checked_when_saved(as_owner_a):
     unknown = _post(
         as_owner_a,

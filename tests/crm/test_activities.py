@@ -27,9 +27,10 @@ def test_log_edit_and_delete_an_activity_with_events(as_owner_a, org_a, owner_a,
     assert (body["kind"], body["subject"], body["contact"], body["owner"]["id"]) == (
         "call",
         "Intro call",
-        contact.pk,
+        {"id": contact.pk, "name": str(contact)},
         owner_a.pk,
     )
+    assert (body["company"], body["lead"], body["deal"]) == (None, None, None)  # references read {id, name}
     pk = body["id"]
     response = as_owner_a.patch(f"/api/v1/activities/{pk}/", {"body": "Went very well"}, format="json")
     assert response.status_code == 200
@@ -65,7 +66,7 @@ def test_each_record_type_can_be_a_target_but_not_a_foreign_one(as_owner_a, org_
         "/api/v1/activities/", {"kind": "meeting", "subject": "Meet", target: mine.pk}, format="json"
     )
     assert response.status_code == 201, response.content
-    assert response.json()[target] == mine.pk
+    assert response.json()[target] == {"id": mine.pk, "name": str(mine)}
     response = as_owner_a.post(
         "/api/v1/activities/", {"kind": "meeting", "subject": "Meet", target: other.pk}, format="json"
     )

@@ -68,8 +68,8 @@ def test_convert_matches_existing_contact_by_email_and_its_company(as_owner_a, o
     contact = make.contact(org_a, email="grace@navy.example", company=company)
     lead = make.lead(org_a, name="Grace", email="GRACE@navy.example", company_name="Something else")
     body = _convert(as_owner_a, lead).json()
-    assert body["contact"] == {"id": contact.pk, "created": False}
-    assert body["company"] == {"id": company.pk, "created": False}
+    assert body["contact"] == {"id": contact.pk, "name": str(contact), "created": False}
+    assert body["company"] == {"id": company.pk, "name": str(company), "created": False}
     with in_tenant(org_a):
         assert Contact.objects.count() == 1
         assert Company.objects.count() == 1
@@ -79,7 +79,7 @@ def test_convert_matches_company_by_email_domain(as_owner_a, org_a, make, in_ten
     company = make.company(org_a, name="Cobol Inc", domain="cobol.example")
     lead = make.lead(org_a, name="Jean Sammet", email="jean@cobol.example")
     body = _convert(as_owner_a, lead).json()
-    assert body["company"] == {"id": company.pk, "created": False}
+    assert body["company"] == {"id": company.pk, "name": str(company), "created": False}
     assert body["contact"]["created"] is True
     with in_tenant(org_a):
         assert Contact.objects.get(pk=body["contact"]["id"]).company_id == company.pk
@@ -90,7 +90,7 @@ def test_convert_matches_company_by_name_and_ignores_free_mail_domains(as_owner_
     make.company(org_a, name="Gmail squatter", domain="gmail.com")
     lead = make.lead(org_a, name="Alan", email="alan@gmail.com", company_name="bletchley labs")
     body = _convert(as_owner_a, lead).json()
-    assert body["company"] == {"id": company.pk, "created": False}
+    assert body["company"] == {"id": company.pk, "name": str(company), "created": False}
 
 
 def test_convert_without_company_name_makes_no_company(as_owner_a, org_a, make):
@@ -104,8 +104,8 @@ def test_convert_with_explicit_contact_and_company(as_owner_a, org_a, make):
     contact, company = make.contact(org_a), make.company(org_a)
     lead = make.lead(org_a, email="other@x.example", company_name="Other")
     body = _convert(as_owner_a, lead, contact=contact.pk, company=company.pk).json()
-    assert body["contact"] == {"id": contact.pk, "created": False}
-    assert body["company"] == {"id": company.pk, "created": False}
+    assert body["contact"] == {"id": contact.pk, "name": str(contact), "created": False}
+    assert body["company"] == {"id": company.pk, "name": str(company), "created": False}
 
 
 def test_converting_twice_is_409_and_changes_nothing(as_owner_a, org_a, make, events, in_tenant):
@@ -143,6 +143,15 @@ def test_convert_with_deal(as_owner_a, org_a, owner_a, make, in_tenant, events):
         assert Contact.objects.get(pk=body["contact"]["id"]).lifecycle_stage == "opportunity"
     assert events(org_a, "lead.converted", lead)[0].payload["deal"] == deal.pk
     assert len(events(org_a, "deal.created", deal)) == 1
+    # The lead refers to what it became as every reference reads: {id, name}.
+    converted = as_owner_a.get(f"/api/v1/leads/{lead.pk}/").json()
+    assert (
+        converted["converted_deal"]
+        == {"id": deal.pk, "name": body["deal"]["name"]}
+        == {"id": deal.pk, "name": deal.title}
+    )
+    assert converted["converted_contact"] == {"id": body["contact"]["id"], "name": body["contact"]["name"]}
+    assert converted["converted_company"] == {"id": body["company"]["id"], "name": "Deal Co"}
 
 
 def test_conversion_is_atomic_when_the_deal_limit_is_reached(as_owner_a, org_a, make, in_tenant, events):
@@ -201,7 +210,7 @@ def test_conversion_never_matches_a_contact_out_of_reach(rep_a, org_a, owner_a, 
     assert events(org_a, "lead.converted") == []
     # The owner reaches the contact: the same conversion matches it.
     as_owner = _convert(client_for(owner_a, org_a), lead).json()
-    assert as_owner["contact"] == {"id": their_contact.pk, "created": False}
+    assert as_owner["contact"] == {"id": their_contact.pk, "name": str(their_contact), "created": False}
 
 
 def test_conversion_passes_over_companies_out_of_reach(rep_a, org_a, owner_a, make, in_tenant):
@@ -216,12 +225,12 @@ def test_conversion_passes_over_companies_out_of_reach(rep_a, org_a, owner_a, ma
 
     first = _convert(client, by_contact)
     assert first.status_code == 200, first.content
-    assert first.json()["contact"] == {"id": mine.pk, "created": False}
+    assert first.json()["contact"] == {"id": mine.pk, "name": str(mine), "created": False}
     assert first.json()["company"]["created"] is True
     second = _convert(client, by_domain)
     assert second.status_code == 200, second.content
     assert second.json()["contact"]["created"] is True
-    assert second.json()["company"] == {"id": first.json()["company"]["id"], "created": False}  # the rep's own
+    assert second.json()["company"] == {**first.json()["company"], "created": False}  # the rep's own
     with in_tenant(org_a):
         created = Company.objects.get(pk=first.json()["company"]["id"])
         assert (created.name, created.owner_id) == ("Foreign Co", user.pk)

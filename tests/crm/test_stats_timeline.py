@@ -9,6 +9,10 @@ from integrations.models import OutboxEvent
 pytestmark = pytest.mark.django_db
 
 
+def person(user) -> dict:
+    return {"id": user.pk, "email": user.email, "name": user.full_name}
+
+
 @pytest.fixture
 def leads(org_a, owner_a, rep_a, make, in_tenant):
     user, _client = rep_a
@@ -34,7 +38,9 @@ def test_lead_stats(as_owner_a, owner_a, rep_a, leads):
     assert body["by_source"]["referral"] == 1
     assert body["by_source"]["none"] == 1  # the lead without a source
     assert "" not in body["by_source"]
-    assert sorted((row["owner"], row["count"]) for row in body["by_owner"]) == sorted([(user.pk, 2), (owner_a.pk, 2)])
+    assert sorted((row["owner"]["id"], row["count"]) for row in body["by_owner"]) == sorted(
+        [(user.pk, 2), (owner_a.pk, 2)]
+    )
     assert body["conversion_rate"] == 0.5
 
 
@@ -42,7 +48,7 @@ def test_lead_stats_honour_scope_and_filters(as_owner_a, rep_a, leads):
     user, client = rep_a
     body = client.get("/api/v1/leads/stats/").json()
     assert body["total"] == 2
-    assert body["by_owner"] == [{"owner": user.pk, "count": 2}]
+    assert body["by_owner"] == [{"owner": person(user), "count": 2}]
     assert body["conversion_rate"] == 0.5
     body = as_owner_a.get("/api/v1/leads/stats/?source=referral").json()
     assert body["total"] == 1
@@ -76,7 +82,7 @@ def test_contact_and_company_stats(as_owner_a, org_a, owner_a, rep_a, make):
     assert body["by_size"] == {"1-10": 1, "11-50": 0, "51-200": 0, "201-1000": 0, "1001+": 0, "none": 2}
     rep_body = client.get("/api/v1/companies/stats/").json()
     assert rep_body["total"] == 1
-    assert rep_body["by_owner"] == [{"owner": user.pk, "count": 1}]
+    assert rep_body["by_owner"] == [{"owner": person(user), "count": 1}]
 
 
 def test_blank_values_are_counted_under_none_in_every_stats(as_owner_a, org_a, make):

@@ -58,7 +58,7 @@ def test_create_with_every_field(as_owner_a, pipeline_a, stages_a, org_a, owner_
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["title"] == "Acme renewal"
-    assert (body["amount"], body["currency"], body["pipeline"]) == ("1200.50", "USD", pipeline_a.pk)
+    assert (body["amount"], body["currency"], body["pipeline"]["id"]) == ("1200.50", "USD", pipeline_a.pk)
     assert (body["stage"]["name"], body["status"]) == ("Proposal", "open")
     assert (body["contact"], body["company"]) == (
         {"id": contact.pk, "name": "Ada Lovelace"},

@@ -97,7 +97,7 @@ def test_deal_without_pipeline_lands_in_the_default_pipelines_first_stage(as_own
     with in_tenant(org_a):
         pipeline = Pipeline.objects.get(is_default=True)
         first = Stage.objects.get(pipeline=pipeline, position=0)
-    assert (response.json()["pipeline"], response.json()["stage"]["id"]) == (pipeline.pk, first.pk)
+    assert (response.json()["pipeline"]["id"], response.json()["stage"]["id"]) == (pipeline.pk, first.pk)
 
 
 def test_create_with_custom_stages_and_retrieve(as_owner_a, pipeline_a):

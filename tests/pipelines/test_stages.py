@@ -67,7 +67,8 @@ def test_reorder(as_owner_a, pipeline_a, stages_a, org_a, in_tenant):
         f"/api/v1/pipelines/{pipeline_a.pk}/reorder-stages/", {"stages": [stages_a[n].pk for n in order]}
     )
     assert response.status_code == 200, response.json()
-    assert [(s["name"], s["position"]) for s in response.json()] == [(n, i) for i, n in enumerate(order)]
+    stages = response.json()["stages"]
+    assert [(s["name"], s["position"]) for s in stages] == [(n, i) for i, n in enumerate(order)]
     assert _names(org_a, pipeline_a, in_tenant) == order
 
 

@@ -73,6 +73,10 @@ def test_invitation_is_e_mailed_through_the_celery_task_after_commit(
     assert (body["email"], body["role"]["key"], body["status"]) == (email, "viewer", "pending")
     assert "token" not in body  # the token travels by e-mail only
     stored = Invitation.objects.get(pk=body["id"])
+    inviter = stored.invited_by  # a person reads {id, email, name} wherever it is referred to
+    assert body["invited_by"] == {"id": inviter.pk, "email": inviter.email, "name": inviter.full_name}
+    listed = as_owner_a.get("/api/v1/invitations/").json()["results"]
+    assert [row["invited_by"] for row in listed] == [body["invited_by"]]
     assert stored.token_hash
     assert re.search(r"token=([\w-]+)", sent[0]["body"]).group(1) not in stored.token_hash
 

@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api.fields import MAX_UTC_OFFSET
+from config.api.references import PersonIdReference, RecordReference
 from crm.models import Contact
 
 from .. import selectors
@@ -118,10 +119,11 @@ class SegmentUpdateInput(serializers.Serializer):
 
 class SegmentOutput(serializers.ModelSerializer):
     static_count = serializers.IntegerField(read_only=True, allow_null=True, default=None)
+    created_by = PersonIdReference(source="created_by_id", allow_null=True)
 
     class Meta:
         model = Segment
-        fields = ["id", "name", "kind", "filters", "static_count", "created_by_id", "created_at", "updated_at"]
+        fields = ["id", "name", "kind", "filters", "static_count", "created_by", "created_at", "updated_at"]
 
 
 class ContactIdsInput(serializers.Serializer):
@@ -193,7 +195,10 @@ class ScheduleInput(serializers.Serializer):
 
 
 class CampaignOutput(serializers.ModelSerializer):
+    segment = RecordReference()
     send_window = serializers.SerializerMethodField()
+    created_by = PersonIdReference(source="created_by_id", allow_null=True)
+    scheduled_by = PersonIdReference(source="scheduled_by_id", allow_null=True)
 
     class Meta:
         model = Campaign
@@ -212,8 +217,8 @@ class CampaignOutput(serializers.ModelSerializer):
             "recipients",
             "started_at",
             "finished_at",
-            "created_by_id",
-            "scheduled_by_id",
+            "created_by",
+            "scheduled_by",
             "created_at",
             "updated_at",
         ]
