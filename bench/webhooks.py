@@ -239,6 +239,9 @@ def run(args) -> None:
     from crm.models import Lead
     from integrations import outbox, services, signing
     from integrations.models import WebhookDelivery
+    from rbac.actor import SystemActor
+
+    BENCH = SystemActor("benchmark")  # noqa: N806
 
     common.migrate()
     organization, _owner, _reps = common.organization(SLUG)
@@ -264,7 +267,7 @@ def run(args) -> None:
         with tenant_context(organization):
             for _ in range(args.workers * 5):
                 with transaction.atomic():
-                    outbox.record("lead.updated", subject=lead, payload={"id": lead.pk, "changes": {}})
+                    outbox.record("lead.updated", subject=lead, payload={"id": lead.pk, "changes": {}}, actor=BENCH)
         _wait_count(port, args.workers * 5, 60)
         _receiver_get(port, "/reset")
 
@@ -278,7 +281,10 @@ def run(args) -> None:
                 with transaction.atomic():
                     ids = [
                         outbox.record(
-                            "lead.updated", subject=lead, payload={"id": lead.pk, "changes": {"score": [n, n + 1]}}
+                            "lead.updated",
+                            subject=lead,
+                            payload={"id": lead.pk, "changes": {"score": [n, n + 1]}},
+                            actor=BENCH,
                         ).id
                         for n in range(produced, produced + size)
                     ]

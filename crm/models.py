@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from rbac.scoping import OwnedQuerySet
+from rbac.actor import OwnedQuerySet
 
 from .choices import (
     ActivityKind,

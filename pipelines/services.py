@@ -25,12 +25,9 @@ from config.api.errors import ValidationFailed
 from config.locks import LockNamespace, xact_lock
 from crm import custom_fields
 from crm.choices import RecordType
-from crm.errors import OutOfReach
 from crm.tagging import tags_named
 from integrations import outbox
-from rbac.access import Access, actor_identity
-from rbac.errors import PermissionDenied
-from rbac.scoping import can_reach
+from rbac.actor import Actor, actor_identity, keep_in_reach, require_actor, require_reach, user_of
 from tenants.selectors import current_organization
 
 from .choices import DEFAULT_PIPELINE_NAME, DEFAULT_STAGES, STATUS_BY_KIND, DealStatus, StageKind
@@ -54,17 +51,6 @@ from .models import Deal, Pipeline, Stage, StageChange
 from .permissions import DEAL_CLOSE, DEAL_UPDATE
 
 # --- helpers ---
-
-
-def _keep_in_reach(actor, owner_id: int | None) -> None:
-    """A write may not hand a deal to someone outside the actor's scope (``own`` stays own)."""
-    if isinstance(actor, Access) and not can_reach(actor, DEAL_UPDATE, owner_id=owner_id):
-        raise OutOfReach(field="owner")
-
-
-def _require(actor, permission: str, owner_id: int | None) -> None:
-    if isinstance(actor, Access) and not can_reach(actor, permission, owner_id=owner_id):
-        raise PermissionDenied(extra={"permission": permission})
 
 
 def _lock_default_pipeline() -> None:
@@ -130,10 +116,11 @@ def _insert_pipeline(*, name: str, currency: str, specs: list[dict[str, Any]], i
 
 
 @transaction.atomic
-def pipeline_create_default(*, actor=None) -> Pipeline:
+def pipeline_create_default(*, actor: Actor) -> Pipeline:
     """The organization's default pipeline, created with the standard stages when there is none. Idempotent:
     run when an organization is provisioned (``pipelines.receivers``), and by ``manage.py
     ensure_default_pipelines`` for organizations provisioned before that."""
+    require_actor(actor)
     existing = Pipeline.objects.filter(is_default=True).first()
     if existing is not None:
         return existing
@@ -152,7 +139,7 @@ def pipeline_create_default(*, actor=None) -> Pipeline:
 @transaction.atomic
 def pipeline_create(
     *,
-    actor,
+    actor: Actor,
     name: str,
     currency: str = "USD",
     stages: list[dict[str, Any]] | None = None,
@@ -160,6 +147,7 @@ def pipeline_create(
 ) -> Pipeline:
     """A new pipeline with ``stages`` (in order) or the standard ones. Plan gating happens in the API
     (``Feature.MULTIPLE_PIPELINES``); the organization's first pipeline always becomes its default."""
+    require_actor(actor)
     specs = stages or _default_specs()
     _check_stage_specs(specs)
     _lock_default_pipeline()
@@ -172,7 +160,8 @@ def pipeline_create(
 
 
 @transaction.atomic
-def pipeline_update(*, pipeline: Pipeline, actor, **fields) -> Pipeline:
+def pipeline_update(*, pipeline: Pipeline, actor: Actor, **fields) -> Pipeline:
+    require_actor(actor)
     pipeline = _lock_pipeline(pipeline)
     if "name" in fields:
         fields["name"] = fields["name"].strip()
@@ -185,7 +174,8 @@ def pipeline_update(*, pipeline: Pipeline, actor, **fields) -> Pipeline:
 
 
 @transaction.atomic
-def pipeline_set_default(*, pipeline: Pipeline, actor) -> Pipeline:
+def pipeline_set_default(*, pipeline: Pipeline, actor: Actor) -> Pipeline:
+    require_actor(actor)
     _lock_default_pipeline()
     pipeline = _lock_pipeline(pipeline)
     if pipeline.is_archived:
@@ -199,8 +189,9 @@ def pipeline_set_default(*, pipeline: Pipeline, actor) -> Pipeline:
 
 
 @transaction.atomic
-def pipeline_archive(*, pipeline: Pipeline, actor) -> Pipeline:
+def pipeline_archive(*, pipeline: Pipeline, actor: Actor) -> Pipeline:
     """Hide a pipeline from daily use: its deals stay, no new deal goes into it."""
+    require_actor(actor)
     pipeline = _lock_pipeline(pipeline)
     if pipeline.is_default:
         raise DefaultPipelineProtected()
@@ -211,7 +202,8 @@ def pipeline_archive(*, pipeline: Pipeline, actor) -> Pipeline:
 
 
 @transaction.atomic
-def pipeline_unarchive(*, pipeline: Pipeline, actor) -> Pipeline:
+def pipeline_unarchive(*, pipeline: Pipeline, actor: Actor) -> Pipeline:
+    require_actor(actor)
     pipeline = _lock_pipeline(pipeline)
     if pipeline.is_archived:
         pipeline.is_archived = False
@@ -220,7 +212,8 @@ def pipeline_unarchive(*, pipeline: Pipeline, actor) -> Pipeline:
 
 
 @transaction.atomic
-def pipeline_delete(*, pipeline: Pipeline, actor) -> None:
+def pipeline_delete(*, pipeline: Pipeline, actor: Actor) -> None:
+    require_actor(actor)
     pipeline = _lock_pipeline(pipeline)
     if pipeline.is_default:
         raise DefaultPipelineProtected()
@@ -236,7 +229,7 @@ def pipeline_delete(*, pipeline: Pipeline, actor) -> None:
 def stage_create(
     *,
     pipeline: Pipeline,
-    actor,
+    actor: Actor,
     name: str,
     probability: int = 0,
     kind: str = StageKind.OPEN,
@@ -244,6 +237,7 @@ def stage_create(
     position: int | None = None,
 ) -> Stage:
     """Add a stage at ``position`` (default: the end); the stages after it move one place down."""
+    require_actor(actor)
     pipeline = _lock_pipeline(pipeline)
     _check_probability(kind, probability)
     if kind != StageKind.OPEN:
@@ -263,8 +257,9 @@ def stage_create(
 
 
 @transaction.atomic
-def stage_update(*, stage: Stage, actor, **fields) -> Stage:
+def stage_update(*, stage: Stage, actor: Actor, **fields) -> Stage:
     """Rename, change probability or rotting threshold. The kind is fixed; the order changes with reorder."""
+    require_actor(actor)
     _lock_pipeline(stage.pipeline)
     stage = Stage.objects.get(pk=stage.pk)
     if "name" in fields:
@@ -277,8 +272,9 @@ def stage_update(*, stage: Stage, actor, **fields) -> Stage:
 
 
 @transaction.atomic
-def stage_reorder(*, pipeline: Pipeline, actor, stage_ids: list[int]) -> list[Stage]:
+def stage_reorder(*, pipeline: Pipeline, actor: Actor, stage_ids: list[int]) -> list[Stage]:
     """Put the pipeline's stages in this order, positions 0..n-1, in one statement."""
+    require_actor(actor)
     pipeline = _lock_pipeline(pipeline)
     current = set(Stage.objects.filter(pipeline=pipeline).values_list("pk", flat=True))
     if len(stage_ids) != len(set(stage_ids)) or set(stage_ids) != current:
@@ -290,10 +286,11 @@ def stage_reorder(*, pipeline: Pipeline, actor, stage_ids: list[int]) -> list[St
 
 
 @transaction.atomic
-def stage_delete(*, stage: Stage, actor, move_to: Stage | None = None) -> int:
+def stage_delete(*, stage: Stage, actor: Actor, move_to: Stage | None = None) -> int:
     """Delete an open stage. Its deals move to ``move_to`` (an open stage of the same pipeline) first, each with
     a history row and a ``deal.stage_changed`` event. The positions after it close the gap. Returns the number of
     deals moved."""
+    require_actor(actor)
     pipeline = _lock_pipeline(stage.pipeline)
     stage = Stage.objects.select_for_update().get(pk=stage.pk)
     if stage.kind != StageKind.OPEN:
@@ -313,7 +310,7 @@ def stage_delete(*, stage: Stage, actor, move_to: Stage | None = None) -> int:
     return len(held)
 
 
-def _move_all(held: list[tuple[int, Any]], *, from_stage: Stage, to_stage: Stage, actor) -> None:
+def _move_all(held: list[tuple[int, Any]], *, from_stage: Stage, to_stage: Stage, actor: Actor) -> None:
     now = timezone.now()
     actor_id = actor_identity(actor)[0]
     ids = [pk for pk, _entered in held]
@@ -366,7 +363,7 @@ def _first_open_stage(pipeline_id: int) -> Stage:
 @transaction.atomic
 def deal_create(
     *,
-    actor,
+    actor: Actor,
     title: str,
     pipeline: Pipeline | None = None,
     stage: Stage | None = None,
@@ -378,8 +375,9 @@ def deal_create(
 ) -> Deal:
     """A new open deal in ``stage`` (default: the first open stage of ``pipeline``, default: the default one).
     Counts against the plan's deal limit."""
-    fields.setdefault("owner_id", actor_identity(actor)[0])
-    _keep_in_reach(actor, fields["owner_id"])
+    require_actor(actor)
+    fields.setdefault("owner_id", user_of(actor))
+    keep_in_reach(actor, DEAL_UPDATE, fields["owner_id"])
     return _deal_insert(
         actor=actor,
         title=title,
@@ -395,7 +393,7 @@ def deal_create(
 
 def _deal_insert(
     *,
-    actor,
+    actor: Actor,
     title: str,
     pipeline: Pipeline | None,
     stage: Stage | None,
@@ -407,7 +405,7 @@ def _deal_insert(
     **fields,
 ) -> Deal:
     if pipeline is None:
-        pipeline = stage.pipeline if stage is not None else pipeline_create_default(actor=None)
+        pipeline = stage.pipeline if stage is not None else pipeline_create_default(actor=actor)
     pipeline = Pipeline.objects.get(pk=pipeline.pk)
     if pipeline.is_archived:
         raise PipelineArchived("No new deals go into an archived pipeline.")
@@ -446,17 +444,18 @@ def _deal_insert(
 
 
 @transaction.atomic
-def deal_create_from_lead(*, lead, actor) -> Deal:
+def deal_create_from_lead(*, lead, actor: Actor) -> Deal:
     """The deal of a converted lead, in the default pipeline's first open stage, owned by the lead's owner.
     Call it inside the lead conversion's transaction, after ``converted_contact`` / ``converted_company`` are set
     (the conversion itself is authorized by ``crm.lead.convert``). Counts against the plan's deal limit."""
+    require_actor(actor)
     company = lead.converted_company
     company_name = company.name if company is not None else (lead.company_name or "").strip()
     title = f"{company_name}: {lead.name}" if company_name and company_name != lead.name else lead.name
     return _deal_insert(
         actor=actor,
         title=title[:200],
-        pipeline=pipeline_create_default(actor=None),
+        pipeline=pipeline_create_default(actor=actor),
         stage=None,
         amount=lead.estimated_value or Decimal("0"),
         currency=None,
@@ -471,9 +470,10 @@ def deal_create_from_lead(*, lead, actor) -> Deal:
 
 @transaction.atomic
 def deal_update(
-    *, deal: Deal, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *, deal: Deal, actor: Actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
 ) -> Deal:
     """Edit a deal's own fields. Stage, pipeline and status change through the move and close actions."""
+    require_actor(actor)
     deal = Deal.objects.select_for_update().get(pk=deal.pk)
     if "title" in fields:
         fields["title"] = fields["title"].strip()
@@ -484,7 +484,7 @@ def deal_update(
         values = custom_fields.clean_values(RecordType.DEAL, custom_fields_values, existing=deal.custom_fields)
         changes.update(outbox.apply_changes(deal, {"custom_fields": values}))
     if "owner_id" in changes:
-        _keep_in_reach(actor, deal.owner_id)
+        keep_in_reach(actor, DEAL_UPDATE, deal.owner_id)
     if changes:
         deal.save(update_fields=[*(Deal._meta.get_field(name).name for name in changes), "updated_at"])
     if tags is not None:
@@ -500,7 +500,8 @@ def deal_update(
 
 
 @transaction.atomic
-def deal_delete(*, deal: Deal, actor) -> None:
+def deal_delete(*, deal: Deal, actor: Actor) -> None:
+    require_actor(actor)
     outbox.record("deal.deleted", subject=deal, payload=outbox.snapshot(deal), actor=actor)
     deal.delete()
 
@@ -513,7 +514,7 @@ def _locked(deal: Deal) -> Deal:
     return locked
 
 
-def _enter_stage(deal: Deal, stage: Stage, *, actor, reason: str = "") -> Deal:
+def _enter_stage(deal: Deal, stage: Stage, *, actor: Actor, reason: str = "") -> Deal:
     """Move a locked deal into ``stage``: status follows the stage kind; history row and events."""
     now = timezone.now()
     previous, before_status = deal.stage, deal.status
@@ -522,7 +523,7 @@ def _enter_stage(deal: Deal, stage: Stage, *, actor, reason: str = "") -> Deal:
     if status == DealStatus.LOST and not reason:
         raise ValidationFailed("Give the reason the deal was lost.", field="reason", code="required")
     if status != before_status:
-        _require(actor, DEAL_CLOSE, deal.owner_id)
+        require_reach(actor, DEAL_CLOSE, owner_id=deal.owner_id)
     spent = now - deal.stage_entered_at
     deal.stage, deal.stage_entered_at, deal.status = stage, now, status
     deal.won_at = now if status == DealStatus.WON else None
@@ -560,11 +561,12 @@ def _stage_of(deal: Deal, stage_id: int) -> Stage:
 
 
 @transaction.atomic
-def deal_move_stage(*, deal: Deal, stage: Stage, actor, reason: str = "") -> Deal:
+def deal_move_stage(*, deal: Deal, stage: Stage, actor: Actor, reason: str = "") -> Deal:
     """Move an open deal to another stage of its pipeline. Into the won or lost stage it is won or lost (a reason
     is required for lost; closing needs ``pipelines.deal.close`` besides ``move_stage``). A won or lost deal does
     not move: it is reopened explicitly first (:func:`deal_reopen`), so no move reopens one unnoticed (409
     ``deal_closed``). Moving a deal to the stage it is in changes nothing."""
+    require_actor(actor)
     deal = _locked(deal)
     target = _stage_of(deal, stage.pk)
     if target.pk == deal.stage_id:
@@ -582,7 +584,8 @@ def _closing_stage(deal: Deal, kind: str) -> Stage:
 
 
 @transaction.atomic
-def deal_mark_won(*, deal: Deal, actor) -> Deal:
+def deal_mark_won(*, deal: Deal, actor: Actor) -> Deal:
+    require_actor(actor)
     deal = _locked(deal)
     if deal.status != DealStatus.OPEN:
         raise DealAlreadyClosed()
@@ -590,7 +593,8 @@ def deal_mark_won(*, deal: Deal, actor) -> Deal:
 
 
 @transaction.atomic
-def deal_mark_lost(*, deal: Deal, actor, reason: str) -> Deal:
+def deal_mark_lost(*, deal: Deal, actor: Actor, reason: str) -> Deal:
+    require_actor(actor)
     deal = _locked(deal)
     if deal.status != DealStatus.OPEN:
         raise DealAlreadyClosed()
@@ -600,8 +604,9 @@ def deal_mark_lost(*, deal: Deal, actor, reason: str) -> Deal:
 
 
 @transaction.atomic
-def deal_reopen(*, deal: Deal, actor, stage: Stage | None = None) -> Deal:
+def deal_reopen(*, deal: Deal, actor: Actor, stage: Stage | None = None) -> Deal:
     """Reopen a won or lost deal into ``stage``, else the last open stage it was in, else the first open one."""
+    require_actor(actor)
     deal = _locked(deal)
     if deal.status == DealStatus.OPEN:
         raise DealNotClosed()

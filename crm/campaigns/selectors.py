@@ -19,6 +19,7 @@ from crm import timeline
 from crm.models import Contact
 from crm.permissions import CONTACT_VIEW
 from rbac.access import Access
+from rbac.actor import SystemActor
 
 from .choices import ConsentStatus, DeliveryStatus, SegmentKind, SkipReason
 from .errors import InvalidSegmentFilters
@@ -42,17 +43,15 @@ class StoredReach:
         return self.contact_scope if permission == CONTACT_VIEW else None
 
 
-Reach = Access | StoredReach
+Reach = Access | StoredReach | SystemActor
 
 
 def reach_of(actor: Access) -> StoredReach:
     return StoredReach(contact_scope=actor.scope(CONTACT_VIEW) or "", user_id=actor.user_id)
 
 
-def contacts_within(reach: Reach | None) -> QuerySet[Contact]:
-    """The contacts ``reach`` may see (``None``: the system, every contact)."""
-    if reach is None:
-        return Contact.objects.all()
+def contacts_within(reach: Reach) -> QuerySet[Contact]:
+    """The contacts ``reach`` may see (the system: every contact)."""
     return Contact.objects.visible_to(reach, CONTACT_VIEW)
 
 

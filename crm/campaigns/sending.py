@@ -392,7 +392,7 @@ def run(*, campaign_id: int, slice_seconds: float | None = None) -> RunOutcome:
             size = budget.allowance(settings.CAMPAIGN_BATCH_SIZE)
             if size == 0:
                 if budget.month_spent():
-                    services.campaign_pause(campaign=campaign, actor=None, reason="plan_limit_reached")
+                    services.campaign_pause(campaign=campaign, actor=services.SENDING, reason="plan_limit_reached")
                     return RunOutcome("stopped", sent)
                 return RunOutcome("wait", sent, again_in=_next_hour())
             size = provider_allowance(campaign.channel, size)

@@ -191,7 +191,7 @@ def twilio_inbound(*, params: dict[str, str]) -> str:
                     channel=channel,
                     status=ConsentStatus.OPTED_IN,
                     source=ConsentSource.SMS_KEYWORD,
-                    actor=None,
+                    actor=services.RECIPIENT,
                     proof=proof,
                 )
     return "opted_out" if word in STOP_WORDS else "opted_in"

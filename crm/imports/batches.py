@@ -33,8 +33,8 @@ from crm.models import Company, Contact, CustomField, ImportJob
 from crm.tagging import may_create_tags, tags_found
 from integrations import outbox
 from integrations.models import OutboxEvent
-from rbac.access import Access, access_for, actor_identity
-from rbac.scoping import can_reach
+from rbac.access import Access, access_for
+from rbac.actor import actor_identity, can_reach
 
 from .fields import CUSTOM_PREFIX, DEDUPE_KEYS, MODELS, UNIQUE_KEYS, CellError, cleaner, targets
 from .files import RowProblem, Unreadable, cell_text, is_blank

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations import outbox
+from rbac.actor import Actor, require_actor, user_of
 
 from ..choices import ActivityKind
 from ..errors import ActivityAlreadyCompleted, ActivityNotCompletable, ActivityTargetRequired
@@ -17,10 +18,11 @@ COMPLETABLE = {ActivityKind.TASK, ActivityKind.MEETING}
 
 
 @transaction.atomic
-def activity_create(*, actor, kind: str, subject: str, **fields) -> Activity:
+def activity_create(*, actor: Actor, kind: str, subject: str, **fields) -> Activity:
     """Log an activity. It is attached to at least one record (the API resolves the ids within the caller's
     reach); it belongs to the actor unless an owner is given."""
-    fields.setdefault("owner_id", getattr(actor, "user_id", None))
+    require_actor(actor)
+    fields.setdefault("owner_id", user_of(actor))
     for name in TARGETS:
         record = fields.pop(name.removesuffix("_id"), None)
         if record is not None:
@@ -34,7 +36,8 @@ def activity_create(*, actor, kind: str, subject: str, **fields) -> Activity:
 
 
 @transaction.atomic
-def activity_update(*, activity: Activity, actor, **fields) -> Activity:
+def activity_update(*, activity: Activity, actor: Actor, **fields) -> Activity:
+    require_actor(actor)
     activity = Activity.objects.select_for_update().get(pk=activity.pk)
     if "subject" in fields:
         fields["subject"] = fields["subject"].strip()
@@ -50,14 +53,16 @@ def activity_update(*, activity: Activity, actor, **fields) -> Activity:
 
 
 @transaction.atomic
-def activity_delete(*, activity: Activity, actor) -> None:
+def activity_delete(*, activity: Activity, actor: Actor) -> None:
+    require_actor(actor)
     outbox.record("activity.deleted", subject=activity, payload=outbox.snapshot(activity), actor=actor)
     activity.delete()
 
 
 @transaction.atomic
-def activity_complete(*, activity: Activity, actor) -> Activity:
+def activity_complete(*, activity: Activity, actor: Actor) -> Activity:
     """Mark a task or meeting done (409 ``activity_already_completed`` the second time)."""
+    require_actor(actor)
     activity = Activity.objects.select_for_update().get(pk=activity.pk)
     if activity.kind not in COMPLETABLE:
         raise ActivityNotCompletable()

@@ -15,6 +15,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from integrations import outbox
+from rbac.actor import Actor, require_actor
 
 from ..choices import LeadStatus
 from ..errors import BulkFailed, InvalidLeadTransition
@@ -29,7 +30,7 @@ def _not_found(pk: int) -> dict[str, Any]:
     return {"field": "ids", "id": pk, "code": "not_found", "detail": "Not found."}
 
 
-def _locked(model, actor, permission: str, ids: list[int]) -> tuple[list[Model], list[dict[str, Any]]]:
+def _locked(model, actor: Actor, permission: str, ids: list[int]) -> tuple[list[Model], list[dict[str, Any]]]:
     wanted = list(dict.fromkeys(ids))
     found = {row.pk: row for row in reachable(model, actor, permission).select_for_update().filter(pk__in=wanted)}
     errors = [_not_found(pk) for pk in wanted if pk not in found]
@@ -90,7 +91,7 @@ def bulk_update(
     *,
     record_type: str,
     ids: list[int],
-    actor,
+    actor: Actor,
     fields: dict[str, Any] | None = None,
     tags: list[str] | None = None,
     add_tags: list[str] | None = None,
@@ -99,6 +100,7 @@ def bulk_update(
     """Set ``fields`` (owner, status) and change tags on every record of ``ids``, or on none (400
     ``bulk_failed`` listing each refused item; 400 ``validation_error`` naming each unknown tag when the actor may
     not create tags). Returns the ids changed."""
+    require_actor(actor)
     model = MODELS[record_type]
     permission = f"crm.{record_type}.update"
     fields = dict(fields or {})
@@ -145,8 +147,9 @@ def bulk_update(
 
 
 @transaction.atomic
-def bulk_delete(*, record_type: str, ids: list[int], actor) -> list[int]:
+def bulk_delete(*, record_type: str, ids: list[int], actor: Actor) -> list[int]:
     """Delete every record of ``ids`` or none (400 ``bulk_failed``). Returns the ids deleted."""
+    require_actor(actor)
     model = MODELS[record_type]
     records, errors = _locked(model, actor, f"crm.{record_type}.delete", ids)
     if errors:

@@ -10,6 +10,7 @@ from django.db.models.functions import Lower
 from billing.features import Limit
 from billing.services import enforce_limit
 from integrations import outbox
+from rbac.actor import Actor, require_actor, user_of
 from tenants.selectors import current_organization
 
 from .. import custom_fields
@@ -32,7 +33,7 @@ def normalize_domain(value: str | None) -> str:
     return domain.removeprefix("www.")
 
 
-def _tag_change(instance, names: list[str] | None, change: dict, *, actor) -> None:
+def _tag_change(instance, names: list[str] | None, change: dict, *, actor: Actor) -> None:
     """Set the tags; when they change, the event's ``changes.tags`` is the new list (the catalogue's schema)."""
     if names is None:
         return
@@ -70,11 +71,12 @@ def _check_domain_free(domain: str, *, exclude_pk: int | None = None) -> None:
 
 @transaction.atomic
 def company_create(
-    *, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *, actor: Actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
 ) -> Company:
     """A new company. Its domain is stored normalized (``example.com``) and is unique among companies, whatever the
     case (409 ``duplicate_domain``)."""
-    fields.setdefault("owner_id", getattr(actor, "user_id", None))
+    require_actor(actor)
+    fields.setdefault("owner_id", user_of(actor))
     if "domain" in fields:
         fields["domain"] = normalize_domain(fields["domain"])
         _check_domain_free(fields["domain"])
@@ -90,8 +92,9 @@ def company_create(
 
 @transaction.atomic
 def company_update(
-    *, company: Company, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *, company: Company, actor: Actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
 ) -> Company:
+    require_actor(actor)
     company = Company.objects.select_for_update().get(pk=company.pk)
     if "domain" in fields:
         fields["domain"] = normalize_domain(fields["domain"])
@@ -114,8 +117,9 @@ def company_update(
 
 
 @transaction.atomic
-def company_delete(*, company: Company, actor) -> None:
+def company_delete(*, company: Company, actor: Actor) -> None:
     """Delete a company; its contacts stay (without a company), its activities go with it."""
+    require_actor(actor)
     outbox.record("company.deleted", subject=company, payload=outbox.snapshot(company), actor=actor)
     company.delete()
 
@@ -150,8 +154,9 @@ def _save_unique(instance, **kwargs) -> None:
         raise
 
 
-def contact_insert(*, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields):
+def contact_insert(*, actor: Actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields):
     """Insert a contact (the caller holds the transaction): e-mail normalized and free, plan limit respected."""
+    require_actor(actor)
     fields["email"] = normalize_email(fields.get("email"))
     _check_email_free(fields["email"])
     enforce_limit(organization=current_organization(), limit=Limit.CONTACTS)
@@ -165,19 +170,21 @@ def contact_insert(*, actor, tags: list[str] | None = None, custom_fields_values
 
 @transaction.atomic
 def contact_create(
-    *, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *, actor: Actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
 ) -> Contact:
     """A new contact. Its e-mail is stored lower-cased and is unique within the organization (409
     ``duplicate_email``); contacts count against the plan's contact limit."""
-    fields.setdefault("owner_id", getattr(actor, "user_id", None))
+    require_actor(actor)
+    fields.setdefault("owner_id", user_of(actor))
     keep_in_reach(actor, "crm.contact.update", fields["owner_id"])
     return contact_insert(actor=actor, tags=tags, custom_fields_values=custom_fields_values, **fields)
 
 
 @transaction.atomic
 def contact_update(
-    *, contact: Contact, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *, contact: Contact, actor: Actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
 ) -> Contact:
+    require_actor(actor)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     if "email" in fields:
         fields["email"] = normalize_email(fields["email"])
@@ -200,13 +207,14 @@ def contact_update(
 
 
 @transaction.atomic
-def contact_delete(*, contact: Contact, actor) -> None:
+def contact_delete(*, contact: Contact, actor: Actor) -> None:
     """Delete a contact with its activities; deals and converted leads keep their other references."""
+    require_actor(actor)
     outbox.record("contact.deleted", subject=contact, payload=outbox.snapshot(contact), actor=actor)
     contact.delete()
 
 
-def _set_status(contact: Contact, actor, status: str, event_type: str) -> Contact:
+def _set_status(contact: Contact, actor: Actor, status: str, event_type: str) -> Contact:
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     if contact.status == status:
         return contact  # already there: nothing changes, nothing is recorded
@@ -218,10 +226,12 @@ def _set_status(contact: Contact, actor, status: str, event_type: str) -> Contac
 
 
 @transaction.atomic
-def contact_activate(*, contact: Contact, actor) -> Contact:
+def contact_activate(*, contact: Contact, actor: Actor) -> Contact:
+    require_actor(actor)
     return _set_status(contact, actor, ContactStatus.ACTIVE, "contact.activated")
 
 
 @transaction.atomic
-def contact_deactivate(*, contact: Contact, actor) -> Contact:
+def contact_deactivate(*, contact: Contact, actor: Actor) -> Contact:
+    require_actor(actor)
     return _set_status(contact, actor, ContactStatus.INACTIVE, "contact.deactivated")

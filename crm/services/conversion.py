@@ -10,6 +10,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from integrations import outbox
+from rbac.actor import Actor, require_actor
 
 from ..choices import LeadStatus, LifecycleStage
 from ..errors import LeadAlreadyConverted, LeadNotConvertible, OutOfReach
@@ -68,7 +69,7 @@ def company_domain(email: str) -> str:
     return "" if domain in FREE_MAIL_DOMAINS else domain
 
 
-def _match_contact(email: str, actor) -> Contact | None:
+def _match_contact(email: str, actor: Actor) -> Contact | None:
     """The contact with the lead's e-mail, when the actor may edit it (the conversion writes to it). One outside
     the actor's reach is refused, not replaced: e-mail addresses are unique among contacts, so no second contact
     can take it, and the caller learns no more than creating that contact would tell (that the address is used)."""
@@ -99,7 +100,7 @@ def _match_company(companies: QuerySet[Company], lead: Lead, domain: str) -> Com
 def lead_convert(
     *,
     lead: Lead,
-    actor,
+    actor: Actor,
     contact: Contact | None = None,
     company: Company | None = None,
     create_deal: bool = False,
@@ -116,6 +117,7 @@ def lead_convert(
     company the actor may see (``crm.company.view``; others are passed over, as if they did not exist). A new
     company takes the e-mail's domain unless a company passed over has it (domains are unique).
     """
+    require_actor(actor)
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if lead.status == LeadStatus.CONVERTED:
         raise LeadAlreadyConverted()

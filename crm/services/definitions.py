@@ -13,6 +13,7 @@ from django.db.models.functions import Lower
 from billing.features import Limit
 from billing.services import enforce_limit
 from integrations import outbox
+from rbac.actor import Actor, require_actor
 from tenants.selectors import current_organization
 
 from ..choices import CustomFieldType, RecordType
@@ -48,7 +49,8 @@ def _save_tag(tag: Tag, **kwargs) -> None:
 
 
 @transaction.atomic
-def tag_create(*, actor, name: str, color: str = "") -> Tag:
+def tag_create(*, actor: Actor, name: str, color: str = "") -> Tag:
+    require_actor(actor)
     name = name.strip()
     _check_tag_name_free(name)
     tag = Tag(name=name, color=color)
@@ -57,8 +59,9 @@ def tag_create(*, actor, name: str, color: str = "") -> Tag:
 
 
 @transaction.atomic
-def tag_update(*, tag: Tag, actor, **fields) -> Tag:
+def tag_update(*, tag: Tag, actor: Actor, **fields) -> Tag:
     """Rename or recolor a tag; every record tagged with it shows the new name."""
+    require_actor(actor)
     tag = Tag.objects.select_for_update().get(pk=tag.pk)
     if "name" in fields:
         fields["name"] = fields["name"].strip()
@@ -70,8 +73,9 @@ def tag_update(*, tag: Tag, actor, **fields) -> Tag:
 
 
 @transaction.atomic
-def tag_delete(*, tag: Tag, actor) -> None:
+def tag_delete(*, tag: Tag, actor: Actor) -> None:
     """Delete a tag; it is removed from every record."""
+    require_actor(actor)
     tag.delete()
 
 
@@ -102,7 +106,7 @@ def _check_choices(field_type: str, choices: list) -> list:
 @transaction.atomic
 def custom_field_create(
     *,
-    actor,
+    actor: Actor,
     record_type: str,
     key: str,
     label: str,
@@ -113,6 +117,7 @@ def custom_field_create(
 ) -> CustomField:
     """Define a custom field. Counts against the plan's ``custom_fields`` limit; the key is unique per record
     type (409 ``duplicate_custom_field``)."""
+    require_actor(actor)
     enforce_limit(organization=current_organization(), limit=Limit.CUSTOM_FIELDS)
     if CustomField.objects.filter(record_type=record_type, key=key).exists():
         raise DuplicateCustomField()
@@ -128,9 +133,10 @@ def custom_field_create(
 
 
 @transaction.atomic
-def custom_field_update(*, field: CustomField, actor, **fields) -> CustomField:
+def custom_field_update(*, field: CustomField, actor: Actor, **fields) -> CustomField:
     """Change the label, whether it is required, the choices or the position. The record type, key and type
     are fixed: stored values depend on them."""
+    require_actor(actor)
     field = CustomField.objects.select_for_update().get(pk=field.pk)
     if "label" in fields:
         fields["label"] = fields["label"].strip()
@@ -143,8 +149,9 @@ def custom_field_update(*, field: CustomField, actor, **fields) -> CustomField:
 
 
 @transaction.atomic
-def custom_field_delete(*, field: CustomField, actor) -> int:
+def custom_field_delete(*, field: CustomField, actor: Actor) -> int:
     """Delete the definition and its values from every record. Returns how many records had a value."""
+    require_actor(actor)
     model = _record_model(field.record_type)
     cleared = model.objects.filter(custom_fields__has_key=field.key).update(
         custom_fields=_RemoveKey(F("custom_fields"), Value(field.key))

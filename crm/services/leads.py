@@ -6,6 +6,7 @@ from django.db import transaction
 
 from config.api.errors import ValidationFailed
 from integrations import outbox
+from rbac.actor import Actor, require_actor, user_of
 
 from .. import custom_fields
 from ..choices import LeadStatus, RecordType
@@ -21,8 +22,11 @@ LEAD_EDITABLE_STATUSES = {LeadStatus.NEW, LeadStatus.CONTACTED}
 
 
 @transaction.atomic
-def lead_create(*, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields) -> Lead:
-    fields.setdefault("owner_id", getattr(actor, "user_id", None))
+def lead_create(
+    *, actor: Actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+) -> Lead:
+    require_actor(actor)
+    fields.setdefault("owner_id", user_of(actor))
     status = fields.get("status", LeadStatus.NEW)
     if status not in LEAD_EDITABLE_STATUSES:
         raise InvalidLeadTransition(f"A new lead starts as new or contacted, not {status}.", field="status")
@@ -39,8 +43,9 @@ def lead_create(*, actor, tags: list[str] | None = None, custom_fields_values: d
 
 @transaction.atomic
 def lead_update(
-    *, lead: Lead, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *, lead: Lead, actor: Actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
 ) -> Lead:
+    require_actor(actor)
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if "status" in fields and fields["status"] != lead.status:
         if lead.status == LeadStatus.CONVERTED or fields["status"] not in LEAD_EDITABLE_STATUSES:
@@ -68,14 +73,16 @@ def lead_update(
 
 
 @transaction.atomic
-def lead_delete(*, lead: Lead, actor) -> None:
+def lead_delete(*, lead: Lead, actor: Actor) -> None:
+    require_actor(actor)
     payload = outbox.snapshot(lead)
     outbox.record("lead.deleted", subject=lead, payload=payload, actor=actor)
     lead.delete()
 
 
 @transaction.atomic
-def lead_qualify(*, lead: Lead, actor) -> Lead:
+def lead_qualify(*, lead: Lead, actor: Actor) -> Lead:
+    require_actor(actor)
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if lead.status == LeadStatus.CONVERTED:
         raise InvalidLeadTransition("A converted lead cannot be qualified again.")
@@ -87,7 +94,8 @@ def lead_qualify(*, lead: Lead, actor) -> Lead:
 
 
 @transaction.atomic
-def lead_disqualify(*, lead: Lead, actor, reason: str) -> Lead:
+def lead_disqualify(*, lead: Lead, actor: Actor, reason: str) -> Lead:
+    require_actor(actor)
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if lead.status == LeadStatus.CONVERTED:
         raise InvalidLeadTransition("A converted lead cannot be disqualified.")

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from integrations import outbox
+from rbac.actor import Actor, require_actor
 
 from ..errors import MergeSameRecord
 from ..models import Activity, Company, Contact, Lead
@@ -72,10 +73,11 @@ def _merge_tags_and_custom_fields(survivor, duplicate) -> dict[str, Any]:
 
 
 @transaction.atomic
-def contact_merge(*, survivor: Contact, duplicate: Contact, actor) -> Contact:
+def contact_merge(*, survivor: Contact, duplicate: Contact, actor: Actor) -> Contact:
     """Merge ``duplicate`` into ``survivor``: its activities, deals and converted leads point to the survivor,
     the survivor's blank fields take the duplicate's values, tags are united and custom fields combined (the
     survivor's values win). The duplicate is deleted. One ``contact.merged`` event on the survivor."""
+    require_actor(actor)
     from pipelines.models import Deal
 
     survivor, duplicate = _lock_pair(Contact, survivor, duplicate)
@@ -95,10 +97,11 @@ def contact_merge(*, survivor: Contact, duplicate: Contact, actor) -> Contact:
 
 
 @transaction.atomic
-def company_merge(*, survivor: Company, duplicate: Company, actor) -> Company:
+def company_merge(*, survivor: Company, duplicate: Company, actor: Actor) -> Company:
     """Merge ``duplicate`` into ``survivor``: its contacts, activities, deals and converted leads point to the
     survivor; blanks filled, tags united, custom fields combined as for contacts. The duplicate is deleted.
     One ``company.merged`` event on the survivor."""
+    require_actor(actor)
     from pipelines.models import Deal
 
     survivor, duplicate = _lock_pair(Company, survivor, duplicate)
