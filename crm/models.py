@@ -39,6 +39,9 @@ def owner_field():
     )
 
 
+OwnedManager = models.Manager.from_queryset(OwnedQuerySet)
+
+
 class Tag(models.Model):
     name = models.CharField(max_length=50)
     color = models.CharField(max_length=7, blank=True, help_text="Hex color, e.g. #3366ff")
@@ -81,7 +84,7 @@ class Record(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
-    objects = OwnedQuerySet.as_manager()
+    objects = OwnedManager()
 
     class Meta:
         abstract = True
@@ -183,7 +186,7 @@ class Activity(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = OwnedQuerySet.as_manager()
+    objects = OwnedManager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing.features import Limit
+from config.db import connection
 from config.locks import LockNamespace, session_try_lock
 from rbac.access import entitlements_for
 from tenants.selectors import current_organization
@@ -487,7 +488,7 @@ def _send_batch(
         )
         context.update(base_context)
         link = channels.unsubscribe_url(
-            organization, contact_id=recipient.contact_id, channel=campaign.channel, campaign_id=campaign.pk
+            organization, contact_id=recipient.contact_id or 0, channel=campaign.channel, campaign_id=campaign.pk
         )
         context["unsubscribe_url"] = link
         text = body.render(context)
@@ -535,7 +536,7 @@ def _send_batch(
             )
             if isinstance(exc, channels.TwilioOptedOut):
                 services.unsubscribe(
-                    contact_id=recipient.contact_id,
+                    contact_id=recipient.contact_id or 0,  # sendable: never None (_verdict)
                     channel=campaign.channel,
                     campaign_id=campaign.pk,
                     source=ConsentSource.SMS_KEYWORD,

@@ -9,15 +9,17 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.features import Limit
 from billing.services import enforce_limit
 from config.api.errors import ValidationFailed
+from config.db import connection
+from crm.records import UNSET, given
 from integrations import outbox
 from rbac.access import Access
-from rbac.actor import Actor, SystemActor, actor_identity, require_actor
+from rbac.actor import Actor, SystemActor, actor_identity, require_actor, user_of
 from tenants.selectors import current_organization
 
 from . import channels, selectors
@@ -92,9 +94,12 @@ def segment_create(
 
 
 @transaction.atomic
-def segment_update(*, segment: Segment, actor: Actor, **fields: Any) -> Segment:
+def segment_update(
+    *, segment: Segment, actor: Actor, name: str = UNSET, filters: dict[str, Any] | None = UNSET
+) -> Segment:
     require_actor(actor)
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    fields = given(name=name, filters=filters)
     if "filters" in fields:
         if segment.kind != SegmentKind.DYNAMIC:
             raise SegmentNotStatic("Only dynamic segments have filters.", field="filters")
@@ -243,9 +248,18 @@ def _locked(campaign: Campaign) -> Campaign:
 
 
 @transaction.atomic
-def campaign_update(*, campaign: Campaign, actor: Actor, **fields: Any) -> Campaign:
+def campaign_update(
+    *,
+    campaign: Campaign,
+    actor: Actor,
+    name: str = UNSET,
+    segment: Segment = UNSET,
+    subject: str = UNSET,
+    body: str = UNSET,
+) -> Campaign:
     """Edit a draft or scheduled campaign; a sending, paused or finished one is 409 ``campaign_not_editable``."""
     require_actor(actor)
+    fields = given(name=name, segment=segment, subject=subject, body=body)
     campaign = _locked(campaign)
     if campaign.status not in EDITABLE:
         raise CampaignNotEditable()
@@ -380,7 +394,9 @@ def campaign_start(*, campaign_id: int, now: datetime.datetime | None = None) ->
     scheduler's stored reach) into one queued delivery per contact. Run by a task; idempotent."""
     now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().select_related("segment").filter(pk=campaign_id).first()
-    if campaign is None or campaign.status != CampaignStatus.SCHEDULED or campaign.scheduled_at > now:
+    if campaign is None or campaign.status != CampaignStatus.SCHEDULED:
+        return None
+    if campaign.scheduled_at is None or campaign.scheduled_at > now:
         return None
     campaign.recipients = _materialize(campaign)
     campaign.status = CampaignStatus.SENDING
@@ -439,7 +455,7 @@ def campaign_resume(*, campaign: Campaign, actor: Actor) -> Campaign:
     organization = current_organization()
     if campaign.started_at is None:  # paused before it started
         campaign.status = CampaignStatus.SCHEDULED
-        if campaign.scheduled_at <= timezone.now():
+        if campaign.scheduled_at is not None and campaign.scheduled_at <= timezone.now():
             _start_after_commit(campaign.pk)
     else:
         left = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.QUEUED).count()
@@ -486,8 +502,8 @@ def campaign_test_send(*, campaign: Campaign, actor: Actor, contact=None, to: st
     if campaign.channel == Channel.EMAIL:
         from identity.models import User
 
-        user_id, _label = actor_identity(actor)
-        to = User.objects.filter(pk=user_id).values_list("email", flat=True).first() or ""
+        user_id = user_of(actor)
+        to = (User.objects.filter(pk=user_id).values_list("email", flat=True).first() or "") if user_id else ""
     if not to:
         raise NoTestAddress(field="to")
     rendered = campaign_preview(campaign=campaign, contact=contact)

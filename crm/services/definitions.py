@@ -16,18 +16,10 @@ from integrations import outbox
 from rbac.actor import Actor, require_actor
 from tenants.selectors import current_organization
 
-from ..choices import CustomFieldType, RecordType
+from ..choices import CustomFieldType
 from ..errors import DuplicateCustomField, DuplicateTag, InvalidCustomFieldDefinition
-from ..models import Company, Contact, CustomField, Lead, Tag
-
-
-def _record_model(record_type: str):
-    if record_type == RecordType.DEAL:
-        from pipelines.models import Deal
-
-        return Deal
-    return {RecordType.COMPANY: Company, RecordType.CONTACT: Contact, RecordType.LEAD: Lead}[record_type]
-
+from ..models import CustomField, Tag
+from ..records import UNSET, given, record_model
 
 # --- tags ---
 
@@ -59,12 +51,12 @@ def tag_create(*, actor: Actor, name: str, color: str = "") -> Tag:
 
 
 @transaction.atomic
-def tag_update(*, tag: Tag, actor: Actor, **fields) -> Tag:
+def tag_update(*, tag: Tag, actor: Actor, name: str = UNSET, color: str = UNSET) -> Tag:
     """Rename or recolor a tag; every record tagged with it shows the new name."""
     require_actor(actor)
     tag = Tag.objects.select_for_update().get(pk=tag.pk)
+    fields = given(name=name if name is UNSET else name.strip(), color=color)
     if "name" in fields:
-        fields["name"] = fields["name"].strip()
         _check_tag_name_free(fields["name"], exclude_pk=tag.pk)
     change = outbox.apply_changes(tag, fields)
     if change:
@@ -133,15 +125,25 @@ def custom_field_create(
 
 
 @transaction.atomic
-def custom_field_update(*, field: CustomField, actor: Actor, **fields) -> CustomField:
+def custom_field_update(
+    *,
+    field: CustomField,
+    actor: Actor,
+    label: str = UNSET,
+    required: bool = UNSET,
+    choices: list[str] = UNSET,
+    position: int = UNSET,
+) -> CustomField:
     """Change the label, whether it is required, the choices or the position. The record type, key and type
     are fixed: stored values depend on them."""
     require_actor(actor)
     field = CustomField.objects.select_for_update().get(pk=field.pk)
-    if "label" in fields:
-        fields["label"] = fields["label"].strip()
-    if "choices" in fields:
-        fields["choices"] = _check_choices(field.type, fields["choices"])
+    fields = given(
+        label=label if label is UNSET else label.strip(),
+        required=required,
+        choices=choices if choices is UNSET else _check_choices(field.type, choices),
+        position=position,
+    )
     change = outbox.apply_changes(field, fields)
     if change:
         field.save(update_fields=list(change))
@@ -152,7 +154,7 @@ def custom_field_update(*, field: CustomField, actor: Actor, **fields) -> Custom
 def custom_field_delete(*, field: CustomField, actor: Actor) -> int:
     """Delete the definition and its values from every record. Returns how many records had a value."""
     require_actor(actor)
-    model = _record_model(field.record_type)
+    model = record_model(field.record_type)
     cleared = model.objects.filter(custom_fields__has_key=field.key).update(
         custom_fields=_RemoveKey(F("custom_fields"), Value(field.key))
     )

@@ -377,6 +377,6 @@ class StatsOutput(serializers.Serializer):
 
 
 class TimelineItemOutput(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["activity", "stage_change", "event"])
+    type = serializers.ChoiceField(choices=["activity", "event"])
     at = serializers.DateTimeField()
     data = serializers.JSONField()

@@ -14,7 +14,7 @@ from crm import services as crm
 from crm.models import Activity, Lead
 from pipelines import services as deals
 from pipelines.models import Deal, Stage, StageChange
-from tests.factories import SYSTEM
+from tests.factories import SYSTEM, reference_ids
 
 _numbers = itertools.count(1)
 
@@ -59,7 +59,7 @@ class History:
                 title=f"Deal {next(_numbers)}",
                 amount=Decimal(str(amount)),
                 owner_id=owner.pk if owner else None,
-                **fields,
+                **reference_ids(fields),
             )
             return self.live(deal, created=created, path=path, won=won, lost=lost)
 
@@ -116,7 +116,7 @@ class History:
                 kind=kind,
                 subject=f"Activity {next(_numbers)}",
                 owner_id=owner.pk if owner else None,
-                **fields,
+                **reference_ids(fields),
             )
             Activity.objects.filter(pk=activity.pk).update(created_at=created, updated_at=created)
             return Activity.objects.get(pk=activity.pk)

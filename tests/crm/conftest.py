@@ -10,7 +10,7 @@ from django.db import connection
 from crm import services
 from crm.models import Activity, Company, Contact, Lead
 from integrations.models import OutboxEvent
-from tests.factories import SYSTEM
+from tests.factories import SYSTEM, reference_ids
 
 _numbers = itertools.count(1)
 
@@ -30,7 +30,9 @@ def make(in_tenant):
         def contact(organization, *, owner=None, **fields):
             fields.setdefault("last_name", f"Contact {next(_numbers)}")
             with in_tenant(organization):
-                return services.contact_create(actor=SYSTEM, owner_id=owner.pk if owner else None, **fields)
+                return services.contact_create(
+                    actor=SYSTEM, owner_id=owner.pk if owner else None, **reference_ids(fields)
+                )
 
         @staticmethod
         def lead(organization, *, owner=None, **fields):
@@ -42,7 +44,9 @@ def make(in_tenant):
         def activity(organization, *, owner=None, kind="note", **fields):
             fields.setdefault("subject", f"Activity {next(_numbers)}")
             with in_tenant(organization):
-                return services.activity_create(actor=SYSTEM, kind=kind, owner_id=owner.pk if owner else None, **fields)
+                return services.activity_create(
+                    actor=SYSTEM, kind=kind, owner_id=owner.pk if owner else None, **reference_ids(fields)
+                )
 
         @staticmethod
         def deal(organization, *, owner=None, **fields):
@@ -50,7 +54,7 @@ def make(in_tenant):
 
             fields.setdefault("title", f"Deal {next(_numbers)}")
             with in_tenant(organization):
-                return deal_create(actor=SYSTEM, owner_id=owner.pk if owner else None, **fields)
+                return deal_create(actor=SYSTEM, owner_id=owner.pk if owner else None, **reference_ids(fields))
 
     return Builders
 

@@ -18,6 +18,15 @@ DEFAULT_PASSWORD = "Correct-Horse-Battery-9"
 SYSTEM = SystemActor("tests")
 
 
+def reference_ids(fields: dict) -> dict:
+    """Builders take records (``contact=c``); services take their ids (``contact_id=c.pk``)."""
+    for name in ("contact", "company", "lead", "deal"):
+        if name in fields:
+            record = fields.pop(name)
+            fields[f"{name}_id"] = record.pk if record is not None else None
+    return fields
+
+
 def make_user(*, email: str | None = None, password: str = DEFAULT_PASSWORD, **fields) -> User:
     from identity.services import user_create
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines import services
 from pipelines.models import Deal, Pipeline, Stage
-from tests.factories import SYSTEM
+from tests.factories import SYSTEM, reference_ids
 
 _titles = itertools.count(1)
 
@@ -38,7 +38,7 @@ def make_deal(in_tenant):
                 title=title or f"Deal {next(_titles)}",
                 amount=Decimal(str(amount)),
                 owner_id=owner.pk if owner is not None else None,
-                **fields,
+                **reference_ids(fields),
             )
 
     return make
