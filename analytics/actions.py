@@ -44,7 +44,7 @@ from django.utils import timezone
 from crm.models import Activity
 from pipelines.choices import DealStatus
 from pipelines.models import Deal
-from rbac.access import Access
+from rbac.actor import Actor, require_actor, user_of
 
 from .choices import ActionKind, Priority
 from .engine import sql_of
@@ -235,11 +235,11 @@ def _item(deal, *, now, today, threshold) -> dict[str, Any]:
 class NextActions:
     """The deals needing attention, ranked, and a loader that turns a page of them into items."""
 
-    def __init__(self, actor: Access | None, *, now: datetime | None = None, tz=None):
-        self.actor = actor
+    def __init__(self, actor: Actor, *, now: datetime | None = None, tz=None):
+        self.actor = require_actor(actor)
         self.now = now or timezone.now()
         self.today = self.now.astimezone(tz).date() if tz else self.now.date()
-        self.visible = Deal.objects.all() if actor is None else Deal.objects.visible_to(actor, DEAL_VIEW)
+        self.visible = Deal.objects.visible_to(self.actor, DEAL_VIEW)
         self.threshold = high_value_threshold(self.visible)
 
     def ranked(self, deals: QuerySet | None = None) -> QuerySet:
@@ -252,7 +252,7 @@ class NextActions:
 
     def mine(self) -> QuerySet:
         """The caller's own deals (those he owns, within his scope)."""
-        owner = getattr(self.actor, "user_id", None)
+        owner = user_of(self.actor)
         return self.ranked(self.visible.filter(owner_id=owner))
 
     def load(self, deals) -> list[dict[str, Any]]:

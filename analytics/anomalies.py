@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rbac.actor import Actor, SystemActor, require_actor
+
 from .choices import Direction, Metric
 from .facts import ACTIVITY_VIEW, DEAL_VIEW, LEAD_VIEW
 
@@ -89,7 +91,7 @@ def judge(values: list[float], *, counts: bool) -> Verdict | None:
     )
 
 
-def anomaly_list(*, actor, metric: str | None = None, since=None, owner_id: int | None = None):
+def anomaly_list(*, actor: Actor, metric: str | None = None, since=None, owner_id: int | None = None):
     """The anomalies the caller may see, newest first: of a series whose records he sees with ``all`` scope, the
     organization's and every owner's; with ``own`` scope, his own only (the organization's total would tell the
     others' figures)."""
@@ -97,7 +99,7 @@ def anomaly_list(*, actor, metric: str | None = None, since=None, owner_id: int 
 
     from .models import Anomaly
 
-    if actor is None:
+    if isinstance(require_actor(actor), SystemActor):
         rows = Anomaly.objects.all()
     else:
         condition = Q(pk__in=[])

@@ -30,6 +30,7 @@ from django.core.cache import caches
 from django.db import connection, transaction
 
 from pipelines.models import Stage
+from rbac.actor import Actor, SystemActor, require_actor
 
 from .facts import ACTIVITY_VIEW, DEAL_VIEW, LEAD_VIEW
 
@@ -80,8 +81,9 @@ def invalidate() -> None:
         transaction.on_commit(_RenewAfterCommit(), robust=True)
 
 
-def scope_key(actor) -> str:
-    if actor is None:
+def scope_key(actor: Actor) -> str:
+    actor = require_actor(actor)
+    if isinstance(actor, SystemActor):
         return "system"
     scopes = [str(actor.scope(permission)) for permission in RECORD_PERMISSIONS]
     shared = all(scope == "all" for scope in scopes)

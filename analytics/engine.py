@@ -12,9 +12,10 @@ Sources of figures, by kind:
 
 Every read of records goes through ``Model.objects.visible_to(actor, permission)`` with the record type's view
 permission, and every read of snapshots through the same method on the snapshot table (keyed by owner), so a
-Sales Rep with ``own`` scope gets figures over his own records only. ``actor=None`` is the system (the snapshot
-task): everything. Each source is computed once per request and period, whatever the number of measures that
-use it; each costs one or two queries, whatever the number of records.
+Sales Rep with ``own`` scope gets figures over his own records only. A :class:`rbac.actor.SystemActor` (the
+snapshot task) reads everything; anything but an actor is refused (``rbac.actor.require_actor``). Each source is
+computed once per request and period, whatever the number of measures that use it; each costs one or two queries,
+whatever the number of records.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from django.db.models.functions import Trunc, TruncDate
 from crm.choices import ActivityKind, LeadStatus
 from crm.models import Activity, Lead
 from pipelines.models import Deal, Pipeline, Stage
+from rbac.actor import Actor, require_actor
 
 from .choices import Interval, Metric
 from .facts import ACTIVITY_VIEW, DEAL_VIEW, DIMENSION_COLUMNS, FACTS, LEAD_VIEW, SNAPSHOT_COLUMNS, open_deals
@@ -117,8 +119,8 @@ class Coverage:
 
 
 class Engine:
-    def __init__(self, actor, *, tz: ZoneInfo, now: datetime):
-        self.actor = actor
+    def __init__(self, actor: Actor, *, tz: ZoneInfo, now: datetime):
+        self.actor = require_actor(actor)
         self.tz = tz
         self.now = now
         self.today = local_date(now, tz)
@@ -127,8 +129,6 @@ class Engine:
     # --- what the caller may see ---
 
     def visible(self, model, permission: str) -> QuerySet:
-        if self.actor is None:
-            return model.objects.all()
         return model.objects.visible_to(self.actor, permission)
 
     def snapshots(self, metric: str, permission: str) -> QuerySet:

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from pipelines.choices import DealStatus, StageKind
 from pipelines.models import Deal
-from rbac.access import Access
+from rbac.actor import Actor, require_actor
 
 from . import cache
 from .choices import Interval, Outcome
@@ -280,7 +280,7 @@ def probabilities_by_group_fallback(engine: Engine) -> dict[int, dict]:
 
 def forecast(
     *,
-    actor: Access | None,
+    actor: Actor,
     tz: ZoneInfo,
     months: int = 3,
     pipeline_id: int | None = None,
@@ -348,7 +348,7 @@ def forecast_rows(engine: Engine, *, week: date) -> list[ForecastSnapshot]:
 
 
 def forecast_accuracy(
-    *, actor: Access | None, tz: ZoneInfo, months: int = 6, now: datetime | None = None
+    *, actor: Actor, tz: ZoneInfo, months: int = 6, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Per owner (and for the whole organization, ``owner`` null, for those who see every deal): each complete month
     of the last ``months`` with a forecast, the forecast made at its start (the last weekly snapshot taken on or
@@ -363,7 +363,7 @@ def _accuracy(actor, tz: ZoneInfo, months: int, now: datetime) -> list[dict[str,
     first = month_start(engine.today)
     start = add_months(first, -months)
     snapshots = (
-        (ForecastSnapshot.objects.all() if actor is None else ForecastSnapshot.objects.visible_to(actor, DEAL_VIEW))
+        ForecastSnapshot.objects.visible_to(require_actor(actor), DEAL_VIEW)
         .filter(month__gte=start, month__lt=first)
         .order_by("owner_id", "month", "week")
     )
@@ -412,7 +412,7 @@ def _accuracy(actor, tz: ZoneInfo, months: int, now: datetime) -> list[dict[str,
     return result
 
 
-def forecast_snapshots(*, actor: Access | None):
+def forecast_snapshots(*, actor: Actor):
     """The weekly forecast snapshots the caller may see, newest week first."""
-    rows = ForecastSnapshot.objects.all() if actor is None else ForecastSnapshot.objects.visible_to(actor, DEAL_VIEW)
+    rows = ForecastSnapshot.objects.visible_to(require_actor(actor), DEAL_VIEW)
     return rows.order_by("-week", "owner_id", "month", "pk")

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from rbac.scoping import OwnedQuerySet
+from rbac.actor import OwnedQuerySet
 
 from .choices import Direction, Metric
 

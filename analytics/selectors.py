@@ -17,7 +17,7 @@ from django.utils import timezone
 from crm.choices import ActivityKind, LeadSource, LeadStatus
 from identity.models import User
 from pipelines.choices import StageKind
-from rbac.access import Access
+from rbac.actor import Actor
 
 from . import cache
 from .choices import Outcome
@@ -133,7 +133,7 @@ def _labels(engine: Engine, query: AggregateQuery, rows) -> list[dict[str, Any]]
     return result
 
 
-def aggregate(*, actor: Access | None, query: AggregateQuery, tz: ZoneInfo, now: datetime | None = None) -> list[dict]:
+def aggregate(*, actor: Actor, query: AggregateQuery, tz: ZoneInfo, now: datetime | None = None) -> list[dict]:
     """Rows ``{group, labels, value}`` of one measure over the period, grouped and filtered as asked."""
     now = now or timezone.now()
 
@@ -168,7 +168,7 @@ def _every(choices, found: dict[Any, Any], zero=0, *, blank: bool = True) -> dic
 
 def pipeline_report(
     *,
-    actor: Access | None,
+    actor: Actor,
     period: Period,
     pipeline_id: int | None = None,
     owner_id: int | None = None,
@@ -277,7 +277,7 @@ def funnel(engine: Engine, period: Period, pipeline, owner_id: int | None) -> di
 
 
 def leads_report(
-    *, actor: Access | None, period: Period, owner_id: int | None = None, now: datetime | None = None
+    *, actor: Actor, period: Period, owner_id: int | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     now = now or timezone.now()
     params = {"period": period.key(), "owner": owner_id, "today": _today(now, period.tz)}
@@ -321,7 +321,7 @@ def _leads_report(actor, period: Period, owner_id, now) -> dict[str, Any]:
 
 def activity_report(
     *,
-    actor: Access | None,
+    actor: Actor,
     period: Period,
     owner_id: int | None = None,
     pipeline_id: int | None = None,

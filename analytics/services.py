@@ -23,6 +23,7 @@ from config.locks import LockNamespace, xact_lock
 from crm.models import Activity, Lead
 from integrations import outbox
 from pipelines.models import Deal
+from rbac.actor import SystemActor
 
 from . import cache
 from .anomalies import SERIES, WINDOW_DAYS, judge
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 # Activities created more than this before a day's end have an id below the floor of the next day's tail.
 FLOOR_MARGIN = timedelta(minutes=5)
 ANOMALY_EVENT = "analytics.anomaly_detected"
+#: Snapshots, forecasts and anomalies are computed over every record, as the system.
+SNAPSHOTS = SystemActor("analytics snapshots")
 GROUP_COLUMNS = ["d_day", "d_owner", "d_pipeline", "d_stage", "d_key"]
 
 
@@ -153,7 +156,7 @@ def snapshot_take(*, now: datetime | None = None, organization=None) -> Snapshot
         result.anomalies = anomalies_detect(day=yesterday)
     week = week_start(local_date(now, tz))
     if not ForecastSnapshot.objects.filter(week=week).exists():
-        rows = forecast_rows(Engine(None, tz=tz, now=now), week=week)
+        rows = forecast_rows(Engine(SNAPSHOTS, tz=tz, now=now), week=week)
         ForecastSnapshot.objects.bulk_create(rows)
         result.forecast_rows = len(rows)
     cache.invalidate()
@@ -211,7 +214,7 @@ def _record_anomaly(day: date, metric: str, owner_id: int | None, verdict) -> in
     )
     if not created:
         return 0
-    outbox.record(ANOMALY_EVENT, subject=anomaly, payload=anomaly_payload(anomaly), actor=None)
+    outbox.record(ANOMALY_EVENT, subject=anomaly, payload=anomaly_payload(anomaly), actor=SNAPSHOTS)
     return 1
 
 

@@ -55,9 +55,10 @@ def generate(organization, *, deals: int, activities: int, leads: int, owners: l
     from crm.models import Activity, Contact, Lead
     from pipelines import services as pipeline_services
     from pipelines.models import Deal, Stage, StageChange
+    from rbac.actor import SystemActor
 
     with tenant_context(organization), connection.cursor() as cursor:
-        pipeline = pipeline_services.pipeline_create_default(actor=None)
+        pipeline = pipeline_services.pipeline_create_default(actor=SystemActor("benchmark"))
         stages = list(Stage.objects.filter(pipeline=pipeline).order_by("position"))
         open_ids = [s.pk for s in stages if s.kind == "open"]
         won_id = next(s.pk for s in stages if s.kind == "won")

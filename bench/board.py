@@ -47,6 +47,7 @@ def build_dataset(*, deals: int, closed: int):
     from pipelines import services as pipeline_services
     from pipelines.choices import DealStatus, StageKind
     from pipelines.models import Deal, Stage
+    from rbac.actor import SystemActor
 
     common.migrate()
     organization, owner, reps = common.organization(SLUG, members=4)
@@ -54,7 +55,7 @@ def build_dataset(*, deals: int, closed: int):
 
     rng = random.Random(42)
     with tenant_context(organization):
-        pipeline = pipeline_services.pipeline_create_default(actor=None)
+        pipeline = pipeline_services.pipeline_create_default(actor=SystemActor("benchmark"))
         stages = list(Stage.objects.filter(pipeline=pipeline).order_by("position"))
         open_stages = [s for s in stages if s.kind == StageKind.OPEN]
         won = next(s for s in stages if s.kind == StageKind.WON)

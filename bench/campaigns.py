@@ -220,23 +220,26 @@ def _product(worker: subprocess.Popen, count, expected: int) -> dict:
     from crm.campaigns import services
     from crm.campaigns.choices import CampaignStatus, Channel, DeliveryStatus, SegmentKind
     from crm.campaigns.models import Campaign, Delivery
+    from rbac.actor import SystemActor
     from tenants.models import Organization
+
+    bench = SystemActor("benchmark")
 
     org = Organization.objects.get(slug=SLUG)
     with tenant_context(org):
         segment = services.segment_create(
-            actor=None,
+            actor=bench,
             name="Active with e-mail",
             kind=SegmentKind.DYNAMIC,
             filters={"status": ["active"], "has_email": ["true"]},
         )
         campaign = services.campaign_create(
-            actor=None, name="Bench", channel=Channel.EMAIL, segment=segment, subject=SUBJECT, body=BODY
+            actor=bench, name="Bench", channel=Channel.EMAIL, segment=segment, subject=SUBJECT, body=BODY
         )
         rss_idle = _worker_rss_mib(worker)
         started = time.perf_counter()
         with transaction.atomic():  # its commit queues the start; the start queues the runners
-            services.campaign_schedule(campaign=campaign, actor=None)
+            services.campaign_schedule(campaign=campaign, actor=bench)
         rss_tenth = None
         deadline = time.monotonic() + 3600
         while time.monotonic() < deadline:

@@ -255,7 +255,9 @@ def _phase(
     from django_tenants.utils import tenant_context
 
     from integrations import outbox
+    from rbac.actor import SystemActor
 
+    bench = SystemActor("benchmark")
     _receiver_get(port, "/reset")
     commits: dict[str, float] = {}
     started = time.time()
@@ -266,7 +268,10 @@ def _phase(
             with transaction.atomic():
                 ids = [
                     outbox.record(
-                        "lead.updated", subject=lead, payload={"id": lead.pk, "changes": {"score": [n, n + 1]}}
+                        "lead.updated",
+                        subject=lead,
+                        payload={"id": lead.pk, "changes": {"score": [n, n + 1]}},
+                        actor=bench,
                     ).id
                     for n in range(produced, produced + size)
                 ]
@@ -322,6 +327,9 @@ def run(args) -> bool:
     from integrations import outbox, services, signing
     from integrations.conf import setting
     from integrations.models import WebhookAttempt, WebhookDelivery
+    from rbac.actor import SystemActor
+
+    BENCH = SystemActor("benchmark")  # noqa: N806
 
     common.migrate()
     organization, _owner, _reps = common.organization(SLUG)
@@ -357,7 +365,7 @@ def run(args) -> bool:
         with tenant_context(organization):
             for _ in range(warm_up):
                 with transaction.atomic():
-                    outbox.record("lead.updated", subject=lead, payload={"id": lead.pk, "changes": {}})
+                    outbox.record("lead.updated", subject=lead, payload={"id": lead.pk, "changes": {}}, actor=BENCH)
         _wait_count(port, warm_up, 60)
 
         sustained = None

@@ -1,4 +1,5 @@
 from config.api.errors import Conflict, DomainError, Duplicate, ValidationFailed
+from rbac.errors import OutOfReach as OutOfReach  # the scope rule is rbac.actor's; crm's errors name it too
 
 
 class LeadAlreadyConverted(Conflict):
@@ -28,11 +29,6 @@ class DuplicateDomain(Duplicate):
     code = "duplicate_domain"
     title = "Another company already has this domain."
     field = "domain"
-
-
-class OutOfReach(ValidationFailed):
-    code = "out_of_scope"
-    title = "The change would move the record outside what you may edit."
 
 
 class LeadNotConvertible(Conflict):

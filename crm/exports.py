@@ -27,17 +27,17 @@ import csv
 import datetime
 import io
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.postgres.aggregates import StringAgg
 from django.core.exceptions import EmptyResultSet
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import F, Func, QuerySet, TextField, Value
 from django.db.models.expressions import Expression
@@ -47,6 +47,7 @@ from django.utils import timezone
 from psycopg import pq
 
 from config.api.errors import ValidationFailed
+from config.db import connection
 
 from . import custom_fields
 from .choices import RecordType
@@ -137,7 +138,7 @@ def _kind(model: type[models.Model], path: str) -> str:
         return CUSTOM
     *relations, name = path.split("__")
     for relation in relations:
-        model = model._meta.get_field(relation).related_model
+        model = model._meta.get_field(relation).related_model  # type: ignore[assignment]  # a relation's model
     field = model._meta.get_field(name)
     if isinstance(field, models.BooleanField):
         return BOOLEAN
@@ -285,7 +286,7 @@ class _JoinedColumn(Expression):
         qn = connection.ops.quote_name
         return f"{qn(self.alias)}.{qn(self.column)}", ()
 
-    def relabeled_clone(self, change_map: dict[str, str]) -> _JoinedColumn:
+    def relabeled_clone(self, change_map: Mapping[str, str]) -> _JoinedColumn:
         return _JoinedColumn(change_map.get(self.alias, self.alias), self.column, self.output_field)
 
 
@@ -303,7 +304,7 @@ def _with_tag_names(queryset: QuerySet, name: str) -> QuerySet:
     queryset = queryset.all()
     query = queryset.query
     alias = "export_tag_names"
-    query.alias_map[alias] = _SubqueryJoin(
+    query.alias_map[alias] = _SubqueryJoin(  # type: ignore[assignment]  # a join Django compiles like its own
         names.values(record_id, "names"),
         parent_alias=query.get_initial_alias(),
         table_alias=alias,
@@ -329,7 +330,7 @@ class _Neutralized(Func):
 
     output_field = TextField()
 
-    def as_sql(self, compiler, connection, **extra_context) -> tuple[str, tuple]:
+    def as_sql(self, compiler, connection, **extra_context) -> tuple[str, tuple]:  # type: ignore[override]
         sql, params = compiler.compile(self.source_expressions[0])
         return (
             f"CASE WHEN ascii({sql}) IN ({_FORMULA_CODE_POINTS}) THEN %s || {sql} ELSE {sql} END",
@@ -347,7 +348,7 @@ class _UtcIsoformat(Func):
     output_field = TextField()
 
 
-def _csv_expression(path: str, kind: str) -> Expression:
+def _csv_expression(path: str, kind: str) -> Expression | F:
     """A column's CSV cells, rendered by PostgreSQL: text neutralized, ``true``/``false``, timestamps as
     ``datetime.isoformat()`` in UTC; numbers as they are (``csv.writer`` writes them with ``str``)."""
     column = F(path)
@@ -440,11 +441,11 @@ def _xlsx_cells(kinds: Iterable[str], sheet, zone: datetime.tzinfo) -> list[Call
             return float(value)
         return value
 
-    by_kind = {TEXT: text, DATETIME: moment, BOOLEAN: flag}
+    by_kind: dict[str, Callable[[Any], Any]] = {TEXT: text, DATETIME: moment, BOOLEAN: flag}
     return [by_kind.get(kind, other) for kind in kinds]
 
 
-def xlsx_file(export: Export, *, sheet_title: str) -> tempfile.SpooledTemporaryFile:
+def xlsx_file(export: Export, *, sheet_title: str) -> IO[bytes]:
     """A workbook written row by row (openpyxl's write-only mode) to a temporary file, rewound."""
     from openpyxl import Workbook
 

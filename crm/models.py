@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from rbac.scoping import OwnedQuerySet
+from rbac.actor import OwnedQuerySet
 
 from .choices import (
     ActivityKind,
@@ -37,6 +37,9 @@ def owner_field():
         db_constraint=False,
         related_name="+",
     )
+
+
+OwnedManager = models.Manager.from_queryset(OwnedQuerySet)
 
 
 class Tag(models.Model):
@@ -81,7 +84,7 @@ class Record(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
-    objects = OwnedQuerySet.as_manager()
+    objects = OwnedManager()
 
     class Meta:
         abstract = True
@@ -183,7 +186,7 @@ class Activity(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = OwnedQuerySet.as_manager()
+    objects = OwnedManager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

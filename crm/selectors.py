@@ -8,18 +8,19 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import CharField, Count, F, Model, Prefetch, QuerySet, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from config.api.references import people
+from config.db import connection
 from integrations.models import OutboxEvent
 
 from . import timeline as timeline_sources
 from .choices import ActivityKind, CompanySize, ContactStatus, LeadSource, LeadStatus, LifecycleStage
 from .models import Activity, Company, Contact, CustomField, Lead, Tag
+from .permissions import ACTIVITY_VIEW
 
 # --- list querysets ---
 
@@ -164,9 +165,9 @@ def timeline(*, record: Model, access, extra: Iterable[QuerySet] = ()) -> QueryS
     ``(type, key, at)`` of one ``UNION ALL`` query: slice it for a page, then :func:`timeline_items` loads the
     page's rows in one query per type. ``extra`` adds rows of the caller's own (a deal's stage changes), as
     ``values_list(type, key, at)`` querysets."""
-    name = record._meta.model_name
+    name = str(record._meta.model_name)
     activity_rows = (
-        Activity.objects.visible_to(access, "crm.activity.view")
+        Activity.objects.visible_to(access, ACTIVITY_VIEW)
         .filter(**{name: record})
         .annotate(row_type=Value(ACTIVITY), row_key=Cast("pk", CharField()), row_at=F("created_at"))
         .values_list("row_type", "row_key", "row_at")

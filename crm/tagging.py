@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from django.db.models.functions import Lower
 
-from rbac.scoping import holds
+from rbac.actor import Actor, holds
 
 from .errors import UnknownTags
 from .models import Tag
 from .permissions import TAG_MANAGE
 
 
-def may_create_tags(actor) -> bool:
+def may_create_tags(actor: Actor) -> bool:
     return holds(actor, TAG_MANAGE)
 
 
@@ -37,7 +37,7 @@ def tags_found(names: list[str], *, create: bool) -> tuple[dict[str, Tag], list[
     return found, [wanted[key] for key in wanted if key not in found]
 
 
-def tags_named(names: list[str], *, actor, field: str = "tags") -> list[Tag]:
+def tags_named(names: list[str], *, actor: Actor, field: str = "tags") -> list[Tag]:
     """The tags with these names (case-insensitive), in the order given. Missing ones are created when the actor
     may create tags; otherwise nothing is created and the answer is 400 ``validation_error`` with one
     ``unknown_tag`` error per unknown name under ``field``."""

@@ -12,7 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.dispatch import Signal
 
-from rbac.access import actor_identity
+from rbac.actor import Actor, actor_identity, require_actor
 
 from .events import EVENTS
 from .models import OutboxEvent
@@ -37,10 +37,11 @@ def _check_recordable(event_type: str) -> None:
         raise RuntimeError("events are recorded inside the transaction that makes the change")
 
 
-def record(event_type: str, *, subject, payload: dict[str, Any], actor=None) -> OutboxEvent:
-    """Record ``event_type`` about ``subject`` (a model instance). Must run inside the changing transaction."""
+def record(event_type: str, *, subject, payload: dict[str, Any], actor: Actor) -> OutboxEvent:
+    """Record ``event_type`` about ``subject`` (a model instance), done by ``actor`` (the caller's access or a
+    :class:`rbac.actor.SystemActor`). Must run inside the changing transaction."""
     _check_recordable(event_type)
-    actor_id, actor_label = actor_identity(actor)
+    actor_id, actor_label = actor_identity(require_actor(actor))
     relay_after_commit()
     event = OutboxEvent.objects.create(
         type=event_type,
@@ -54,13 +55,13 @@ def record(event_type: str, *, subject, payload: dict[str, Any], actor=None) -> 
     return event
 
 
-def record_many(event_type: str, *, subject_type: str, actor, items: list[tuple[Any, dict[str, Any]]]) -> None:
+def record_many(event_type: str, *, subject_type: str, actor: Actor, items: list[tuple[Any, dict[str, Any]]]) -> None:
     """:func:`record` for many subjects of one type: one row per ``(subject id, payload)``, in one INSERT (a bulk
     change or a stage deletion may touch thousands of records)."""
     if not items:
         return
     _check_recordable(event_type)
-    actor_id, actor_label = actor_identity(actor)
+    actor_id, actor_label = actor_identity(require_actor(actor))
     relay_after_commit()
     OutboxEvent.objects.bulk_create(
         [

@@ -10,7 +10,7 @@ from django.utils import timezone
 from billing.features import Limit
 from billing.services import enforce_limit
 from rbac import audit
-from rbac.access import actor_identity
+from rbac.actor import actor_identity
 from tenants.selectors import current_organization
 
 from . import signing, ssrf

@@ -14,10 +14,12 @@ from django.db import transaction
 from config.breaker import Unavailable
 from config.db import connection
 from config.tasks import SCHEMA_HEADER
+from rbac.actor import SystemActor
 
 from . import outbox
 
 EVENT = "usage.threshold_reached"
+BILLING = SystemActor("usage alerts")
 
 
 def _payload(alert) -> dict:
@@ -32,7 +34,7 @@ def _payload(alert) -> dict:
 
 def record_usage_threshold(sender, *, organization, alert, **kwargs) -> None:
     if connection.schema_name == organization.schema_name:
-        outbox.record(EVENT, subject=alert, payload=_payload(alert), actor=None)
+        outbox.record(EVENT, subject=alert, payload=_payload(alert), actor=BILLING)
         return
     schema, alert_id = organization.schema_name, alert.pk
 
@@ -55,5 +57,5 @@ def record_usage_threshold_task(*, alert_id: int) -> int:
     if alert is None or OutboxEvent.objects.filter(type=EVENT, subject_id=str(alert_id)).exists():
         return 0  # gone, or recorded by an earlier run
     with transaction.atomic():
-        outbox.record(EVENT, subject=alert, payload=_payload(alert), actor=None)
+        outbox.record(EVENT, subject=alert, payload=_payload(alert), actor=BILLING)
     return 1

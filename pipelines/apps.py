@@ -8,10 +8,20 @@ class PipelinesConfig(AppConfig):
     def ready(self) -> None:
         from billing.features import Limit
         from billing.usage import register_counter
+        from crm import records
+        from crm.choices import RecordType
+        from crm.models import Company, Contact
         from tenants.signals import organization_provisioned
 
+        from .models import Deal
         from .receivers import default_pipeline_for_new_organization
         from .selectors import deal_count
+        from .services import deal_create_from_lead
 
         register_counter(Limit.DEALS, deal_count)
         organization_provisioned.connect(default_pipeline_for_new_organization, dispatch_uid="pipelines.default")
+        # crm's record kernel, filled from above so crm never imports pipelines (docs/decisions/0017).
+        records.register_record_model(RecordType.DEAL, Deal)
+        records.register_reference(Contact, records.Reference(model=Deal, field="contact", name="deals"))
+        records.register_reference(Company, records.Reference(model=Deal, field="company", name="deals"))
+        records.register_deal_opener(deal_create_from_lead)

@@ -15,10 +15,8 @@ from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
 from django.db.models import (
     Avg,
-    CharField,
     Count,
     DurationField,
     ExpressionWrapper,
@@ -32,12 +30,14 @@ from django.db.models import (
     Value,
     Window,
 )
-from django.db.models.functions import Cast, RowNumber, TruncMonth
+from django.db.models.functions import RowNumber, TruncMonth
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from config.db import connection
 from crm import selectors as crm_selectors
 from crm.models import Tag
+from rbac.actor import Actor
 
 from .choices import DealStatus, StageKind
 from .models import Deal, Pipeline, Stage, StageChange
@@ -86,7 +86,7 @@ def stage_deals(*, stage: Stage, access) -> QuerySet[Deal]:
     return visible_deals(access=access).filter(stage=stage).order_by(*BOARD_ORDER)
 
 
-def card_rows(queryset: QuerySet[Deal]) -> QuerySet[dict]:
+def card_rows(queryset: QuerySet[Deal]) -> QuerySet[Deal, Any]:
     """What a board card shows, as flat rows with the tag names, in one query (no model instances: the board
     renders hundreds of cards)."""
     tag_names = ArraySubquery(Deal.tags.through.objects.filter(deal_id=OuterRef("pk")).values("tag__name"))
@@ -200,7 +200,7 @@ def forecast(*, pipeline: Pipeline, access, start: date | None = None, end: date
     won_rows = (
         won_deals.annotate(month=TruncMonth("won_at")).values("month").annotate(n=Count("pk"), total=Sum("amount"))
     )
-    empty = {
+    empty: dict[str, Any] = {
         "open_count": 0,
         "open_amount": Decimal("0"),
         "weighted_amount": Decimal("0"),
@@ -208,18 +208,18 @@ def forecast(*, pipeline: Pipeline, access, start: date | None = None, end: date
         "won_amount": Decimal("0"),
     }
     months: dict[str, dict[str, Any]] = {}
-    unscheduled = {"open_count": 0, "open_amount": Decimal("0"), "weighted_amount": Decimal("0")}
+    unscheduled: dict[str, Any] = {"open_count": 0, "open_amount": Decimal("0"), "weighted_amount": Decimal("0")}
     for row in open_rows:
-        target = unscheduled if row["month"] is None else months.setdefault(_month(row["month"]), dict(empty))
+        target = unscheduled if row["month"] is None else months.setdefault(str(_month(row["month"])), dict(empty))
         target["open_count"] += row["n"]
         target["open_amount"] += row["total"]
         target["weighted_amount"] += row["total"] * probability.get(row["stage_id"], 0) / 100
     for target in [unscheduled, *months.values()]:
         target["open_amount"] = _money(target["open_amount"])
         target["weighted_amount"] = _money(target["weighted_amount"])
-    for row in won_rows:
-        target = months.setdefault(_month(row["month"]), dict(empty))
-        target["won_count"], target["won_amount"] = row["n"], _money(row["total"])
+    for won in won_rows:
+        target = months.setdefault(str(_month(won["month"])), dict(empty))
+        target["won_count"], target["won_amount"] = won["n"], _money(won["total"])
     series = [{"month": month, **values} for month, values in sorted(months.items())]
     totals = {
         "open_amount": _money(sum((m["open_amount"] for m in series), unscheduled["open_amount"])),
@@ -357,44 +357,13 @@ def stats(*, pipeline: Pipeline, access, now: datetime | None = None, rotting_sa
 # --- timeline ---
 
 
-STAGE_CHANGE = "stage_change"
+def deal_timeline(*, deal: Deal, access: Actor) -> QuerySet:
+    """The deal's activities (those the caller may see) and recorded events, newest first: the CRM records'
+    timeline (:func:`crm.selectors.timeline`), paginated the same way. Each stage move shows once, as its
+    ``deal.stage_changed`` event (from and to stage, time spent, who moved it, in the events' actor shape)."""
+    return crm_selectors.timeline(record=deal, access=access)
 
 
-def deal_timeline(*, deal: Deal, access) -> QuerySet:
-    """The deal's activities (those the caller may see), stage changes and recorded events, newest first: the
-    CRM records' timeline (:func:`crm.selectors.timeline`) with the stage changes added, paginated the same way."""
-    changes = (
-        StageChange.objects.filter(deal=deal)
-        .annotate(row_type=Value(STAGE_CHANGE), row_key=Cast("pk", CharField()), row_at=F("changed_at"))
-        .values_list("row_type", "row_key", "row_at")
-        .order_by()
-    )
-    return crm_selectors.timeline(record=deal, access=access, extra=[changes])
-
-
-def _stage_changes(keys: list[str]) -> dict[str, dict[str, Any]]:
-    found = StageChange.objects.select_related("changed_by").filter(pk__in=[int(key) for key in keys])
-    items = {}
-    for change in found:
-        spent = change.time_in_previous_stage
-        items[str(change.pk)] = {
-            "id": change.pk,
-            "from_stage": {"id": change.from_stage_id, "name": change.from_stage_name}
-            if change.from_stage_name
-            else None,
-            "to_stage": {"id": change.to_stage_id, "name": change.to_stage_name},
-            "by": _person(change.changed_by),
-            "seconds_in_previous_stage": round(spent.total_seconds()) if spent is not None else None,
-        }
-    return items
-
-
-def deal_timeline_items(rows) -> list[dict[str, Any]]:
+def deal_timeline_items(rows: list[tuple[str, str, datetime]]) -> list[dict[str, Any]]:
     """A page of :func:`deal_timeline` rows as items ``{type, at, data}``."""
-    return crm_selectors.timeline_items(rows, loaders={STAGE_CHANGE: _stage_changes})
-
-
-def _person(user) -> dict[str, Any] | None:
-    if user is None:
-        return None
-    return {"id": user.pk, "email": user.email, "name": user.full_name}
+    return crm_selectors.timeline_items(rows)

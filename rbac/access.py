@@ -38,17 +38,6 @@ class Access:
         return self.grants.get(permission)
 
 
-def actor_identity(actor) -> tuple[int | None, str]:
-    """``(user id, label)`` of whoever acts: an :class:`Access`, a user, or None for the system."""
-    if actor is None:
-        return None, ""
-    if isinstance(actor, Access):
-        return actor.user_id, actor.label
-    if getattr(actor, "is_authenticated", False):
-        return actor.pk, getattr(actor, "email", "")
-    return None, str(getattr(actor, "name", "") or "")
-
-
 def access_for(*, user, organization) -> Access | None:
     """The user's access to the organization, or None for a non-member. Costs no query once cached."""
     from .models import Membership

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .access import actor_identity
+from .actor import actor_identity
 from .models import AuditEntry
 
 

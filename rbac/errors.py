@@ -9,6 +9,13 @@ class PermissionDenied(DomainError):
     title = "You do not have permission to perform this action."
 
 
+class OutOfReach(ValidationFailed):
+    """A write would put a record outside the actor's scope (``rbac.actor.keep_in_reach``)."""
+
+    code = "out_of_scope"
+    title = "The change would move the record outside what you may edit."
+
+
 class LastOwner(Conflict):
     code = "last_owner"
     title = "An organization must keep at least one active owner."

@@ -17,7 +17,7 @@ Tenant data needs no filter: the schema is the organization. Control-plane rows 
 organization in a column; a viewset serving them declares ``organization_field`` and the base limits every
 queryset to the request's organization, whatever the hook returned (``rbac.checks`` refuses a viewset that serves
 such a model without the declaration). Records with an owner (a queryset with ``visible_to``, e.g.
-``rbac.scoping.OwnedQuerySet``) are limited to the caller's own when their role grants the action's permission
+``rbac.actor.OwnedQuerySet``) are limited to the caller's own when their role grants the action's permission
 with scope ``own``. Every routed action must be declared; a missing declaration is an error at start-up
 (``manage.py check``) and in the test suite, never "allowed".
 

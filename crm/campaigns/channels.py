@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -230,10 +231,11 @@ class CampaignEmail(EmailMessage):
     goes through Django's own ``message()``. Provider backends (anymail) read the attributes, not this."""
 
     _from_headers: dict[str, str] = {}
+    metadata: dict[str, str]  # anymail: returned by the tracking webhooks
 
-    def message(self):
+    def message(self, *args: Any, **kwargs: Any) -> Any:
         fast = self._serialized()
-        return fast if fast is not None else super().message()
+        return fast if fast is not None else super().message(*args, **kwargs)
 
     def _serialized(self) -> _Serialized | None:
         if self.cc or self.bcc or self.reply_to or self.attachments or len(self.to) != 1:
@@ -244,7 +246,7 @@ class CampaignEmail(EmailMessage):
         body = self.body.replace("\r\n", "\n").replace("\n", "\r\n").encode()
         if any(len(line) > 998 for line in body.split(b"\r\n")):
             return None
-        subject = self.subject if self.subject.isascii() else Header(self.subject, "utf-8").encode()
+        subject = self.subject if self.subject.isascii() else Header(str(self.subject), "utf-8").encode()
         sender = self._from_headers.get(self.from_email)
         if sender is None:
             name, address = parseaddr(self.from_email)

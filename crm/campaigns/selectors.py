@@ -8,24 +8,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import CharField, Count, F, Q, QuerySet, Value
 from django.db.models.functions import Cast, Trunc
 from django.http import QueryDict
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from config.db import connection
 from crm import timeline
 from crm.models import Contact
-from crm.permissions import CONTACT_VIEW
+from crm.permissions import CAMPAIGN_VIEW, CONTACT_VIEW
 from rbac.access import Access
+from rbac.actor import SystemActor
 
 from .choices import ConsentStatus, DeliveryStatus, SegmentKind, SkipReason
 from .errors import InvalidSegmentFilters
 from .models import Campaign, ConsentEvent, ConsentState, Delivery, Segment, SegmentMember, Suppression
-
-CAMPAIGN_VIEW = "crm.campaign.view"
-
 
 # --- reach ---
 
@@ -42,17 +40,15 @@ class StoredReach:
         return self.contact_scope if permission == CONTACT_VIEW else None
 
 
-Reach = Access | StoredReach
+Reach = Access | StoredReach | SystemActor
 
 
 def reach_of(actor: Access) -> StoredReach:
     return StoredReach(contact_scope=actor.scope(CONTACT_VIEW) or "", user_id=actor.user_id)
 
 
-def contacts_within(reach: Reach | None) -> QuerySet[Contact]:
-    """The contacts ``reach`` may see (``None``: the system, every contact)."""
-    if reach is None:
-        return Contact.objects.all()
+def contacts_within(reach: Reach) -> QuerySet[Contact]:
+    """The contacts ``reach`` may see (the system: every contact)."""
     return Contact.objects.visible_to(reach, CONTACT_VIEW)
 
 
@@ -110,7 +106,7 @@ def check_filters(filters: dict[str, list[str]]) -> None:
     filtered_contacts(filters, Contact.objects.none())
 
 
-def audience(segment: Segment, reach: Reach | None) -> QuerySet[Contact]:
+def audience(segment: Segment, reach: Reach) -> QuerySet[Contact]:
     """The segment's contacts within ``reach``: a static list's members, or the saved filters' result."""
     contacts = contacts_within(reach)
     if segment.kind == SegmentKind.STATIC:

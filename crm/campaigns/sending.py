@@ -29,12 +29,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing.choices import Meter
 from billing.features import Limit
 from billing.metering import usage_record
+from config.db import connection
 from config.locks import LockNamespace, session_try_lock
 from rbac.access import entitlements_for
 from tenants.selectors import current_organization
@@ -394,7 +395,7 @@ def run(*, campaign_id: int, slice_seconds: float | None = None) -> RunOutcome:
             size = budget.allowance(settings.CAMPAIGN_BATCH_SIZE)
             if size == 0:
                 if budget.month_spent():
-                    services.campaign_pause(campaign=campaign, actor=None, reason="plan_limit_reached")
+                    services.campaign_pause(campaign=campaign, actor=services.SENDING, reason="plan_limit_reached")
                     return RunOutcome("stopped", sent)
                 return RunOutcome("wait", sent, again_in=_next_hour())
             size = provider_allowance(campaign.channel, size)
@@ -491,7 +492,7 @@ def _send_batch(
         )
         context.update(base_context)
         link = channels.unsubscribe_url(
-            organization, contact_id=recipient.contact_id, channel=campaign.channel, campaign_id=campaign.pk
+            organization, contact_id=recipient.contact_id or 0, channel=campaign.channel, campaign_id=campaign.pk
         )
         context["unsubscribe_url"] = link
         text = body.render(context)
@@ -539,7 +540,7 @@ def _send_batch(
             )
             if isinstance(exc, channels.TwilioOptedOut):
                 services.unsubscribe(
-                    contact_id=recipient.contact_id,
+                    contact_id=recipient.contact_id or 0,  # sendable: never None (_verdict)
                     channel=campaign.channel,
                     campaign_id=campaign.pk,
                     source=ConsentSource.SMS_KEYWORD,

@@ -1,6 +1,6 @@
 """Writes of campaigns: segments, the consent ledger, campaigns and their lifecycle. Keyword-only, atomic; each
 change a customer cares about records its event in the outbox in the same transaction. ``actor`` is the caller's
-:class:`rbac.access.Access`, or None for the system (tasks, provider callbacks, unsubscribe links).
+:class:`rbac.access.Access`, or a :class:`rbac.actor.SystemActor` (tasks, provider callbacks, unsubscribe links).
 
 Sending itself is :mod:`crm.campaigns.sending`; docs/decisions/0012-campaigns.md explains the rules."""
 
@@ -9,14 +9,17 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.features import Limit
 from billing.services import enforce_limit
 from config.api.errors import ValidationFailed
+from config.db import connection
+from crm.records import UNSET, given
 from integrations import outbox
-from rbac.access import Access, actor_identity
+from rbac.access import Access
+from rbac.actor import Actor, SystemActor, actor_identity, require_actor, user_of
 from tenants.selectors import current_organization
 
 from . import channels, selectors
@@ -44,10 +47,15 @@ from .errors import (
 from .models import Campaign, ConsentEvent, ConsentState, Delivery, Segment, SegmentMember, Suppression
 from .templates import compile_template
 
+#: The system actors of campaigns: sending (tasks), what recipients and providers tell us (links, callbacks).
+SENDING = SystemActor("campaign sending")
+RECIPIENT = SystemActor("campaign recipient")
+PROVIDER = SystemActor("message provider")
+
 # --- segments ---
 
 
-def _reachable_ids(actor: Access | None, ids: list[int]) -> list[int]:
+def _reachable_ids(actor: Actor, ids: list[int]) -> list[int]:
     """``ids``, each a contact within the actor's reach; 400 ``bulk_failed`` naming every other one."""
     wanted = list(dict.fromkeys(ids))
     found = set(selectors.contacts_within(actor).filter(pk__in=wanted).values_list("pk", flat=True))
@@ -69,8 +77,9 @@ def _reachable_ids(actor: Access | None, ids: list[int]) -> list[int]:
 
 @transaction.atomic
 def segment_create(
-    *, actor: Access | None, name: str, kind: str, filters: dict | None = None, contacts: list[int] | None = None
+    *, actor: Actor, name: str, kind: str, filters: dict | None = None, contacts: list[int] | None = None
 ) -> Segment:
+    require_actor(actor)
     if kind == SegmentKind.DYNAMIC:
         selectors.check_filters(filters or {})
     elif filters:
@@ -85,8 +94,12 @@ def segment_create(
 
 
 @transaction.atomic
-def segment_update(*, segment: Segment, actor: Access | None, **fields: Any) -> Segment:
+def segment_update(
+    *, segment: Segment, actor: Actor, name: str = UNSET, filters: dict[str, Any] | None = UNSET
+) -> Segment:
+    require_actor(actor)
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    fields = given(name=name, filters=filters)
     if "filters" in fields:
         if segment.kind != SegmentKind.DYNAMIC:
             raise SegmentNotStatic("Only dynamic segments have filters.", field="filters")
@@ -98,14 +111,16 @@ def segment_update(*, segment: Segment, actor: Access | None, **fields: Any) -> 
 
 
 @transaction.atomic
-def segment_delete(*, segment: Segment, actor: Access | None) -> None:
+def segment_delete(*, segment: Segment, actor: Actor) -> None:
+    require_actor(actor)
     if Campaign.objects.filter(segment=segment).exists():
         raise SegmentInUse()
     segment.delete()
 
 
 @transaction.atomic
-def segment_add_contacts(*, segment: Segment, actor: Access | None, ids: list[int]) -> int:
+def segment_add_contacts(*, segment: Segment, actor: Actor, ids: list[int]) -> int:
+    require_actor(actor)
     if segment.kind != SegmentKind.STATIC:
         raise SegmentNotStatic()
     wanted = _reachable_ids(actor, ids)
@@ -117,7 +132,8 @@ def segment_add_contacts(*, segment: Segment, actor: Access | None, ids: list[in
 
 
 @transaction.atomic
-def segment_remove_contacts(*, segment: Segment, actor: Access | None, ids: list[int]) -> int:
+def segment_remove_contacts(*, segment: Segment, actor: Actor, ids: list[int]) -> int:
+    require_actor(actor)
     if segment.kind != SegmentKind.STATIC:
         raise SegmentNotStatic()
     wanted = _reachable_ids(actor, ids)
@@ -137,12 +153,13 @@ def consent_record(
     channel: str,
     status: str,
     source: str,
-    actor: Access | None,
+    actor: Actor,
     proof: str = "",
     campaign_id: int | None = None,
 ) -> ConsentEvent:
     """Append to the ledger and make it the contact's current consent on ``channel`` at once: every message
     claimed after this commit sees it. An opt-out also marks the campaign's message to the contact unsubscribed."""
+    require_actor(actor)
     user_id, label = actor_identity(actor)
     now = timezone.now()
     event = ConsentEvent.objects.create(
@@ -185,8 +202,9 @@ def suppression_add(*, channel: str, address: str, reason: str, detail: str = ""
 
 
 @transaction.atomic
-def suppression_remove(*, suppression: Suppression, actor: Access | None) -> None:
+def suppression_remove(*, suppression: Suppression, actor: Actor) -> None:
     """Messages may go to the address again (someone fixed the mailbox)."""
+    require_actor(actor)
     suppression.delete()
 
 
@@ -213,8 +231,9 @@ def _snapshot(campaign: Campaign) -> dict[str, Any]:
 
 @transaction.atomic
 def campaign_create(
-    *, actor: Access | None, name: str, channel: str, segment: Segment, body: str, subject: str = ""
+    *, actor: Actor, name: str, channel: str, segment: Segment, body: str, subject: str = ""
 ) -> Campaign:
+    require_actor(actor)
     if channel == Channel.EMAIL and not subject:
         raise ValidationFailed("An e-mail campaign needs a subject.", field="subject", code="required")
     _check_templates(channel, subject, body)
@@ -229,8 +248,18 @@ def _locked(campaign: Campaign) -> Campaign:
 
 
 @transaction.atomic
-def campaign_update(*, campaign: Campaign, actor: Access | None, **fields: Any) -> Campaign:
+def campaign_update(
+    *,
+    campaign: Campaign,
+    actor: Actor,
+    name: str = UNSET,
+    segment: Segment = UNSET,
+    subject: str = UNSET,
+    body: str = UNSET,
+) -> Campaign:
     """Edit a draft or scheduled campaign; a sending, paused or finished one is 409 ``campaign_not_editable``."""
+    require_actor(actor)
+    fields = given(name=name, segment=segment, subject=subject, body=body)
     campaign = _locked(campaign)
     if campaign.status not in EDITABLE:
         raise CampaignNotEditable()
@@ -245,7 +274,8 @@ def campaign_update(*, campaign: Campaign, actor: Access | None, **fields: Any) 
 
 
 @transaction.atomic
-def campaign_delete(*, campaign: Campaign, actor: Access | None) -> None:
+def campaign_delete(*, campaign: Campaign, actor: Actor) -> None:
+    require_actor(actor)
     campaign = _locked(campaign)
     if campaign.status in (CampaignStatus.SENDING, CampaignStatus.PAUSED):
         raise CampaignNotEditable("Cancel the campaign before deleting it.")
@@ -260,7 +290,7 @@ def _local(value: datetime.datetime, zone) -> datetime.datetime:
 def campaign_schedule(
     *,
     campaign: Campaign,
-    actor: Access | None,
+    actor: Actor,
     scheduled_at: datetime.datetime | None = None,
     window_days: list[int] | None = None,
     window_start: datetime.time | None = None,
@@ -270,6 +300,7 @@ def campaign_schedule(
     time zone, and so is the send window. The audience is the segment within the scheduler's reach, kept with
     the campaign and applied when it starts. 409 ``empty_segment`` when nobody would be sent to; 403
     ``plan_limit_reached`` when the month's messages would pass the plan's limit."""
+    require_actor(actor)
     campaign = _locked(campaign)
     if campaign.status in FINISHED:
         raise CampaignFinished()
@@ -363,13 +394,15 @@ def campaign_start(*, campaign_id: int, now: datetime.datetime | None = None) ->
     scheduler's stored reach) into one queued delivery per contact. Run by a task; idempotent."""
     now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().select_related("segment").filter(pk=campaign_id).first()
-    if campaign is None or campaign.status != CampaignStatus.SCHEDULED or campaign.scheduled_at > now:
+    if campaign is None or campaign.status != CampaignStatus.SCHEDULED:
+        return None
+    if campaign.scheduled_at is None or campaign.scheduled_at > now:
         return None
     campaign.recipients = _materialize(campaign)
     campaign.status = CampaignStatus.SENDING
     campaign.started_at = campaign.started_at or now
     campaign.save(update_fields=["recipients", "status", "started_at", "updated_at"])
-    outbox.record("campaign.started", subject=campaign, actor=None, payload=_snapshot(campaign))
+    outbox.record("campaign.started", subject=campaign, actor=SENDING, payload=_snapshot(campaign))
     if campaign.recipients == 0:
         return campaign_complete_if_done(campaign_id=campaign.pk)
     runners_after_commit(campaign.pk)
@@ -392,13 +425,14 @@ def campaign_complete_if_done(*, campaign_id: int) -> Campaign | None:
     payload = _snapshot(campaign) | {
         name: stats[name] for name in ("sent", "delivered", "bounced", "failed", "skipped", "unsubscribed")
     }
-    outbox.record("campaign.completed", subject=campaign, actor=None, payload=payload)
+    outbox.record("campaign.completed", subject=campaign, actor=SENDING, payload=payload)
     return campaign
 
 
 @transaction.atomic
-def campaign_pause(*, campaign: Campaign, actor: Access | None, reason: str = "") -> Campaign:
+def campaign_pause(*, campaign: Campaign, actor: Actor, reason: str = "") -> Campaign:
     """Stop sending after the messages in flight; queued ones wait for :func:`campaign_resume`."""
+    require_actor(actor)
     campaign = _locked(campaign)
     if campaign.status in FINISHED:
         raise CampaignFinished()
@@ -411,7 +445,8 @@ def campaign_pause(*, campaign: Campaign, actor: Access | None, reason: str = ""
 
 
 @transaction.atomic
-def campaign_resume(*, campaign: Campaign, actor: Access | None) -> Campaign:
+def campaign_resume(*, campaign: Campaign, actor: Actor) -> Campaign:
+    require_actor(actor)
     campaign = _locked(campaign)
     if campaign.status in FINISHED:
         raise CampaignFinished()
@@ -420,7 +455,7 @@ def campaign_resume(*, campaign: Campaign, actor: Access | None) -> Campaign:
     organization = current_organization()
     if campaign.started_at is None:  # paused before it started
         campaign.status = CampaignStatus.SCHEDULED
-        if campaign.scheduled_at <= timezone.now():
+        if campaign.scheduled_at is not None and campaign.scheduled_at <= timezone.now():
             _start_after_commit(campaign.pk)
     else:
         left = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.QUEUED).count()
@@ -434,8 +469,9 @@ def campaign_resume(*, campaign: Campaign, actor: Access | None) -> Campaign:
 
 
 @transaction.atomic
-def campaign_cancel(*, campaign: Campaign, actor: Access | None) -> Campaign:
+def campaign_cancel(*, campaign: Campaign, actor: Actor) -> Campaign:
     """Nothing more is sent: queued messages are skipped (``canceled``); those in flight finish."""
+    require_actor(actor)
     campaign = _locked(campaign)
     if campaign.status in FINISHED:
         raise CampaignFinished()
@@ -458,15 +494,16 @@ def campaign_preview(*, campaign: Campaign, contact=None) -> dict[str, str]:
     return {"subject": subject, "body": compile_template(campaign.body, field="body").render(context)}
 
 
-def campaign_test_send(*, campaign: Campaign, actor: Access | None, contact=None, to: str = "") -> dict[str, str]:
+def campaign_test_send(*, campaign: Campaign, actor: Actor, contact=None, to: str = "") -> dict[str, str]:
     """Send the campaign, rendered for ``contact`` (or sample values), once to the caller: their own e-mail
     address, or for SMS and WhatsApp the number given. Nothing is recorded."""
+    require_actor(actor)
     channels.require_configured(campaign.channel)
     if campaign.channel == Channel.EMAIL:
         from identity.models import User
 
-        user_id, _label = actor_identity(actor)
-        to = User.objects.filter(pk=user_id).values_list("email", flat=True).first() or ""
+        user_id = user_of(actor)
+        to = (User.objects.filter(pk=user_id).values_list("email", flat=True).first() or "") if user_id else ""
     if not to:
         raise NoTestAddress(field="to")
     rendered = campaign_preview(campaign=campaign, contact=contact)
@@ -504,7 +541,7 @@ def unsubscribe(*, contact_id: int, channel: str, campaign_id: int | None, sourc
             channel=channel,
             status=ConsentStatus.OPTED_OUT,
             source=source,
-            actor=None,
+            actor=RECIPIENT,
             proof=proof,
             campaign_id=campaign_id,
         )
@@ -535,7 +572,7 @@ def delivery_bounced(*, delivery: Delivery, description: str, hard: bool, compla
         outbox.record(
             "delivery.bounced",
             subject=delivery,
-            actor=None,
+            actor=PROVIDER,
             payload={
                 "id": delivery.pk,
                 "campaign": delivery.campaign_id,

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
-from django.db import connection
 from django.db.models import F, Func, Value
 from django.utils import timezone
 
+from config.db import connection
 from crm.models import Contact
 
 from . import channels, services
@@ -32,8 +33,8 @@ _RANK = {
 def _advance(delivery: Delivery, status: str, **timestamps) -> None:
     """Move the delivery forward (never back) and set the first time of each timestamp given."""
     now = timezone.now()
-    updates = {}
-    if _RANK.get(status, 0) > _RANK.get(delivery.status, -1) or delivery.status in (
+    updates: dict[str, Any] = {}
+    if _RANK.get(DeliveryStatus(status), 0) > _RANK.get(DeliveryStatus(delivery.status), -1) or delivery.status in (
         DeliveryStatus.QUEUED,
         DeliveryStatus.SENDING,
     ):
@@ -191,7 +192,7 @@ def twilio_inbound(*, params: dict[str, str]) -> str:
                     channel=channel,
                     status=ConsentStatus.OPTED_IN,
                     source=ConsentSource.SMS_KEYWORD,
-                    actor=None,
+                    actor=services.RECIPIENT,
                     proof=proof,
                 )
     return "opted_out" if word in STOP_WORDS else "opted_in"

@@ -80,7 +80,7 @@ def unsubscribe(request, token: str):
     if organization is None or target is None or target.organization_id != organization.pk:
         return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", status=404)
     what = {Channel.EMAIL: "e-mails", Channel.SMS: "text messages", Channel.WHATSAPP: "WhatsApp messages"}
-    kind = what[target.channel]
+    kind = what[Channel(target.channel)]
     name = html.escape(organization.name)
     if request.method == "GET":
         form = (

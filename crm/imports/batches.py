@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, models
+from django.db import models
 from django.db.models import F, Lookup
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -26,15 +26,17 @@ from billing.entitlements import entitlements_for
 from billing.features import Limit
 from billing.services import lock_limit
 from billing.usage import counter_for
+from config.db import connection
 from crm import custom_fields
 from crm.choices import DedupePolicy, LeadSource, LeadStatus, RecordType
 from crm.errors import InvalidCustomField
 from crm.models import Company, Contact, CustomField, ImportJob
+from crm.permissions import COMPANY_CREATE, COMPANY_VIEW, IMPORT, UPDATE
 from crm.tagging import may_create_tags, tags_found
 from integrations import outbox
 from integrations.models import OutboxEvent
-from rbac.access import Access, access_for, actor_identity
-from rbac.scoping import can_reach
+from rbac.access import Access, access_for
+from rbac.actor import actor_identity, can_reach
 
 from .fields import CUSTOM_PREFIX, DEDUPE_KEYS, MODELS, UNIQUE_KEYS, CellError, cleaner, targets
 from .files import RowProblem, Unreadable, cell_text, is_blank
@@ -92,7 +94,7 @@ def plan_for(job: ImportJob, header: list[str]) -> Plan:
     access = None
     if job.created_by_id is not None:
         access = access_for(user=job.created_by, organization=organization)
-    if access is None or access.scope(f"crm.{job.record_type}.import") is None:
+    if access is None or access.scope(IMPORT[job.record_type]) is None:
         raise Unreadable("The person who started the import may no longer import these records.")
     definitions = custom_fields.definitions(job.record_type)
     model = MODELS[job.record_type]
@@ -273,10 +275,10 @@ def _companies(plan: Plan, rows: list[Row], events: list[tuple]) -> dict[str, in
     wanted = {row.company.lower(): row.company for row in rows if row.company}
     if not wanted:
         return {}
-    visible = Company.objects.visible_to(plan.access, "crm.company.view").annotate(lname=Lower("name"))
+    visible = Company.objects.visible_to(plan.access, COMPANY_VIEW).annotate(lname=Lower("name"))
     found = dict(visible.filter(lname__in=list(wanted)).order_by("-pk").values_list("lname", "pk"))
     missing = [name for lname, name in wanted.items() if lname not in found]
-    if missing and plan.access.scope("crm.company.create") is not None:
+    if missing and plan.access.scope(COMPANY_CREATE) is not None:
         for company in Company.objects.bulk_create([Company(name=name, owner_id=plan.actor_id) for name in missing]):
             found[company.name.lower()] = company.pk
             events.append(_event("company.created", "company", company.pk, outbox.snapshot(company)))
@@ -345,7 +347,7 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
     updating = plan.policy == DedupePolicy.UPDATE
     existing_tags = _existing_tags(plan, matches.values()) if tags and updating and matches else {}
     room = _contacts_room(plan) if plan.record_type == RecordType.CONTACT else None
-    update_permission = f"crm.{plan.record_type}.update"
+    update_permission = UPDATE[plan.record_type]
 
     creates: list[_New] = []
     pending: dict[str, _New] = {}

@@ -9,16 +9,18 @@ import os
 from collections.abc import Iterator
 
 from django.core.files import File
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from config.api.errors import ValidationFailed
+from config.db import connection
 from config.locks import LockNamespace, session_try_lock
 from config.tasks import queue_after_commit
 from crm import custom_fields
 from crm.choices import DedupePolicy, ImportStatus
 from crm.models import ImportJob
+from crm.permissions import IMPORT
 from rbac.access import Access
 from rbac.errors import PermissionDenied
 
@@ -47,7 +49,7 @@ FINISHED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
 
 
 def _can_import(access: Access, record_type: str) -> None:
-    permission = f"crm.{record_type}.import"
+    permission = IMPORT[record_type]
     if access.scope(permission) is None:
         raise PermissionDenied(extra={"permission": permission})
 

@@ -7,29 +7,37 @@ item passed; one event per changed record is recorded in one INSERT.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import transaction
-from django.db.models import Model
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from integrations import outbox
+from rbac.actor import Actor, keep_in_reach, reachable, require_actor
 
 from ..choices import LeadStatus
 from ..errors import BulkFailed, InvalidLeadTransition
-from ..models import Company, Contact, Lead, Tag
+from ..models import Company, Contact, Lead, Record, Tag
+from ..permissions import DELETE, UPDATE
+from ..records import updated_payload
 from ..tagging import tags_named
-from ._common import keep_in_reach, reachable
 
-MODELS: dict[str, type[Model]] = {"lead": Lead, "contact": Contact, "company": Company}
+MODELS: dict[str, type[Record]] = {"lead": Lead, "contact": Contact, "company": Company}
+
+
+class BulkFields(TypedDict, total=False):
+    """The fields a bulk update sets on every record."""
+
+    owner_id: int | None
+    status: str  # leads (new or contacted) and contacts
 
 
 def _not_found(pk: int) -> dict[str, Any]:
     return {"field": "ids", "id": pk, "code": "not_found", "detail": "Not found."}
 
 
-def _locked(model, actor, permission: str, ids: list[int]) -> tuple[list[Model], list[dict[str, Any]]]:
+def _locked(model, actor: Actor, permission: str, ids: list[int]) -> tuple[list[Record], list[dict[str, Any]]]:
     wanted = list(dict.fromkeys(ids))
     found = {row.pk: row for row in reachable(model, actor, permission).select_for_update().filter(pk__in=wanted)}
     errors = [_not_found(pk) for pk in wanted if pk not in found]
@@ -90,8 +98,8 @@ def bulk_update(
     *,
     record_type: str,
     ids: list[int],
-    actor,
-    fields: dict[str, Any] | None = None,
+    actor: Actor,
+    fields: BulkFields | None = None,
     tags: list[str] | None = None,
     add_tags: list[str] | None = None,
     remove_tags: list[str] | None = None,
@@ -99,14 +107,18 @@ def bulk_update(
     """Set ``fields`` (owner, status) and change tags on every record of ``ids``, or on none (400
     ``bulk_failed`` listing each refused item; 400 ``validation_error`` naming each unknown tag when the actor may
     not create tags). Returns the ids changed."""
+    require_actor(actor)
     model = MODELS[record_type]
-    permission = f"crm.{record_type}.update"
-    fields = dict(fields or {})
-    if "owner_id" in fields:
-        keep_in_reach(actor, permission, fields["owner_id"])
+    permission = UPDATE[record_type]
+    values: dict[str, Any] = dict(fields or {})
+    unknown = set(values) - set(BulkFields.__annotations__)
+    if unknown:
+        raise TypeError(f"bulk_update sets owner_id and status, not {sorted(unknown)}")
+    if "owner_id" in values:
+        keep_in_reach(actor, permission, values["owner_id"])
     records, errors = _locked(model, actor, permission, ids)
     for record in records:
-        errors += _item_errors(record_type, record, fields)
+        errors += _item_errors(record_type, record, values)
     if errors:
         raise BulkFailed(errors)
     replace_tags = tags_named(tags, actor=actor, field="tags") if tags is not None else None
@@ -117,7 +129,7 @@ def bulk_update(
     dirty = []
     for record in records:
         change = {}
-        for name, value in fields.items():
+        for name, value in values.items():
             before = getattr(record, name)
             if before != value:
                 change[name] = [before, value]
@@ -127,7 +139,7 @@ def bulk_update(
             dirty.append(record)
             changed[record.pk] = change
     if dirty:
-        model.objects.bulk_update(dirty, [*fields, "updated_at"])
+        model.objects.bulk_update(dirty, [*values, "updated_at"])
     ids_found = [record.pk for record in records]
     retagged = _apply_tags(model, ids_found, tags=replace_tags, add_tags=added_tags, remove_tags=remove_tags)
     for pk, names in retagged.items():
@@ -137,23 +149,24 @@ def bulk_update(
         model.objects.filter(pk__in=touched).update(updated_at=now)
     outbox.record_many(
         f"{record_type}.updated",
-        subject_type=model._meta.model_name,
+        subject_type=record_type,
         actor=actor,
-        items=[(pk, {"id": pk, "changes": change, "bulk": True}) for pk, change in changed.items()],
+        items=[(pk, updated_payload(pk, change, bulk=True)) for pk, change in changed.items()],
     )
     return [pk for pk in ids_found if pk in changed]
 
 
 @transaction.atomic
-def bulk_delete(*, record_type: str, ids: list[int], actor) -> list[int]:
+def bulk_delete(*, record_type: str, ids: list[int], actor: Actor) -> list[int]:
     """Delete every record of ``ids`` or none (400 ``bulk_failed``). Returns the ids deleted."""
+    require_actor(actor)
     model = MODELS[record_type]
-    records, errors = _locked(model, actor, f"crm.{record_type}.delete", ids)
+    records, errors = _locked(model, actor, DELETE[record_type], ids)
     if errors:
         raise BulkFailed(errors)
     outbox.record_many(
         f"{record_type}.deleted",
-        subject_type=model._meta.model_name,
+        subject_type=record_type,
         actor=actor,
         items=[(record.pk, outbox.snapshot(record)) for record in records],
     )

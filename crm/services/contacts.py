@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
@@ -10,13 +11,15 @@ from django.db.models.functions import Lower
 from billing.features import Limit
 from billing.services import enforce_limit
 from integrations import outbox
+from rbac.actor import Actor, keep_in_reach, require_actor
 from tenants.selectors import current_organization
 
 from .. import custom_fields
 from ..choices import ContactStatus, RecordType
 from ..errors import DuplicateDomain, DuplicateEmail
 from ..models import Company, Contact
-from ._common import apply_update, keep_in_reach, set_tags
+from ..permissions import COMPANY_UPDATE, CONTACT_UPDATE
+from ..records import UNSET, given, owner_for, record_event, record_update, set_tags
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
@@ -32,21 +35,21 @@ def normalize_domain(value: str | None) -> str:
     return domain.removeprefix("www.")
 
 
-def _tag_change(instance, names: list[str] | None, change: dict, *, actor) -> None:
-    """Set the tags; when they change, the event's ``changes.tags`` is the new list (the catalogue's schema)."""
-    if names is None:
-        return
-    before = sorted(tag.name for tag in instance.tags.all())
-    after = set_tags(instance, names, actor=actor)
-    if before != after:
-        change["tags"] = after
+# The unique rules of CRM records: a contact's e-mail, a company's domain (decision 0007). Each is a unique index,
+# checked before writing for a clear answer, and read back from the index when a concurrent write got there first.
+_UNIQUE = {"contact_email_unique": DuplicateEmail, "company_domain_unique": DuplicateDomain}
 
 
-def _save_changes(instance, change: dict) -> None:
-    model = type(instance)
-    fields = [model._meta.get_field(name).name for name in change if name != "tags"]
-    if fields:
-        _save_unique(instance, update_fields=[*fields, "updated_at"])
+def _save_unique(instance: Company | Contact, update_fields: list[str] | None = None) -> None:
+    """Save; a concurrent write of the same e-mail or domain (a unique index) is the same 409 as a known one."""
+    try:
+        with transaction.atomic():
+            instance.save(update_fields=update_fields)
+    except IntegrityError as exc:
+        for constraint, error in _UNIQUE.items():
+            if constraint in str(exc):
+                raise error() from None
+        raise
 
 
 # --- companies ---
@@ -68,55 +71,114 @@ def _check_domain_free(domain: str, *, exclude_pk: int | None = None) -> None:
         raise DuplicateDomain()
 
 
+def _company_fields(**values: Any) -> dict[str, Any]:
+    fields = given(**values)
+    if "domain" in fields:
+        fields["domain"] = normalize_domain(fields["domain"])
+    if "name" in fields:
+        fields["name"] = fields["name"].strip()
+    return fields
+
+
 @transaction.atomic
 def company_create(
-    *, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *,
+    actor: Actor,
+    name: str,
+    domain: str = UNSET,
+    industry: str = UNSET,
+    size: str = UNSET,
+    phone: str = UNSET,
+    street: str = UNSET,
+    city: str = UNSET,
+    region: str = UNSET,
+    postal_code: str = UNSET,
+    country: str = UNSET,
+    owner_id: int | None = UNSET,
+    tags: list[str] | None = None,
+    custom_fields_values: dict[str, Any] | None = None,
 ) -> Company:
     """A new company. Its domain is stored normalized (``example.com``) and is unique among companies, whatever the
     case (409 ``duplicate_domain``)."""
-    fields.setdefault("owner_id", getattr(actor, "user_id", None))
+    require_actor(actor)
+    fields = _company_fields(
+        name=name,
+        domain=domain,
+        industry=industry,
+        size=size,
+        phone=phone,
+        street=street,
+        city=city,
+        region=region,
+        postal_code=postal_code,
+        country=country,
+    )
     if "domain" in fields:
-        fields["domain"] = normalize_domain(fields["domain"])
         _check_domain_free(fields["domain"])
-    fields["name"] = fields["name"].strip()
-    company = Company(**fields)
+    company = Company(owner_id=owner_for(actor, owner_id), **fields)
     company.custom_fields = custom_fields.clean_values(RecordType.COMPANY, custom_fields_values)
-    keep_in_reach(actor, "crm.company.update", company.owner_id)
+    keep_in_reach(actor, COMPANY_UPDATE, company.owner_id)
     _save_unique(company)
     set_tags(company, tags, actor=actor)
-    outbox.record("company.created", subject=company, payload=outbox.snapshot(company), actor=actor)
+    record_event("created", company, actor=actor)
     return company
 
 
 @transaction.atomic
 def company_update(
-    *, company: Company, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *,
+    company: Company,
+    actor: Actor,
+    name: str = UNSET,
+    domain: str = UNSET,
+    industry: str = UNSET,
+    size: str = UNSET,
+    phone: str = UNSET,
+    street: str = UNSET,
+    city: str = UNSET,
+    region: str = UNSET,
+    postal_code: str = UNSET,
+    country: str = UNSET,
+    owner_id: int | None = UNSET,
+    tags: list[str] | None = None,
+    custom_fields_values: dict[str, Any] | None = None,
 ) -> Company:
+    require_actor(actor)
     company = Company.objects.select_for_update().get(pk=company.pk)
+    fields = _company_fields(
+        name=name,
+        domain=domain,
+        industry=industry,
+        size=size,
+        phone=phone,
+        street=street,
+        city=city,
+        region=region,
+        postal_code=postal_code,
+        country=country,
+        owner_id=owner_id,
+    )
     if "domain" in fields:
-        fields["domain"] = normalize_domain(fields["domain"])
         _check_domain_free(fields["domain"], exclude_pk=company.pk)
-    if "name" in fields:
-        fields["name"] = fields["name"].strip()
-    change = apply_update(
+    changes = record_update(
         company,
-        record_type=RecordType.COMPANY,
-        permission="crm.company.update",
         actor=actor,
+        permission=COMPANY_UPDATE,
+        record_type=RecordType.COMPANY,
         fields=fields,
         custom_fields_values=custom_fields_values,
+        tags=tags,
+        save=_save_unique,
     )
-    _save_changes(company, change)
-    _tag_change(company, tags, change, actor=actor)
-    if change:
-        outbox.record("company.updated", subject=company, payload={"id": company.pk, "changes": change}, actor=actor)
+    record_event("updated", company, actor=actor, changes=changes)
     return company
 
 
 @transaction.atomic
-def company_delete(*, company: Company, actor) -> None:
+def company_delete(*, company: Company, actor: Actor) -> None:
     """Delete a company; its contacts stay (without a company), its activities go with it."""
-    outbox.record("company.deleted", subject=company, payload=outbox.snapshot(company), actor=actor)
+    require_actor(actor)
+    record_event("deleted", company, actor=actor)
     company.delete()
 
 
@@ -133,80 +195,126 @@ def _check_email_free(email: str, *, exclude_pk: int | None = None) -> None:
         raise DuplicateEmail()
 
 
-# The unique rules of CRM records: a contact's e-mail, a company's domain (decision 0007). Each is a unique index,
-# checked before writing for a clear answer, and read back from the index when a concurrent write got there first.
-_UNIQUE = {"contact_email_unique": DuplicateEmail, "company_domain_unique": DuplicateDomain}
-
-
-def _save_unique(instance, **kwargs) -> None:
-    """Save; a concurrent write of the same e-mail or domain (a unique index) is the same 409 as a known one."""
-    try:
-        with transaction.atomic():
-            instance.save(**kwargs)
-    except IntegrityError as exc:
-        for constraint, error in _UNIQUE.items():
-            if constraint in str(exc):
-                raise error() from None
-        raise
-
-
-def contact_insert(*, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields):
-    """Insert a contact (the caller holds the transaction): e-mail normalized and free, plan limit respected."""
-    fields["email"] = normalize_email(fields.get("email"))
+def contact_insert(
+    *,
+    actor: Actor,
+    fields: dict[str, Any],
+    tags: list[str] | None = None,
+    custom_fields_values: dict[str, Any] | None = None,
+) -> Contact:
+    """Insert a contact with these model ``fields`` (the caller holds the transaction and has checked the owner):
+    e-mail normalized and free, plan limit respected. Contact creation and lead conversion share it."""
+    require_actor(actor)
+    fields = {**fields, "email": normalize_email(fields.get("email"))}
     _check_email_free(fields["email"])
     enforce_limit(organization=current_organization(), limit=Limit.CONTACTS)
     contact = Contact(**fields)
     contact.custom_fields = custom_fields.clean_values(RecordType.CONTACT, custom_fields_values)
     _save_unique(contact)
     set_tags(contact, tags, actor=actor)
-    outbox.record("contact.created", subject=contact, payload=outbox.snapshot(contact), actor=actor)
+    record_event("created", contact, actor=actor)
     return contact
 
 
 @transaction.atomic
 def contact_create(
-    *, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *,
+    actor: Actor,
+    first_name: str = UNSET,
+    last_name: str = UNSET,
+    email: str = UNSET,
+    phone: str = UNSET,
+    job_title: str = UNSET,
+    company_id: int | None = UNSET,
+    status: str = UNSET,
+    lifecycle_stage: str = UNSET,
+    source: str = UNSET,
+    do_not_contact: bool = UNSET,
+    owner_id: int | None = UNSET,
+    tags: list[str] | None = None,
+    custom_fields_values: dict[str, Any] | None = None,
 ) -> Contact:
     """A new contact. Its e-mail is stored lower-cased and is unique within the organization (409
     ``duplicate_email``); contacts count against the plan's contact limit."""
-    fields.setdefault("owner_id", getattr(actor, "user_id", None))
-    keep_in_reach(actor, "crm.contact.update", fields["owner_id"])
-    return contact_insert(actor=actor, tags=tags, custom_fields_values=custom_fields_values, **fields)
+    require_actor(actor)
+    owner = owner_for(actor, owner_id)
+    keep_in_reach(actor, CONTACT_UPDATE, owner)
+    fields = given(
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        phone=phone,
+        job_title=job_title,
+        company_id=company_id,
+        status=status,
+        lifecycle_stage=lifecycle_stage,
+        source=source,
+        do_not_contact=do_not_contact,
+    )
+    return contact_insert(
+        actor=actor, fields={**fields, "owner_id": owner}, tags=tags, custom_fields_values=custom_fields_values
+    )
 
 
 @transaction.atomic
 def contact_update(
-    *, contact: Contact, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *,
+    contact: Contact,
+    actor: Actor,
+    first_name: str = UNSET,
+    last_name: str = UNSET,
+    email: str = UNSET,
+    phone: str = UNSET,
+    job_title: str = UNSET,
+    company_id: int | None = UNSET,
+    status: str = UNSET,
+    lifecycle_stage: str = UNSET,
+    source: str = UNSET,
+    do_not_contact: bool = UNSET,
+    owner_id: int | None = UNSET,
+    tags: list[str] | None = None,
+    custom_fields_values: dict[str, Any] | None = None,
 ) -> Contact:
+    require_actor(actor)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    fields = given(
+        first_name=first_name,
+        last_name=last_name,
+        email=email if email is UNSET else normalize_email(email),
+        phone=phone,
+        job_title=job_title,
+        company_id=company_id,
+        status=status,
+        lifecycle_stage=lifecycle_stage,
+        source=source,
+        do_not_contact=do_not_contact,
+        owner_id=owner_id,
+    )
     if "email" in fields:
-        fields["email"] = normalize_email(fields["email"])
         _check_email_free(fields["email"], exclude_pk=contact.pk)
-    change = apply_update(
+    changes = record_update(
         contact,
-        record_type=RecordType.CONTACT,
-        permission="crm.contact.update",
         actor=actor,
+        permission=CONTACT_UPDATE,
+        record_type=RecordType.CONTACT,
         fields=fields,
         custom_fields_values=custom_fields_values,
+        tags=tags,
+        save=_save_unique,
     )
-    if change:
-        fields_changed = [Contact._meta.get_field(name).name for name in change]
-        _save_unique(contact, update_fields=[*fields_changed, "updated_at"])
-    _tag_change(contact, tags, change, actor=actor)
-    if change:
-        outbox.record("contact.updated", subject=contact, payload={"id": contact.pk, "changes": change}, actor=actor)
+    record_event("updated", contact, actor=actor, changes=changes)
     return contact
 
 
 @transaction.atomic
-def contact_delete(*, contact: Contact, actor) -> None:
+def contact_delete(*, contact: Contact, actor: Actor) -> None:
     """Delete a contact with its activities; deals and converted leads keep their other references."""
-    outbox.record("contact.deleted", subject=contact, payload=outbox.snapshot(contact), actor=actor)
+    require_actor(actor)
+    record_event("deleted", contact, actor=actor)
     contact.delete()
 
 
-def _set_status(contact: Contact, actor, status: str, event_type: str) -> Contact:
+def _set_status(contact: Contact, actor: Actor, status: str, event_type: str) -> Contact:
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     if contact.status == status:
         return contact  # already there: nothing changes, nothing is recorded
@@ -218,10 +326,12 @@ def _set_status(contact: Contact, actor, status: str, event_type: str) -> Contac
 
 
 @transaction.atomic
-def contact_activate(*, contact: Contact, actor) -> Contact:
+def contact_activate(*, contact: Contact, actor: Actor) -> Contact:
+    require_actor(actor)
     return _set_status(contact, actor, ContactStatus.ACTIVE, "contact.activated")
 
 
 @transaction.atomic
-def contact_deactivate(*, contact: Contact, actor) -> Contact:
+def contact_deactivate(*, contact: Contact, actor: Actor) -> Contact:
+    require_actor(actor)
     return _set_status(contact, actor, ContactStatus.INACTIVE, "contact.deactivated")

@@ -10,12 +10,13 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from integrations import outbox
+from rbac.actor import Actor, reachable, require_actor
 
+from .. import records
 from ..choices import LeadStatus, LifecycleStage
 from ..errors import LeadAlreadyConverted, LeadNotConvertible, OutOfReach
-from ..models import Activity, Company, Contact, Lead
+from ..models import Activity, Company, Contact, Lead, Record
 from ..permissions import COMPANY_VIEW, CONTACT_UPDATE
-from ._common import reachable
 from .contacts import company_create, company_domain_taken, contact_insert, normalize_domain
 
 # Mailbox providers: an address there says nothing about the person's company.
@@ -52,7 +53,7 @@ class Conversion:
     contact_created: bool
     company: Company | None
     company_created: bool
-    deal: object | None  # pipelines.models.Deal
+    deal: Record | None  # a pipelines.models.Deal, opened through crm.records.open_deal
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -68,7 +69,7 @@ def company_domain(email: str) -> str:
     return "" if domain in FREE_MAIL_DOMAINS else domain
 
 
-def _match_contact(email: str, actor) -> Contact | None:
+def _match_contact(email: str, actor: Actor) -> Contact | None:
     """The contact with the lead's e-mail, when the actor may edit it (the conversion writes to it). One outside
     the actor's reach is refused, not replaced: e-mail addresses are unique among contacts, so no second contact
     can take it, and the caller learns no more than creating that contact would tell (that the address is used)."""
@@ -99,7 +100,7 @@ def _match_company(companies: QuerySet[Company], lead: Lead, domain: str) -> Com
 def lead_convert(
     *,
     lead: Lead,
-    actor,
+    actor: Actor,
     contact: Contact | None = None,
     company: Company | None = None,
     create_deal: bool = False,
@@ -108,14 +109,15 @@ def lead_convert(
     company is ``company``, else the matched contact's, else the one with the e-mail's domain or the lead's
     company name, else a new one named after ``company_name`` (none when the lead names no company). New
     records belong to the lead's owner and get its tags; the lead's activities are attached to the contact
-    and company. With ``create_deal`` a deal opens in the default pipeline
-    (:func:`pipelines.services.deal_create_from_lead`). A second conversion is 409 ``lead_already_converted``.
+    and company. With ``create_deal`` a deal opens in the default pipeline (:func:`crm.records.open_deal`, which
+    pipelines fills with ``deal_create_from_lead``). A second conversion is 409 ``lead_already_converted``.
 
     Matching stays within the actor's reach, like ids given in the body: a contact the actor may edit
     (``crm.contact.update``; one outside reach with the lead's e-mail is 400 ``out_of_scope`` on ``contact``), a
     company the actor may see (``crm.company.view``; others are passed over, as if they did not exist). A new
     company takes the e-mail's domain unless a company passed over has it (domains are unique).
     """
+    require_actor(actor)
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if lead.status == LeadStatus.CONVERTED:
         raise LeadAlreadyConverted()
@@ -148,14 +150,16 @@ def lead_convert(
         contact = contact_insert(
             actor=actor,
             tags=tags or None,
-            first_name=first_name,
-            last_name=last_name,
-            email=email,
-            phone=lead.phone,
-            company=company,
-            owner_id=lead.owner_id,
-            source=lead.source,
-            lifecycle_stage=LifecycleStage.OPPORTUNITY if create_deal else LifecycleStage.LEAD,
+            fields={
+                "first_name": first_name,
+                "last_name": last_name,
+                "email": email,
+                "phone": lead.phone,
+                "company": company,
+                "owner_id": lead.owner_id,
+                "source": lead.source,
+                "lifecycle_stage": LifecycleStage.OPPORTUNITY if create_deal else LifecycleStage.LEAD,
+            },
         )
         contact_created = True
     elif contact.company_id is None and company is not None:
@@ -173,10 +177,8 @@ def lead_convert(
 
     deal = None
     if create_deal:
-        from pipelines.services import deal_create_from_lead
-
-        deal = deal_create_from_lead(lead=lead, actor=actor)
-        lead.converted_deal = deal
+        deal = records.open_deal(lead=lead, actor=actor)
+        lead.converted_deal_id = deal.pk
         lead.save(update_fields=["converted_deal"])
 
     payload = {

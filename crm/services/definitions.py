@@ -13,20 +13,13 @@ from django.db.models.functions import Lower
 from billing.features import Limit
 from billing.services import enforce_limit
 from integrations import outbox
+from rbac.actor import Actor, require_actor
 from tenants.selectors import current_organization
 
-from ..choices import CustomFieldType, RecordType
+from ..choices import CustomFieldType
 from ..errors import DuplicateCustomField, DuplicateTag, InvalidCustomFieldDefinition
-from ..models import Company, Contact, CustomField, Lead, Tag
-
-
-def _record_model(record_type: str):
-    if record_type == RecordType.DEAL:
-        from pipelines.models import Deal
-
-        return Deal
-    return {RecordType.COMPANY: Company, RecordType.CONTACT: Contact, RecordType.LEAD: Lead}[record_type]
-
+from ..models import CustomField, Tag
+from ..records import UNSET, given, record_model
 
 # --- tags ---
 
@@ -48,7 +41,8 @@ def _save_tag(tag: Tag, **kwargs) -> None:
 
 
 @transaction.atomic
-def tag_create(*, actor, name: str, color: str = "") -> Tag:
+def tag_create(*, actor: Actor, name: str, color: str = "") -> Tag:
+    require_actor(actor)
     name = name.strip()
     _check_tag_name_free(name)
     tag = Tag(name=name, color=color)
@@ -57,11 +51,12 @@ def tag_create(*, actor, name: str, color: str = "") -> Tag:
 
 
 @transaction.atomic
-def tag_update(*, tag: Tag, actor, **fields) -> Tag:
+def tag_update(*, tag: Tag, actor: Actor, name: str = UNSET, color: str = UNSET) -> Tag:
     """Rename or recolor a tag; every record tagged with it shows the new name."""
+    require_actor(actor)
     tag = Tag.objects.select_for_update().get(pk=tag.pk)
+    fields = given(name=name if name is UNSET else name.strip(), color=color)
     if "name" in fields:
-        fields["name"] = fields["name"].strip()
         _check_tag_name_free(fields["name"], exclude_pk=tag.pk)
     change = outbox.apply_changes(tag, fields)
     if change:
@@ -70,8 +65,9 @@ def tag_update(*, tag: Tag, actor, **fields) -> Tag:
 
 
 @transaction.atomic
-def tag_delete(*, tag: Tag, actor) -> None:
+def tag_delete(*, tag: Tag, actor: Actor) -> None:
     """Delete a tag; it is removed from every record."""
+    require_actor(actor)
     tag.delete()
 
 
@@ -102,7 +98,7 @@ def _check_choices(field_type: str, choices: list) -> list:
 @transaction.atomic
 def custom_field_create(
     *,
-    actor,
+    actor: Actor,
     record_type: str,
     key: str,
     label: str,
@@ -113,6 +109,7 @@ def custom_field_create(
 ) -> CustomField:
     """Define a custom field. Counts against the plan's ``custom_fields`` limit; the key is unique per record
     type (409 ``duplicate_custom_field``)."""
+    require_actor(actor)
     enforce_limit(organization=current_organization(), limit=Limit.CUSTOM_FIELDS)
     if CustomField.objects.filter(record_type=record_type, key=key).exists():
         raise DuplicateCustomField()
@@ -128,14 +125,25 @@ def custom_field_create(
 
 
 @transaction.atomic
-def custom_field_update(*, field: CustomField, actor, **fields) -> CustomField:
+def custom_field_update(
+    *,
+    field: CustomField,
+    actor: Actor,
+    label: str = UNSET,
+    required: bool = UNSET,
+    choices: list[str] = UNSET,
+    position: int = UNSET,
+) -> CustomField:
     """Change the label, whether it is required, the choices or the position. The record type, key and type
     are fixed: stored values depend on them."""
+    require_actor(actor)
     field = CustomField.objects.select_for_update().get(pk=field.pk)
-    if "label" in fields:
-        fields["label"] = fields["label"].strip()
-    if "choices" in fields:
-        fields["choices"] = _check_choices(field.type, fields["choices"])
+    fields = given(
+        label=label if label is UNSET else label.strip(),
+        required=required,
+        choices=choices if choices is UNSET else _check_choices(field.type, choices),
+        position=position,
+    )
     change = outbox.apply_changes(field, fields)
     if change:
         field.save(update_fields=list(change))
@@ -143,9 +151,10 @@ def custom_field_update(*, field: CustomField, actor, **fields) -> CustomField:
 
 
 @transaction.atomic
-def custom_field_delete(*, field: CustomField, actor) -> int:
+def custom_field_delete(*, field: CustomField, actor: Actor) -> int:
     """Delete the definition and its values from every record. Returns how many records had a value."""
-    model = _record_model(field.record_type)
+    require_actor(actor)
+    model = record_model(field.record_type)
     cleared = model.objects.filter(custom_fields__has_key=field.key).update(
         custom_fields=_RemoveKey(F("custom_fields"), Value(field.key))
     )

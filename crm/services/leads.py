@@ -2,80 +2,133 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from django.db import transaction
 
 from config.api.errors import ValidationFailed
 from integrations import outbox
+from rbac.actor import Actor, keep_in_reach, require_actor
 
 from .. import custom_fields
 from ..choices import LeadStatus, RecordType
 from ..errors import InvalidLeadTransition
 from ..models import Lead
-from ._common import apply_update
-from ._common import keep_in_reach as _keep_in_reach
-from ._common import set_tags as _set_tags
+from ..permissions import LEAD_UPDATE
+from ..records import UNSET, given, owner_for, record_event, record_update, set_tags
 
 # --- Leads ---
 
 LEAD_EDITABLE_STATUSES = {LeadStatus.NEW, LeadStatus.CONTACTED}
 
 
+def _email(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
 @transaction.atomic
-def lead_create(*, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields) -> Lead:
-    fields.setdefault("owner_id", getattr(actor, "user_id", None))
-    status = fields.get("status", LeadStatus.NEW)
-    if status not in LEAD_EDITABLE_STATUSES:
+def lead_create(
+    *,
+    actor: Actor,
+    name: str,
+    email: str = UNSET,
+    phone: str = UNSET,
+    company_name: str = UNSET,
+    source: str = UNSET,
+    status: str = UNSET,
+    score: int = UNSET,
+    priority: str = UNSET,
+    estimated_value: Decimal | None = UNSET,
+    owner_id: int | None = UNSET,
+    tags: list[str] | None = None,
+    custom_fields_values: dict[str, Any] | None = None,
+) -> Lead:
+    """A new lead, owned by ``owner_id`` (default: the actor's user), which must stay within the actor's reach
+    (``crm.lead.update``). It starts as new or contacted."""
+    require_actor(actor)
+    if status is not UNSET and status not in LEAD_EDITABLE_STATUSES:
         raise InvalidLeadTransition(f"A new lead starts as new or contacted, not {status}.", field="status")
-    if "email" in fields:
-        fields["email"] = (fields["email"] or "").strip().lower()
-    lead = Lead(**fields)
+    fields = given(
+        phone=phone,
+        company_name=company_name,
+        source=source,
+        status=status,
+        score=score,
+        priority=priority,
+        estimated_value=estimated_value,
+        email=email if email is UNSET else _email(email),
+    )
+    lead = Lead(name=name, owner_id=owner_for(actor, owner_id), **fields)
     lead.custom_fields = custom_fields.clean_values(RecordType.LEAD, custom_fields_values)
-    _keep_in_reach(actor, "crm.lead.update", lead.owner_id)
+    keep_in_reach(actor, LEAD_UPDATE, lead.owner_id)
     lead.save()
-    _set_tags(lead, tags, actor=actor)
-    outbox.record("lead.created", subject=lead, payload=outbox.snapshot(lead), actor=actor)
+    set_tags(lead, tags, actor=actor)
+    record_event("created", lead, actor=actor)
     return lead
 
 
 @transaction.atomic
 def lead_update(
-    *, lead: Lead, actor, tags: list[str] | None = None, custom_fields_values: dict | None = None, **fields
+    *,
+    lead: Lead,
+    actor: Actor,
+    name: str = UNSET,
+    email: str = UNSET,
+    phone: str = UNSET,
+    company_name: str = UNSET,
+    source: str = UNSET,
+    status: str = UNSET,
+    score: int = UNSET,
+    priority: str = UNSET,
+    estimated_value: Decimal | None = UNSET,
+    owner_id: int | None = UNSET,
+    tags: list[str] | None = None,
+    custom_fields_values: dict[str, Any] | None = None,
 ) -> Lead:
+    """Edit a lead. Its status moves between new and contacted here; qualify, disqualify and convert are actions."""
+    require_actor(actor)
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
-    if "status" in fields and fields["status"] != lead.status:
-        if lead.status == LeadStatus.CONVERTED or fields["status"] not in LEAD_EDITABLE_STATUSES:
+    if status is not UNSET and status != lead.status:
+        if lead.status == LeadStatus.CONVERTED or status not in LEAD_EDITABLE_STATUSES:
             raise InvalidLeadTransition(
                 "Use the qualify, disqualify or convert actions to change this status.", field="status"
             )
-    if "email" in fields:
-        fields["email"] = (fields["email"] or "").strip().lower()
-    changes = apply_update(
+    fields = given(
+        name=name,
+        phone=phone,
+        company_name=company_name,
+        source=source,
+        status=status,
+        score=score,
+        priority=priority,
+        estimated_value=estimated_value,
+        owner_id=owner_id,
+        email=email if email is UNSET else _email(email),
+    )
+    changes = record_update(
         lead,
-        record_type=RecordType.LEAD,
-        permission="crm.lead.update",
         actor=actor,
+        permission=LEAD_UPDATE,
+        record_type=RecordType.LEAD,
         fields=fields,
         custom_fields_values=custom_fields_values,
+        tags=tags,
     )
-    if changes:
-        lead.save(update_fields=[*(Lead._meta.get_field(name).name for name in changes), "updated_at"])
-    tag_names = _set_tags(lead, tags, actor=actor)
-    if tag_names is not None:
-        changes["tags"] = tag_names
-    if changes:
-        outbox.record("lead.updated", subject=lead, payload={"id": lead.pk, "changes": changes}, actor=actor)
+    record_event("updated", lead, actor=actor, changes=changes)
     return lead
 
 
 @transaction.atomic
-def lead_delete(*, lead: Lead, actor) -> None:
-    payload = outbox.snapshot(lead)
-    outbox.record("lead.deleted", subject=lead, payload=payload, actor=actor)
+def lead_delete(*, lead: Lead, actor: Actor) -> None:
+    require_actor(actor)
+    record_event("deleted", lead, actor=actor)
     lead.delete()
 
 
 @transaction.atomic
-def lead_qualify(*, lead: Lead, actor) -> Lead:
+def lead_qualify(*, lead: Lead, actor: Actor) -> Lead:
+    require_actor(actor)
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if lead.status == LeadStatus.CONVERTED:
         raise InvalidLeadTransition("A converted lead cannot be qualified again.")
@@ -87,7 +140,8 @@ def lead_qualify(*, lead: Lead, actor) -> Lead:
 
 
 @transaction.atomic
-def lead_disqualify(*, lead: Lead, actor, reason: str) -> Lead:
+def lead_disqualify(*, lead: Lead, actor: Actor, reason: str) -> Lead:
+    require_actor(actor)
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     if lead.status == LeadStatus.CONVERTED:
         raise InvalidLeadTransition("A converted lead cannot be disqualified.")

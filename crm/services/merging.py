@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Model
 
 from integrations import outbox
+from rbac.actor import Actor, require_actor
 
 from ..errors import MergeSameRecord
 from ..models import Activity, Company, Contact, Lead
+from ..records import references_to
 
 # Fields the survivor takes from the duplicate when its own is blank.
 CONTACT_FILLABLE = ("first_name", "last_name", "email", "phone", "job_title", "company_id", "source", "owner_id")
@@ -46,6 +49,16 @@ def _move(queryset, **values) -> list[int]:
     return ids
 
 
+def _move_references(model: type[Model], survivor: Model, duplicate: Model) -> dict[str, list[int]]:
+    """Point the other apps' references (deals) from the duplicate to the survivor (:mod:`crm.records`)."""
+    return {
+        reference.name: _move(
+            reference.model._default_manager.filter(**{reference.field: duplicate}), **{reference.field: survivor}
+        )
+        for reference in references_to(model)
+    }
+
+
 def _fill_blanks(survivor, duplicate, fields: tuple[str, ...]) -> dict[str, list]:
     filled = {}
     for name in fields:
@@ -72,16 +85,15 @@ def _merge_tags_and_custom_fields(survivor, duplicate) -> dict[str, Any]:
 
 
 @transaction.atomic
-def contact_merge(*, survivor: Contact, duplicate: Contact, actor) -> Contact:
+def contact_merge(*, survivor: Contact, duplicate: Contact, actor: Actor) -> Contact:
     """Merge ``duplicate`` into ``survivor``: its activities, deals and converted leads point to the survivor,
     the survivor's blank fields take the duplicate's values, tags are united and custom fields combined (the
     survivor's values win). The duplicate is deleted. One ``contact.merged`` event on the survivor."""
-    from pipelines.models import Deal
-
+    require_actor(actor)
     survivor, duplicate = _lock_pair(Contact, survivor, duplicate)
     moved = {
         "activities": _move(Activity.objects.filter(contact=duplicate), contact=survivor),
-        "deals": _move(Deal.objects.filter(contact=duplicate), contact=survivor),
+        **_move_references(Contact, survivor, duplicate),
         "leads": _move(Lead.objects.filter(converted_contact=duplicate), converted_contact=survivor),
     }
     snapshot = outbox.snapshot(duplicate)
@@ -95,17 +107,16 @@ def contact_merge(*, survivor: Contact, duplicate: Contact, actor) -> Contact:
 
 
 @transaction.atomic
-def company_merge(*, survivor: Company, duplicate: Company, actor) -> Company:
+def company_merge(*, survivor: Company, duplicate: Company, actor: Actor) -> Company:
     """Merge ``duplicate`` into ``survivor``: its contacts, activities, deals and converted leads point to the
     survivor; blanks filled, tags united, custom fields combined as for contacts. The duplicate is deleted.
     One ``company.merged`` event on the survivor."""
-    from pipelines.models import Deal
-
+    require_actor(actor)
     survivor, duplicate = _lock_pair(Company, survivor, duplicate)
     moved = {
         "contacts": _move(Contact.objects.filter(company=duplicate), company=survivor),
         "activities": _move(Activity.objects.filter(company=duplicate), company=survivor),
-        "deals": _move(Deal.objects.filter(company=duplicate), company=survivor),
+        **_move_references(Company, survivor, duplicate),
         "leads": _move(Lead.objects.filter(converted_company=duplicate), converted_company=survivor),
     }
     snapshot = outbox.snapshot(duplicate)

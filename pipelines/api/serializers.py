@@ -369,6 +369,6 @@ class StatsOutput(serializers.Serializer):
 
 
 class TimelineItemOutput(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["activity", "stage_change", "event"])
+    type = serializers.ChoiceField(choices=["activity", "event"])
     at = serializers.DateTimeField()
     data = serializers.JSONField()  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows

@@ -14,6 +14,7 @@ from crm import services as crm
 from crm.models import Activity, Lead
 from pipelines import services as deals
 from pipelines.models import Deal, Stage, StageChange
+from tests.factories import SYSTEM, reference_ids
 
 _numbers = itertools.count(1)
 
@@ -21,7 +22,7 @@ _numbers = itertools.count(1)
 @pytest.fixture
 def pipeline_a(org_a, in_tenant):
     with in_tenant(org_a):
-        return deals.pipeline_create_default()
+        return deals.pipeline_create_default(actor=SYSTEM)
 
 
 @pytest.fixture
@@ -54,11 +55,11 @@ class History:
         lost at the time given."""
         with self.in_tenant(self.organization):
             deal = deals.deal_create(
-                actor=None,
+                actor=SYSTEM,
                 title=f"Deal {next(_numbers)}",
                 amount=Decimal(str(amount)),
                 owner_id=owner.pk if owner else None,
-                **fields,
+                **reference_ids(fields),
             )
             return self.live(deal, created=created, path=path, won=won, lost=lost)
 
@@ -67,13 +68,13 @@ class History:
         with self.in_tenant(self.organization):
             moments = [created]
             for name, when in path:
-                deals.deal_move_stage(deal=deal, stage=self.stages[name], actor=None)
+                deals.deal_move_stage(deal=deal, stage=self.stages[name], actor=SYSTEM)
                 moments.append(when)
             if won is not None:
-                deals.deal_mark_won(deal=deal, actor=None)
+                deals.deal_mark_won(deal=deal, actor=SYSTEM)
                 moments.append(won)
             elif lost is not None:
-                deals.deal_mark_lost(deal=deal, actor=None, reason="Budget")
+                deals.deal_mark_lost(deal=deal, actor=SYSTEM, reason="Budget")
                 moments.append(lost)
             changes = list(StageChange.objects.filter(deal=deal).order_by("pk"))
             for index, (change, moment) in enumerate(zip(changes, moments, strict=True)):
@@ -91,7 +92,11 @@ class History:
     def lead(self, *, owner=None, created: datetime, source: str = "website", **fields) -> Lead:
         with self.in_tenant(self.organization):
             lead = crm.lead_create(
-                actor=None, name=f"Lead {next(_numbers)}", owner_id=owner.pk if owner else None, source=source, **fields
+                actor=SYSTEM,
+                name=f"Lead {next(_numbers)}",
+                owner_id=owner.pk if owner else None,
+                source=source,
+                **fields,
             )
             Lead.objects.filter(pk=lead.pk).update(created_at=created, updated_at=created)
             return Lead.objects.get(pk=lead.pk)
@@ -99,7 +104,7 @@ class History:
     def contact(self, *, owner=None):
         with self.in_tenant(self.organization):
             return crm.contact_create(
-                actor=None, last_name=f"Contact {next(_numbers)}", owner_id=owner.pk if owner else None
+                actor=SYSTEM, last_name=f"Contact {next(_numbers)}", owner_id=owner.pk if owner else None
             )
 
     def activity(self, *, owner=None, created: datetime, kind: str = "call", **fields) -> Activity:
@@ -107,11 +112,11 @@ class History:
             if not {"contact", "company", "lead", "deal"} & set(fields):
                 fields["contact"] = self.contact(owner=owner)
             activity = crm.activity_create(
-                actor=None,
+                actor=SYSTEM,
                 kind=kind,
                 subject=f"Activity {next(_numbers)}",
                 owner_id=owner.pk if owner else None,
-                **fields,
+                **reference_ids(fields),
             )
             Activity.objects.filter(pk=activity.pk).update(created_at=created, updated_at=created)
             return Activity.objects.get(pk=activity.pk)

@@ -6,6 +6,7 @@ import pytest
 
 from billing.models import Feature, Override
 from config.decision_cache import invalidate_decisions
+from tests.factories import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -142,7 +143,7 @@ def test_next_actions_of_an_unknown_or_foreign_deal_is_404(as_owner_a, org_b, in
     from pipelines import services as deals
 
     with in_tenant(org_b):
-        foreign = deals.deal_create(actor=None, title="Theirs")
+        foreign = deals.deal_create(actor=SYSTEM, title="Theirs")
     for deal_id in (foreign.pk + 1000, 99999999999999999999):
         response = as_owner_a.get(f"/api/v1/analytics/deals/{deal_id}/next-actions/")
         assert response.status_code == 404

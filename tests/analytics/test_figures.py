@@ -15,6 +15,7 @@ from analytics.periods import Period
 from crm import services as crm
 from pipelines.models import Deal
 from rbac.access import access_for
+from tests.factories import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -137,9 +138,9 @@ def test_lead_figures(org_a, owner_a, in_tenant, history, stages_a):
     history.activity(owner=owner_a, created=at(4, 20), lead=l4)
     history.activity(owner=owner_a, created=at(5, 20), lead=l4)  # not the first
     with in_tenant(org_a):
-        crm.lead_qualify(lead=l1, actor=None)
-        crm.lead_disqualify(lead=l4, actor=None, reason="No budget")
-        converted = crm.lead_convert(lead=l2, actor=None, create_deal=True)
+        crm.lead_qualify(lead=l1, actor=SYSTEM)
+        crm.lead_disqualify(lead=l4, actor=SYSTEM, reason="No budget")
+        converted = crm.lead_convert(lead=l2, actor=SYSTEM, create_deal=True)
         Deal.objects.filter(pk=converted.deal.pk).update(amount=Decimal("700"))
         deal = Deal.objects.get(pk=converted.deal.pk)
     history.live(deal, created=at(2, 12), won=at(20))

@@ -15,6 +15,7 @@ from analytics import services, tasks
 from analytics.models import DailyMetric, SnapshotDay
 from crm import services as crm
 from pipelines import services as deals
+from tests.factories import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -79,17 +80,17 @@ def test_a_change_shows_on_the_next_request(as_owner_a, org_a, owner_a, in_tenan
     deal = history.deal(owner=owner_a, amount="50", created=timezone.now())
     assert as_owner_a.get(url).json()["open_deals"]["value"] == before["open_deals"]["value"] + 1
     with in_tenant(org_a):
-        deals.deal_mark_won(deal=deal, actor=None)
+        deals.deal_mark_won(deal=deal, actor=SYSTEM)
     after = as_owner_a.get(url).json()
     assert after["deals_won"]["value"] == before["deals_won"]["value"] + 1
     with in_tenant(org_a):  # a stage edit records no event: the fingerprint of the stages moves the cache instead
         stage = deal.pipeline.stages.get(name="Qualification")
-        deals.stage_update(stage=stage, actor=None, probability=90)
+        deals.stage_update(stage=stage, actor=SYSTEM, probability=90)
     assert as_owner_a.get(url).json()["weighted_value"] != after["weighted_value"]
     leads_url = "/api/v1/analytics/leads/?period=last_30_days"
     count = as_owner_a.get(leads_url).json()["created"]["value"]
     with in_tenant(org_a):
-        crm.lead_create(actor=None, name="Fresh")
+        crm.lead_create(actor=SYSTEM, name="Fresh")
     assert as_owner_a.get(leads_url).json()["created"]["value"] == count + 1
 
 
@@ -145,8 +146,8 @@ def test_one_renewal_after_commit_per_transaction(org_a, in_tenant, django_captu
     with in_tenant(org_a):
         before = cache.version()
         with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
-            crm.lead_create(actor=None, name="One")
+            crm.lead_create(actor=SYSTEM, name="One")
             during = cache.version()
-            crm.lead_create(actor=None, name="Two")
+            crm.lead_create(actor=SYSTEM, name="Two")
         assert before != during != cache.version()  # renewed at once, and again at commit
     assert len([hook for hook in callbacks if isinstance(hook, cache._RenewAfterCommit)]) == 1

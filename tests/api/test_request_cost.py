@@ -23,6 +23,7 @@ from crm.api.serializers import LeadOutput
 from crm.models import Activity, Lead, Tag
 from pipelines.api.filters import DealFilter
 from rbac import access as rbac_access
+from tests.factories import SYSTEM
 
 from ..factories import make_user
 
@@ -37,7 +38,7 @@ LIST = "/api/v1/leads/?page_size=50&status=new&ordering=-created_at"
 def test_a_warm_leads_list_runs_only_its_own_three_queries(as_owner_a, org_a, owner_a, in_tenant):
     with in_tenant(org_a):
         for i in range(3):
-            services.lead_create(actor=None, owner_id=owner_a.pk, name=f"Cost {i}", tags=["a", "b"])
+            services.lead_create(actor=SYSTEM, owner_id=owner_a.pk, name=f"Cost {i}", tags=["a", "b"])
     assert as_owner_a.get(LIST).status_code == 200
     with CaptureQueriesContext(connection) as queries:
         response = as_owner_a.get(LIST)
@@ -165,8 +166,8 @@ def test_person_reference_gives_what_drf_gives(owner):
 
 def test_a_lead_with_and_without_owner_serializes_like_drf(org_a, owner_a, in_tenant, monkeypatch):
     with in_tenant(org_a):
-        services.lead_create(actor=None, owner_id=owner_a.pk, name="Owned", estimated_value=Decimal("12.5"))
-        services.lead_create(actor=None, owner_id=None, name="Nobody's")
+        services.lead_create(actor=SYSTEM, owner_id=owner_a.pk, name="Owned", estimated_value=Decimal("12.5"))
+        services.lead_create(actor=SYSTEM, owner_id=None, name="Nobody's")
         leads = list(Lead.objects.select_related("owner").prefetch_related("tags").order_by("pk"))
         fast = LeadOutput(leads, many=True).data
         monkeypatch.setattr(PersonReference, "to_representation", serializers.Serializer.to_representation)

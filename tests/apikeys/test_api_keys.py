@@ -12,6 +12,7 @@ from identity import apikeys
 from identity.models import ApiKey
 from rbac.models import Role
 from rbac.services import membership_create
+from tests.factories import SYSTEM
 
 from ..conftest import client_for
 from ..factories import make_user
@@ -71,7 +72,7 @@ def test_checksum_catches_a_typo_before_any_query(make_key):
 @pytest.mark.parametrize("header", ["authorization", "x-api-key"])
 def test_the_key_alone_selects_its_organization(org_a, owner_a, make_key, in_tenant, header):
     with in_tenant(org_a):
-        lead_create(actor=None, name="Visible", owner_id=owner_a.pk)
+        lead_create(actor=SYSTEM, name="Visible", owner_id=owner_a.pk)
     client = key_client(make_key()["secret"], header=header)
     response = client.get("/api/v1/leads/")
     assert response.status_code == 200
@@ -83,7 +84,7 @@ def test_the_key_alone_selects_its_organization(org_a, owner_a, make_key, in_ten
 
 def test_a_key_of_a_reaches_nothing_of_b(org_b, owner_b, make_key, in_tenant):
     with in_tenant(org_b):
-        b_lead = lead_create(actor=None, name="B secret", owner_id=owner_b.pk)
+        b_lead = lead_create(actor=SYSTEM, name="B secret", owner_id=owner_b.pk)
     secret = make_key()["secret"]
     assert key_client(secret, HTTP_X_ORGANIZATION=org_b.slug).get("/api/v1/leads/").status_code == 404
     assert key_client(secret).get(f"/api/v1/leads/{b_lead.pk}/").status_code == 404
@@ -141,7 +142,7 @@ def test_key_shrinks_with_its_creator(org_a, owner_a, in_tenant):
     manager = make_user()
     membership = membership_create(user=manager, organization=org_a, role="manager")
     with in_tenant(org_a):
-        lead_create(actor=None, name="Someone else's", owner_id=owner_a.pk)
+        lead_create(actor=SYSTEM, name="Someone else's", owner_id=owner_a.pk)
     response = client_for(manager, org_a).post(
         "/api/v1/api-keys/", {"name": "m", "scopes": {"crm.lead.view": "all"}}, format="json"
     )

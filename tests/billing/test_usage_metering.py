@@ -18,6 +18,7 @@ from integrations.events import EVENTS, payload_schema
 from integrations.models import OutboxEvent
 
 from ..campaigns.conftest import campaign_settings, make_contacts, smtp, twilio  # noqa: F401 - fixtures
+from ..factories import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -106,12 +107,12 @@ def test_campaign_sending_is_metered(org_a, campaign_settings, smtp):  # noqa: F
     with tenant_context(org_a):
         contacts = make_contacts(3)
         segment = services.segment_create(
-            actor=None, name="L", kind=SegmentKind.STATIC, contacts=[c.pk for c in contacts]
+            actor=SYSTEM, name="L", kind=SegmentKind.STATIC, contacts=[c.pk for c in contacts]
         )
         campaign = services.campaign_create(
-            actor=None, name="C", channel=Channel.EMAIL, segment=segment, subject="Hi", body="Hello"
+            actor=SYSTEM, name="C", channel=Channel.EMAIL, segment=segment, subject="Hi", body="Hello"
         )
-        services.campaign_schedule(campaign=campaign, actor=None)
+        services.campaign_schedule(campaign=campaign, actor=SYSTEM)
         services.campaign_start(campaign_id=campaign.pk)
         sending.run(campaign_id=campaign.pk, slice_seconds=10)
     assert len(smtp.accepted) == 3

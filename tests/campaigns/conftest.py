@@ -6,6 +6,7 @@ from django_tenants.utils import tenant_context
 from crm import services as crm
 from crm.campaigns import sending, services
 from crm.campaigns.choices import Channel, ConsentSource, ConsentStatus
+from tests.factories import SYSTEM
 
 from ..integrations.worker import celery_worker  # noqa: F401 - a fixture for real-worker tests
 from .servers import SmtpServer, TwilioServer
@@ -47,7 +48,7 @@ def make_contacts(n: int, *, opted_in=True, channel=Channel.EMAIL, prefix="r", o
     made = []
     for index in range(n):
         contact = crm.contact_create(
-            actor=None,
+            actor=SYSTEM,
             first_name=f"{prefix.title()}{index}",
             last_name="Test",
             email=f"{prefix}{index}@example.test",
@@ -61,7 +62,7 @@ def make_contacts(n: int, *, opted_in=True, channel=Channel.EMAIL, prefix="r", o
                 channel=channel,
                 status=ConsentStatus.OPTED_IN,
                 source=ConsentSource.FORM,
-                actor=None,
+                actor=SYSTEM,
                 proof="test",
             )
         made.append(contact)

@@ -15,7 +15,7 @@ from rbac.models import Role
 from rbac.services import membership_create
 
 from ..conftest import client_for
-from ..factories import make_user
+from ..factories import SYSTEM, make_user
 from .conftest import make_contacts, send_all
 
 pytestmark = pytest.mark.django_db
@@ -291,7 +291,7 @@ def test_an_unconfigured_channel_is_409_channel_not_configured(as_owner_a, org_a
 def test_preview_for_a_contact_and_a_test_send_to_oneself(as_owner_a, org_a, owner_a, campaign_settings, smtp):
     segment = _segment(as_owner_a, org_a, n=1)
     with tenant_context(org_a):
-        contact_id = Campaign.objects.none() or services.selectors.contacts_within(None).order_by("-pk").first().pk
+        contact_id = Campaign.objects.none() or services.selectors.contacts_within(SYSTEM).order_by("-pk").first().pk
     campaign = _post(
         as_owner_a,
         "/api/v1/campaigns/",

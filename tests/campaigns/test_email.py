@@ -17,6 +17,7 @@ from crm.campaigns.choices import (
 )
 from crm.campaigns.models import ConsentEvent, ConsentState, Delivery
 from integrations.models import OutboxEvent
+from tests.factories import SYSTEM
 
 from .conftest import make_contacts, send_all
 from .servers import SmtpServer
@@ -26,11 +27,11 @@ pytestmark = pytest.mark.django_db
 
 def _campaign(contacts, **fields):
     segment = services.segment_create(
-        actor=None, name="List", kind=SegmentKind.STATIC, contacts=[contact.pk for contact in contacts]
+        actor=SYSTEM, name="List", kind=SegmentKind.STATIC, contacts=[contact.pk for contact in contacts]
     )
     fields = {"subject": "Hello {{ contact.first_name }}", "body": "Dear {{ contact.full_name }}, news.", **fields}
-    campaign = services.campaign_create(actor=None, name="News", channel=Channel.EMAIL, segment=segment, **fields)
-    return services.campaign_schedule(campaign=campaign, actor=None)
+    campaign = services.campaign_create(actor=SYSTEM, name="News", channel=Channel.EMAIL, segment=segment, **fields)
+    return services.campaign_schedule(campaign=campaign, actor=SYSTEM)
 
 
 def test_every_consenting_recipient_gets_one_rendered_message_with_one_click_headers(tenant, campaign_settings, smtp):
@@ -67,7 +68,7 @@ def test_an_opt_out_between_scheduling_and_sending_is_skipped_no_consent(tenant,
     keeps, leaves = make_contacts(2)
     campaign = _campaign([keeps, leaves])
     services.consent_record(
-        contact=leaves, channel=Channel.EMAIL, status=ConsentStatus.OPTED_OUT, source=ConsentSource.API, actor=None
+        contact=leaves, channel=Channel.EMAIL, status=ConsentStatus.OPTED_OUT, source=ConsentSource.API, actor=SYSTEM
     )
 
     send_all(campaign)

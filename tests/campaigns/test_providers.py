@@ -15,6 +15,7 @@ from crm.campaigns import channels, services
 from crm.campaigns.choices import Channel, ConsentSource, ConsentStatus, DeliveryStatus, SegmentKind, SkipReason
 from crm.campaigns.models import ConsentState, Delivery, Suppression
 from integrations.models import OutboxEvent
+from tests.factories import SYSTEM
 
 from .conftest import make_contacts, send_all
 
@@ -23,11 +24,11 @@ pytestmark = pytest.mark.django_db
 
 def _campaign(contacts, channel, **fields):
     segment = services.segment_create(
-        actor=None, name="List", kind=SegmentKind.STATIC, contacts=[contact.pk for contact in contacts]
+        actor=SYSTEM, name="List", kind=SegmentKind.STATIC, contacts=[contact.pk for contact in contacts]
     )
     fields = {"subject": "News", "body": "Hi {{ contact.first_name }}, news from {{ organization.name }}.", **fields}
-    campaign = services.campaign_create(actor=None, name="Texts", channel=channel, segment=segment, **fields)
-    return services.campaign_schedule(campaign=campaign, actor=None)
+    campaign = services.campaign_create(actor=SYSTEM, name="Texts", channel=channel, segment=segment, **fields)
+    return services.campaign_schedule(campaign=campaign, actor=SYSTEM)
 
 
 def _signed_post(client, tenant, path, params, *, token=None):

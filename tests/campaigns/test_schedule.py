@@ -14,6 +14,7 @@ from crm.campaigns import sending, services
 from crm.campaigns.choices import CampaignStatus, Channel, DeliveryStatus, SegmentKind
 from crm.campaigns.models import Campaign, Delivery
 from crm.campaigns.selectors import organization_time_zone
+from tests.factories import SYSTEM
 
 from .conftest import make_contacts
 
@@ -21,9 +22,11 @@ pytestmark = pytest.mark.django_db
 
 
 def _campaign(contacts):
-    segment = services.segment_create(actor=None, name="L", kind=SegmentKind.STATIC, contacts=[c.pk for c in contacts])
+    segment = services.segment_create(
+        actor=SYSTEM, name="L", kind=SegmentKind.STATIC, contacts=[c.pk for c in contacts]
+    )
     return services.campaign_create(
-        actor=None, name="C", channel=Channel.EMAIL, segment=segment, subject="Hi", body="Hello"
+        actor=SYSTEM, name="C", channel=Channel.EMAIL, segment=segment, subject="Hi", body="Hello"
     )
 
 
@@ -38,7 +41,7 @@ def test_the_organizations_time_zone_is_the_deployments_until_organizations_have
 def test_a_time_without_offset_is_in_the_organizations_zone_and_the_tick_starts_it_when_due(tenant, campaign_settings):
     campaign_settings.TIME_ZONE = "Europe/Paris"
     campaign = _campaign(make_contacts(2))
-    services.campaign_schedule(campaign=campaign, actor=None, scheduled_at=datetime.datetime(2030, 1, 15, 9, 0))  # noqa: DTZ001 - local time, by design
+    services.campaign_schedule(campaign=campaign, actor=SYSTEM, scheduled_at=datetime.datetime(2030, 1, 15, 9, 0))  # noqa: DTZ001 - local time, by design
     campaign.refresh_from_db()
     assert campaign.scheduled_at == datetime.datetime(2030, 1, 15, 8, 0, tzinfo=datetime.UTC)
     assert campaign.time_zone == "Europe/Paris"
@@ -71,7 +74,7 @@ def test_outside_the_window_nothing_is_sent(tenant, campaign_settings, smtp):
     campaign = _campaign(make_contacts(2))
     now = datetime.datetime.now(tz=datetime.UTC)
     closed_day = (now.weekday() + 3) % 7
-    services.campaign_schedule(campaign=campaign, actor=None, window_days=[closed_day])
+    services.campaign_schedule(campaign=campaign, actor=SYSTEM, window_days=[closed_day])
     services.campaign_start(campaign_id=campaign.pk)
     outcome = sending.run(campaign_id=campaign.pk, slice_seconds=10)
     assert outcome.state == "wait"
@@ -83,7 +86,7 @@ def test_past_the_hours_allowance_sending_waits_for_the_next_hour(tenant, org_a,
     Override.objects.create(organization=org_a, limit="campaign_messages_per_hour", limit_value=1)
     invalidate_decisions(organization_id=org_a.pk)
     campaign = _campaign(make_contacts(3))
-    services.campaign_schedule(campaign=campaign, actor=None)
+    services.campaign_schedule(campaign=campaign, actor=SYSTEM)
     services.campaign_start(campaign_id=campaign.pk)
 
     outcome = sending.run(campaign_id=campaign.pk, slice_seconds=10)
@@ -96,7 +99,7 @@ def test_past_the_hours_allowance_sending_waits_for_the_next_hour(tenant, org_a,
 
 def test_when_the_months_allowance_runs_out_the_campaign_pauses(tenant, org_a, campaign_settings, smtp):
     campaign = _campaign(make_contacts(3))
-    services.campaign_schedule(campaign=campaign, actor=None)
+    services.campaign_schedule(campaign=campaign, actor=SYSTEM)
     Override.objects.create(organization=org_a, limit="campaign_messages_per_month", limit_value=2)
     invalidate_decisions(organization_id=org_a.pk)
     services.campaign_start(campaign_id=campaign.pk)

@@ -15,6 +15,7 @@ from crm.campaigns.choices import CampaignStatus, Channel, DeliveryStatus, Segme
 from crm.campaigns.models import Campaign, Delivery
 from crm.campaigns.tasks import campaign_run_task, campaign_start_task, campaign_tick_task
 from tenants.services import organization_delete, organization_purge
+from tests.factories import SYSTEM
 
 from ..conftest import committed
 from ..factories import make_organization
@@ -68,10 +69,10 @@ def test_a_worker_killed_mid_campaign_and_restarted_sends_each_consenting_recipi
         consenting = make_contacts(consenting_count, prefix="yes")
         silent = make_contacts(silent_count, opted_in=False, prefix="no")
         segment = services.segment_create(
-            actor=None, name="All", kind=SegmentKind.DYNAMIC, filters={"has_email": ["true"]}
+            actor=SYSTEM, name="All", kind=SegmentKind.DYNAMIC, filters={"has_email": ["true"]}
         )
         campaign = services.campaign_create(
-            actor=None, name="Kill", channel=Channel.EMAIL, segment=segment, subject="Hi", body="Hello"
+            actor=SYSTEM, name="Kill", channel=Channel.EMAIL, segment=segment, subject="Hi", body="Hello"
         )
         return [c.email for c in consenting], [c.email for c in silent], campaign.pk
 
@@ -80,7 +81,7 @@ def test_a_worker_killed_mid_campaign_and_restarted_sends_each_consenting_recipi
     smtp.hold_at = 9  # the 10th message: the worker waits for the server's answer, mid-campaign
 
     # Scheduling commits and queues the start; the start queues the runners.
-    _in(organization, lambda: services.campaign_schedule(campaign=Campaign.objects.get(pk=campaign_id), actor=None))
+    _in(organization, lambda: services.campaign_schedule(campaign=Campaign.objects.get(pk=campaign_id), actor=SYSTEM))
     assert smtp.holding.wait(60), celery_worker.logs()
     first.kill()
     assert len(smtp.accepted) == 9

@@ -1,4 +1,4 @@
-"""Builders for CRM records: they go through the services as the system (``actor=None``), in the tenant's schema."""
+"""Builders for CRM records: they go through the services as the system (``SYSTEM``), in the tenant's schema."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.db import connection
 from crm import services
 from crm.models import Activity, Company, Contact, Lead
 from integrations.models import OutboxEvent
+from tests.factories import SYSTEM, reference_ids
 
 _numbers = itertools.count(1)
 
@@ -23,25 +24,29 @@ def make(in_tenant):
         def company(organization, *, owner=None, **fields):
             fields.setdefault("name", f"Company {next(_numbers)}")
             with in_tenant(organization):
-                return services.company_create(actor=None, owner_id=owner.pk if owner else None, **fields)
+                return services.company_create(actor=SYSTEM, owner_id=owner.pk if owner else None, **fields)
 
         @staticmethod
         def contact(organization, *, owner=None, **fields):
             fields.setdefault("last_name", f"Contact {next(_numbers)}")
             with in_tenant(organization):
-                return services.contact_create(actor=None, owner_id=owner.pk if owner else None, **fields)
+                return services.contact_create(
+                    actor=SYSTEM, owner_id=owner.pk if owner else None, **reference_ids(fields)
+                )
 
         @staticmethod
         def lead(organization, *, owner=None, **fields):
             fields.setdefault("name", f"Lead {next(_numbers)}")
             with in_tenant(organization):
-                return services.lead_create(actor=None, owner_id=owner.pk if owner else None, **fields)
+                return services.lead_create(actor=SYSTEM, owner_id=owner.pk if owner else None, **fields)
 
         @staticmethod
         def activity(organization, *, owner=None, kind="note", **fields):
             fields.setdefault("subject", f"Activity {next(_numbers)}")
             with in_tenant(organization):
-                return services.activity_create(actor=None, kind=kind, owner_id=owner.pk if owner else None, **fields)
+                return services.activity_create(
+                    actor=SYSTEM, kind=kind, owner_id=owner.pk if owner else None, **reference_ids(fields)
+                )
 
         @staticmethod
         def deal(organization, *, owner=None, **fields):
@@ -49,7 +54,7 @@ def make(in_tenant):
 
             fields.setdefault("title", f"Deal {next(_numbers)}")
             with in_tenant(organization):
-                return deal_create(actor=None, owner_id=owner.pk if owner else None, **fields)
+                return deal_create(actor=SYSTEM, owner_id=owner.pk if owner else None, **reference_ids(fields))
 
     return Builders
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from identity.models import User
+from rbac.actor import SystemActor
 from rbac.choices import SystemRole
 from rbac.models import Membership
 from rbac.services import membership_create
@@ -12,6 +13,18 @@ from tenants.models import Organization
 from tenants.services import organization_create
 
 DEFAULT_PASSWORD = "Correct-Horse-Battery-9"
+
+#: The actor of data-plane services called by tests to build or change records, as tasks do.
+SYSTEM = SystemActor("tests")
+
+
+def reference_ids(fields: dict) -> dict:
+    """Builders take records (``contact=c``); services take their ids (``contact_id=c.pk``)."""
+    for name in ("contact", "company", "lead", "deal"):
+        if name in fields:
+            record = fields.pop(name)
+            fields[f"{name}_id"] = record.pk if record is not None else None
+    return fields
 
 
 def make_user(*, email: str | None = None, password: str = DEFAULT_PASSWORD, **fields) -> User:

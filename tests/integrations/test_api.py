@@ -17,6 +17,7 @@ from config.decision_cache import invalidate_decisions
 from crm import services as crm
 from integrations.events import EVENTS, payload_schema
 from integrations.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from tests.factories import SYSTEM
 
 from ..conftest import client_for
 from ..problems import field_error
@@ -127,7 +128,7 @@ def test_a_foreign_delivery_is_not_found_under_ones_own_endpoint(
     own, _ = make_endpoint(org_a, receiver.url)
     make_endpoint(org_b, receiver.url)
     with in_tenant(org_b), django_capture_on_commit_callbacks(execute=True):
-        crm.lead_create(actor=None, name="B's lead")
+        crm.lead_create(actor=SYSTEM, name="B's lead")
     with in_tenant(org_b):
         foreign = WebhookDelivery.objects.get()
     response = as_owner_a.post(f"/api/v1/webhooks/{own.pk}/deliveries/{foreign.pk}/retry/")
@@ -179,16 +180,16 @@ def test_real_payloads_match_their_schemas(org_a, in_tenant, owner_a):
     from pipelines import services as deals
 
     with in_tenant(org_a):
-        lead = crm.lead_create(actor=None, name="Schema", email="s@example.test", estimated_value=None)
-        crm.lead_update(lead=lead, actor=None, name="Schema 2", tags=["vip"])
-        crm.lead_qualify(lead=lead, actor=None)
-        crm.lead_disqualify(lead=lead, actor=None, reason="No budget")
-        crm.lead_delete(lead=lead, actor=None)
-        deals.pipeline_create_default()
-        deal = deals.deal_create(actor=None, title="Big", amount=Decimal("1000.00"))
+        lead = crm.lead_create(actor=SYSTEM, name="Schema", email="s@example.test", estimated_value=None)
+        crm.lead_update(lead=lead, actor=SYSTEM, name="Schema 2", tags=["vip"])
+        crm.lead_qualify(lead=lead, actor=SYSTEM)
+        crm.lead_disqualify(lead=lead, actor=SYSTEM, reason="No budget")
+        crm.lead_delete(lead=lead, actor=SYSTEM)
+        deals.pipeline_create_default(actor=SYSTEM)
+        deal = deals.deal_create(actor=SYSTEM, title="Big", amount=Decimal("1000.00"))
         won = deal.pipeline.stages.get(kind="won")
-        deals.deal_update(deal=deal, actor=None, title="Bigger")
-        deals.deal_move_stage(deal=deal, stage=won, actor=None)
+        deals.deal_update(deal=deal, actor=SYSTEM, title="Bigger")
+        deals.deal_move_stage(deal=deal, stage=won, actor=SYSTEM)
         seen = set()
         for event in OutboxEvent.objects.all():
             jsonschema.validate(event.payload, payload_schema(event.type))
@@ -227,7 +228,7 @@ def test_delivery_log_shows_attempts_in_constant_queries(
     def leads(count):
         for index in range(count):
             with in_tenant(org_a), django_capture_on_commit_callbacks(execute=True):
-                crm.lead_create(actor=None, name=f"Lead {index}")
+                crm.lead_create(actor=SYSTEM, name=f"Lead {index}")
 
     def fetch():
         with CaptureQueriesContext(connection) as queries:
@@ -257,7 +258,7 @@ def test_retry_attempts_again_now_with_the_same_webhook_id(
     endpoint = create().json()
     receiver.behaviour.status = 500
     with in_tenant(org_a), django_capture_on_commit_callbacks(execute=True):
-        crm.lead_create(actor=None, name="Retry me")
+        crm.lead_create(actor=SYSTEM, name="Retry me")
     [delivery] = as_owner_a.get(f"/api/v1/webhooks/{endpoint['id']}/deliveries/").json()["results"]
     receiver.behaviour.status = 200
     with django_capture_on_commit_callbacks(execute=True):
@@ -274,12 +275,12 @@ def test_replay_delivers_again_everything_since(
 ):
     endpoint = create().json()
     with in_tenant(org_a), django_capture_on_commit_callbacks(execute=True):
-        old = crm.lead_create(actor=None, name="Old")
+        old = crm.lead_create(actor=SYSTEM, name="Old")
     with in_tenant(org_a):
         OutboxEvent.objects.filter(subject_id=str(old.pk)).update(occurred_at=timezone.now() - timedelta(days=2))
     for name in ("Recent 1", "Recent 2"):
         with in_tenant(org_a), django_capture_on_commit_callbacks(execute=True):
-            crm.lead_create(actor=None, name=name)
+            crm.lead_create(actor=SYSTEM, name=name)
     first_round = [request.webhook_id for request in receiver.wait_for(3)]
 
     since = (timezone.now() - timedelta(days=1)).isoformat()
@@ -297,7 +298,7 @@ def test_replay_is_capped(as_owner_a, create, org_a, in_tenant, settings):
     endpoint = create().json()
     with in_tenant(org_a):
         for name in ("A", "B"):
-            crm.lead_create(actor=None, name=name)
+            crm.lead_create(actor=SYSTEM, name=name)
         OutboxEvent.objects.update(relayed_at=timezone.now())
     since = (timezone.now() - timedelta(hours=1)).isoformat()
     response = as_owner_a.post(f"/api/v1/webhooks/{endpoint['id']}/replay/", {"since": since}, format="json")
@@ -342,9 +343,9 @@ def test_changes_are_audited(as_owner_a, create):
 
 def test_event_feed_filters(as_owner_a, org_a, in_tenant, owner_a):
     with in_tenant(org_a):
-        first = crm.lead_create(actor=None, name="First")
-        second = crm.lead_create(actor=None, name="Second")
-        crm.lead_qualify(lead=second, actor=None)
+        first = crm.lead_create(actor=SYSTEM, name="First")
+        second = crm.lead_create(actor=SYSTEM, name="Second")
+        crm.lead_qualify(lead=second, actor=SYSTEM)
         OutboxEvent.objects.filter(subject_id=str(first.pk)).update(occurred_at=timezone.now() - timedelta(days=3))
 
     def feed(query=""):

@@ -16,6 +16,8 @@ from integrations import delivery, relay
 from integrations.choices import DeliveryStatus
 from integrations.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
+from ..factories import SYSTEM
+
 pytestmark = pytest.mark.django_db
 
 
@@ -36,7 +38,7 @@ def _leads(org, in_tenant, commit, count: int, prefix: str = "Lead") -> None:
     """``count`` leads created in one transaction: one relay, one batch."""
     with in_tenant(org), commit(), transaction.atomic():
         for index in range(count):
-            crm.lead_create(actor=None, name=f"{prefix} {index}")
+            crm.lead_create(actor=SYSTEM, name=f"{prefix} {index}")
 
 
 def _only_pool():

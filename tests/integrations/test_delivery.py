@@ -17,6 +17,7 @@ from integrations.models import OutboxEvent, WebhookAttempt, WebhookDelivery, We
 from integrations.outbox import _RelayAfterCommit
 from integrations.relay import deliveries_dispatch_due
 from integrations.tasks import deliver_webhook_task, outbox_sweep_all_task
+from tests.factories import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def commit(django_capture_on_commit_callbacks):
 
 def _lead(org, in_tenant, commit, name="Ada Lovelace"):
     with in_tenant(org), commit():
-        return crm.lead_create(actor=None, name=name, email="ada@example.test")
+        return crm.lead_create(actor=SYSTEM, name=name, email="ada@example.test")
 
 
 def _delivery(org, in_tenant, **filters) -> WebhookDelivery:
@@ -198,7 +199,7 @@ def test_a_success_ends_the_run_of_failures(org_a, in_tenant, loopback, receiver
 
 @transaction.atomic
 def _create_then_fail(name: str) -> None:
-    crm.lead_create(actor=None, name=name)
+    crm.lead_create(actor=SYSTEM, name=name)
     raise RuntimeError("the change fails after recording its event")
 
 
@@ -222,8 +223,8 @@ def test_a_rolled_back_savepoint_keeps_the_relay_of_the_rest(org_a, in_tenant, d
         with transaction.atomic():
             with pytest.raises(RuntimeError):
                 _create_then_fail("Undone")
-            crm.lead_create(actor=None, name="Kept")
-            crm.lead_create(actor=None, name="Kept too")
+            crm.lead_create(actor=SYSTEM, name="Kept")
+            crm.lead_create(actor=SYSTEM, name="Kept too")
     relays = [hook for hook in callbacks if isinstance(hook, _RelayAfterCommit)]  # other apps may add their own
     assert len(relays) == 1, "one relay per transaction, however many events"
 
@@ -412,7 +413,7 @@ def test_deliveries_the_broker_could_not_take_are_left_to_the_sweep(
     try:
         with in_tenant(org_a):
             with commit():  # the commit hook cannot queue the relay: the event waits in the outbox
-                lead = crm.lead_create(actor=None, name="Broker down")
+                lead = crm.lead_create(actor=SYSTEM, name="Broker down")
             event = OutboxEvent.objects.get(subject_id=str(lead.pk), type="lead.created")
             assert event.relayed_at is None
             with commit():  # a relay that runs meanwhile creates the delivery but cannot send its message

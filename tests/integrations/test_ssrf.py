@@ -10,6 +10,7 @@ from integrations import ssrf
 from integrations.choices import DeliveryStatus
 from integrations.errors import InvalidWebhookUrl, UnsafeUrl
 from integrations.models import WebhookDelivery
+from tests.factories import SYSTEM
 
 from ..problems import field_error
 
@@ -115,7 +116,7 @@ def test_dns_rebinding_after_creation_is_refused_before_connecting(
     resolver({"rebind.example.test": ["10.0.0.1"]})
     monkeypatch.setattr(delivery, "post", lambda *a, **k: pytest.fail("must not connect"))
     with in_tenant(org_a), django_capture_on_commit_callbacks(execute=True):
-        lead = crm.lead_create(actor=None, name="Rebound")
+        lead = crm.lead_create(actor=SYSTEM, name="Rebound")
     with in_tenant(org_a):
         found = WebhookDelivery.objects.get(event__subject_id=str(lead.pk))
     assert found.status == DeliveryStatus.PENDING
@@ -131,7 +132,7 @@ def test_the_request_goes_to_the_address_checked_with_the_original_host(
     resolver({"hooks.example.test": ["127.0.0.1"]})
     make_endpoint(org_a, f"http://hooks.example.test:{receiver.port}/in?via=crm")
     with in_tenant(org_a), django_capture_on_commit_callbacks(execute=True):
-        crm.lead_create(actor=None, name="Pinned")
+        crm.lead_create(actor=SYSTEM, name="Pinned")
     [request] = receiver.wait_for(1)
     assert request.headers["host"] == f"hooks.example.test:{receiver.port}"
     assert request.path == "/in?via=crm"
@@ -155,7 +156,7 @@ def test_https_is_verified_against_the_name_while_connecting_to_the_pinned_addre
         make_endpoint(org_a, f"https://hooks.example.test:{receiver.port}/hooks", ["lead.created"])
         make_endpoint(org_a, f"https://other.example.test:{receiver.port}/hooks", ["lead.created"])
         with in_tenant(org_a), django_capture_on_commit_callbacks(execute=True):
-            crm.lead_create(actor=None, name="Secure")
+            crm.lead_create(actor=SYSTEM, name="Secure")
         [request] = receiver.wait_for(1)
         assert request.headers["host"] == f"hooks.example.test:{receiver.port}"
         with in_tenant(org_a):

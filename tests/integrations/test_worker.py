@@ -14,6 +14,7 @@ from integrations.choices import DeliveryStatus
 from integrations.models import WebhookAttempt, WebhookDelivery
 from integrations.tasks import deliver_webhook_task, outbox_relay_task, webhook_dispatch_due_task
 from tenants.services import organization_delete, organization_purge
+from tests.factories import SYSTEM
 
 from ..conftest import committed
 from ..factories import make_organization
@@ -49,7 +50,7 @@ def _endpoint(organization, url):
 
 
 def _lead(organization, name):
-    return _in(organization, lambda: crm.lead_create(actor=None, name=name))
+    return _in(organization, lambda: crm.lead_create(actor=SYSTEM, name=name))
 
 
 def _delivery(organization, lead):

@@ -9,6 +9,7 @@ import pytest
 
 from pipelines import services
 from pipelines.models import Deal, Pipeline, Stage
+from tests.factories import SYSTEM, reference_ids
 
 _titles = itertools.count(1)
 
@@ -16,7 +17,7 @@ _titles = itertools.count(1)
 @pytest.fixture
 def pipeline_a(org_a, in_tenant) -> Pipeline:
     with in_tenant(org_a):
-        return services.pipeline_create_default()
+        return services.pipeline_create_default(actor=SYSTEM)
 
 
 @pytest.fixture
@@ -33,11 +34,11 @@ def make_deal(in_tenant):
     def make(organization, *, owner=None, amount="100.00", title=None, **fields) -> Deal:
         with in_tenant(organization):
             return services.deal_create(
-                actor=None,
+                actor=SYSTEM,
                 title=title or f"Deal {next(_titles)}",
                 amount=Decimal(str(amount)),
                 owner_id=owner.pk if owner is not None else None,
-                **fields,
+                **reference_ids(fields),
             )
 
     return make

@@ -5,6 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from pipelines import services
+from tests.factories import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -103,7 +104,7 @@ def test_board_and_list_cost_a_constant_number_of_queries(
         company = Company.objects.create(name="Acme")
         contact = Contact.objects.create(first_name="Ada", company=company)
         for index in range(4):
-            services.stage_create(pipeline=pipeline_a, actor=None, name=f"Extra {index}", probability=30)
+            services.stage_create(pipeline=pipeline_a, actor=SYSTEM, name=f"Extra {index}", probability=30)
     for index in range(60):
         stage = list(stages_a.values())[index % 4]
         make_deal(

@@ -19,6 +19,7 @@ from integrations.models import OutboxEvent
 from pipelines import services
 from pipelines.errors import DealAlreadyClosed
 from pipelines.models import Deal, Pipeline, Stage, StageChange
+from tests.factories import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +62,7 @@ def committed_deal(tenants):
             ]
         )
         stages = {stage.name: stage for stage in Stage.objects.filter(pipeline=pipeline)}
-        deal = services.deal_create(actor=None, title="Contested", pipeline=pipeline, owner_id=tenants["owner_a"].pk)
+        deal = services.deal_create(actor=SYSTEM, title="Contested", pipeline=pipeline, owner_id=tenants["owner_a"].pk)
         return pipeline, stages, deal
 
     pipeline, stages, deal = _committed(organization, create)
@@ -107,7 +108,7 @@ def test_concurrent_moves_leave_a_consistent_history(committed_deal):
             with tenant_context(organization):
                 for step in range(MOVES_PER_THREAD):
                     target = cycle[(offset + step) % len(cycle)]
-                    services.deal_move_stage(deal=Deal(pk=deal.pk), stage=target, actor=None)
+                    services.deal_move_stage(deal=Deal(pk=deal.pk), stage=target, actor=SYSTEM)
 
         return work
 
@@ -139,9 +140,9 @@ def test_won_and_lost_at_once_exactly_one_wins(committed_deal):
             with tenant_context(organization):
                 try:
                     if kind == "won":
-                        services.deal_mark_won(deal=Deal(pk=deal.pk), actor=None)
+                        services.deal_mark_won(deal=Deal(pk=deal.pk), actor=SYSTEM)
                     else:
-                        services.deal_mark_lost(deal=Deal(pk=deal.pk), actor=None, reason="Race")
+                        services.deal_mark_lost(deal=Deal(pk=deal.pk), actor=SYSTEM, reason="Race")
                     outcomes.append(kind)
                 except DealAlreadyClosed:
                     outcomes.append("refused")

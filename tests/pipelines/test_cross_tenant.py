@@ -12,6 +12,7 @@ from pipelines import services
 from pipelines.api.views import DealViewSet, PipelineViewSet, StageViewSet
 from pipelines.models import Deal, Pipeline, Stage, StageChange
 from rbac.declarations import routed_actions
+from tests.factories import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +54,7 @@ def org_b_world(org_a, org_b, owner_b, in_tenant, pipeline_a, make_deal):
         with connection.cursor() as cursor:
             for table in ("pipelines_pipeline", "pipelines_stage", "pipelines_deal"):
                 _skip_ahead(cursor, table)
-        pipeline = services.pipeline_create(actor=None, name="B's own")
+        pipeline = services.pipeline_create(actor=SYSTEM, name="B's own")
         stages = list(Stage.objects.filter(pipeline=pipeline).order_by("position"))
     deal = make_deal(org_b, owner=owner_b, stage=stages[1])
     with in_tenant(org_a):

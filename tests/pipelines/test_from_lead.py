@@ -14,6 +14,7 @@ from integrations.models import OutboxEvent
 from pipelines.models import Pipeline, StageChange
 from pipelines.services import deal_create_from_lead
 from rbac.access import access_for
+from tests.factories import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def _converted_lead(owner, *, company=True) -> Lead:
         converted_contact=contact,
         converted_company=firm,
     )
-    lead.tags.set(tags_named(["conference"], actor=None))
+    lead.tags.set(tags_named(["conference"], actor=SYSTEM))
     return lead
 
 
@@ -65,7 +66,7 @@ def test_title_without_company_and_amount_without_estimate(org_a, owner_a, in_te
     with in_tenant(org_a), transaction.atomic():
         lead = _converted_lead(owner_a, company=False)
         lead.company_name, lead.estimated_value = "", None
-        deal = deal_create_from_lead(lead=lead, actor=None)
+        deal = deal_create_from_lead(lead=lead, actor=SYSTEM)
     assert (deal.title, deal.amount) == ("Grace Hopper", Decimal("0"))
 
 
@@ -75,4 +76,4 @@ def test_conversion_counts_against_the_deal_limit(org_a, owner_a, in_tenant):
     with in_tenant(org_a):
         lead = _converted_lead(owner_a)
         with pytest.raises(PlanLimitReached):
-            deal_create_from_lead(lead=lead, actor=None)
+            deal_create_from_lead(lead=lead, actor=SYSTEM)

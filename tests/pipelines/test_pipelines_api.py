@@ -11,6 +11,7 @@ from billing.services import subscription_change_plan
 from pipelines import services
 from pipelines.models import Pipeline, Stage
 from tenants.models import Organization
+from tests.factories import SYSTEM
 
 from ..problems import field_error
 
@@ -32,8 +33,8 @@ def _defaults(org, in_tenant) -> list[tuple[str, bool, bool]]:
 
 def test_default_pipeline_has_the_standard_stages(org_a, in_tenant):
     with in_tenant(org_a):
-        pipeline = services.pipeline_create_default()
-        again = services.pipeline_create_default()
+        pipeline = services.pipeline_create_default(actor=SYSTEM)
+        again = services.pipeline_create_default(actor=SYSTEM)
         stages = list(Stage.objects.filter(pipeline=pipeline).values_list("name", "position", "probability", "kind"))
         assert again.pk == pipeline.pk
         assert Pipeline.objects.count() == 1

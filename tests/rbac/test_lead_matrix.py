@@ -7,6 +7,7 @@ default grants must change this table too.
 import pytest
 
 from crm.services import lead_create
+from tests.factories import SYSTEM
 
 from ..problems import field_error
 
@@ -64,8 +65,8 @@ def world(org_a, owner_a, member, in_tenant):
     def build(role):
         user, client = member(org_a, role)
         with in_tenant(org_a):
-            mine = lead_create(actor=None, name="Mine", owner_id=user.pk)
-            other = lead_create(actor=None, name="Other", owner_id=owner_a.pk)
+            mine = lead_create(actor=SYSTEM, name="Mine", owner_id=user.pk)
+            other = lead_create(actor=SYSTEM, name="Other", owner_id=owner_a.pk)
         return client, mine, other
 
     return build

@@ -11,7 +11,7 @@ from billing.services import subscription_change_plan
 from crm.services import lead_create
 from identity.models import User
 from identity.services import user_register
-from rbac.access import access_for
+from rbac.actor import SystemActor
 
 DEMO_LEADS = [
     ("Ada Lovelace", "ada@analytical.example", "Analytical Engines", "website", Decimal("12000")),
@@ -38,10 +38,10 @@ class Command(BaseCommand):
                 )
                 subscription_change_plan(organization=org, plan_code="enterprise", actor=None)
                 with tenant_context(org):
-                    actor = access_for(user=user, organization=org)
                     for name, lead_email, company, source, value in DEMO_LEADS:
                         lead_create(
-                            actor=actor,
+                            actor=SystemActor("demo data"),
+                            owner_id=user.pk,
                             name=name,
                             email=lead_email,
                             company_name=company,

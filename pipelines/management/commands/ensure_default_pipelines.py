@@ -7,6 +7,7 @@ from django_tenants.utils import tenant_context
 
 from pipelines.models import Pipeline
 from pipelines.services import pipeline_create_default
+from rbac.actor import SystemActor
 from tenants.selectors import tenant_organizations
 
 
@@ -18,6 +19,6 @@ class Command(BaseCommand):
         for organization in tenant_organizations().order_by("pk"):
             with tenant_context(organization), transaction.atomic():
                 if not Pipeline.objects.filter(is_default=True).exists():
-                    pipeline_create_default()
+                    pipeline_create_default(actor=SystemActor("ensure_default_pipelines"))
                     created += 1
         self.stdout.write(f"default pipelines created: {created}")
