@@ -226,7 +226,8 @@ class _ExportViewSet(OrganizationViewSet):
         export = exports.Export(self.filter_queryset(self.get_queryset()), self.record_type)
         name = f"{self.resource}-{timezone.now():%Y%m%d-%H%M%S}.{wanted}"
         if wanted == "pdf":
-            title = f"{self.resource.capitalize()} — {timezone.now():%Y-%m-%d %H:%M} UTC"
+            zone = exports.export_time_zone()
+            title = f"{self.resource.capitalize()} — {timezone.now().astimezone(zone):%Y-%m-%d %H:%M} {zone}"
             response = HttpResponse(exports.pdf_bytes(export, title=title), content_type="application/pdf")
             response["Content-Disposition"] = f'attachment; filename="{name}"'
             return response
@@ -248,8 +249,8 @@ def _export_schema(resource: str):
         description=f"The {resource} list with the list's filters, search and ordering, as a file: CSV (streamed), "
         "XLSX or PDF (at most `EXPORT_PDF_MAX_ROWS` rows). CSV: text that a spreadsheet would run as a formula is "
         "written with a leading single quote; date-times are ISO 8601 with their offset. XLSX: text is written as "
-        "text cells, which are never evaluated (no quote added); date-times are in the server's time zone "
-        "(`TIME_ZONE`, UTC unless configured; organizations have no time zone of their own), named in the column "
+        "text cells, which are never evaluated (no quote added); date-times are in the organization's time zone "
+        "(`time_zone` of `/organizations/current/`, else the server's `TIME_ZONE`), named in the column "
         "header, e.g. `created_at (UTC)`.",
         parameters=[OpenApiParameter("format", str, enum=list(FORMATS), default="csv")],
         responses={

@@ -128,7 +128,10 @@ class PipelineViewSet(OrganizationViewSet):
     def create(self, request):
         data = PipelineInput(data=request.data)
         data.is_valid(raise_exception=True)
-        pipeline = services.pipeline_create(actor=self.access, **data.validated_data)
+        # Without a currency, the organization's default currency (``Organization.currency``), which new deals in
+        # the pipeline then default to.
+        fields = {"currency": request.tenant.currency, **data.validated_data}
+        pipeline = services.pipeline_create(actor=self.access, **fields)
         return Response(PipelineOutput(selectors.pipelines().get(pk=pipeline.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PipelineUpdateInput, responses={200: PipelineOutput}, tags=TAGS_PIPELINES)
