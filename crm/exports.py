@@ -1,4 +1,5 @@
-"""Exports of contacts, companies and leads: CSV (streamed), XLSX (written row by row to a temporary file) and
+"""Exports of contacts, companies and leads, and of the records other apps register (:func:`register`: deals):
+CSV (streamed), XLSX (written row by row to a temporary file) and
 PDF (a bounded number of rows).
 
 Memory stays flat whatever the number of rows: rows are streamed from PostgreSQL in chunks of ``CHUNK_SIZE`` as
@@ -115,6 +116,19 @@ _PDF_COLUMNS: dict[str, list[str]] = {
     RecordType.COMPANY: ["name", "domain", "industry", "city", "country", "owner"],
     RecordType.LEAD: ["name", "email", "company_name", "status", "score", "estimated_value", "owner"],
 }
+
+
+def register(record_type: str, *, columns: list[tuple[str, str]], pdf_columns: list[str]) -> None:
+    """Export another app's records the same way: ``columns`` as (header, value path), before ``created_at`` and
+    ``updated_at``; ``pdf_columns`` the headers that fit a page. An app above crm registers its own at start-up
+    (``pipelines.exports``: deals), so crm never imports it."""
+    if record_type in _COLUMNS and _COLUMNS[record_type] != columns:
+        raise ValueError(f"the export of {record_type} is registered twice with different columns")
+    unknown = set(pdf_columns) - {header for header, _path in columns}
+    if unknown:
+        raise ValueError(f"PDF columns that are not columns: {', '.join(sorted(unknown))}")
+    _COLUMNS[record_type] = list(columns)
+    _PDF_COLUMNS[record_type] = list(pdf_columns)
 
 
 class TooManyRowsForPdf(ValidationFailed):
