@@ -128,6 +128,15 @@ def test_analytics_answer_in_the_organizations_time_zone(as_owner_a):
     assert report["period"]["time_zone"] == "Asia/Tokyo"
 
 
+def test_a_cached_forecast_is_never_answered_in_the_previous_time_zone(as_owner_a):
+    as_owner_a.patch(URL, {"time_zone": "Europe/Paris"}, format="json")
+    assert as_owner_a.get("/api/v1/analytics/forecast/").json()["time_zone"] == "Europe/Paris"  # cached now
+
+    as_owner_a.patch(URL, {"time_zone": "Europe/Madrid"}, format="json")
+
+    assert as_owner_a.get("/api/v1/analytics/forecast/").json()["time_zone"] == "Europe/Madrid"
+
+
 def test_campaigns_send_in_the_organizations_time_zone(as_owner_a, org_a):
     as_owner_a.patch(URL, {"time_zone": "Australia/Sydney"}, format="json")
     assert organization_time_zone(Organization.objects.get(pk=org_a.pk)) == zoneinfo.ZoneInfo("Australia/Sydney")
