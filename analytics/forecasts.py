@@ -288,7 +288,13 @@ def forecast(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     now = now or timezone.now()
-    params = {"months": months, "pipeline": pipeline_id, "owner": owner_id, "today": now.astimezone(tz).date()}
+    params = {
+        "months": months,
+        "pipeline": pipeline_id,
+        "owner": owner_id,
+        "today": now.astimezone(tz).date(),
+        "time_zone": tz.key,  # the organization may change its zone: never answer from the old zone's entry
+    }
 
     def compute() -> dict[str, Any]:
         engine = Engine(actor, tz=tz, now=now)
@@ -354,7 +360,7 @@ def forecast_accuracy(
     of the last ``months`` with a forecast, the forecast made at its start (the last weekly snapshot taken on or
     before its first day, else its first one), what was won, the error and whether it fell in the 80% interval."""
     now = now or timezone.now()
-    params = {"months": months, "today": now.astimezone(tz).date()}
+    params = {"months": months, "today": now.astimezone(tz).date(), "time_zone": tz.key}
     return cache.cached(actor, "forecast-accuracy", params, lambda: _accuracy(actor, tz, months, now))
 
 

@@ -1,4 +1,5 @@
-"""Exports of contacts, companies and leads: CSV (streamed), XLSX (written row by row to a temporary file) and
+"""Exports of contacts, companies and leads, and of the records other apps register (:func:`register`: deals):
+CSV (streamed), XLSX (written row by row to a temporary file) and
 PDF (a bounded number of rows).
 
 Memory stays flat whatever the number of rows: rows are streamed from PostgreSQL in chunks of ``CHUNK_SIZE`` as
@@ -14,8 +15,8 @@ XLSX and PDF take typed values, each column with a formatter chosen once per exp
 Formula injection: a CSV cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would run as
 a formula once a spreadsheet opens the file; it is written with a leading single quote (the import drops that
 quote again). XLSX has cell types: text is written as string cells, which a spreadsheet never evaluates, so the
-value stays as it is (no quote). XLSX date-times carry no offset: they are in :func:`export_time_zone`, named in
-the column header (``created_at (UTC)``); CSV has ISO 8601 with the offset.
+value stays as it is (no quote). XLSX date-times carry no offset: they are in :func:`export_time_zone` (the
+organization's), named in the column header (``created_at (UTC)``); CSV has ISO 8601 with the offset.
 
 Settings: ``EXPORT_PDF_MAX_ROWS`` (500; more rows: 400 ``too_many_rows_for_pdf``) and ``EXPORT_PDF_FONT`` (a
 TrueType font with wide Unicode coverage; DejaVu Sans where installed).
@@ -27,6 +28,7 @@ import csv
 import datetime
 import io
 import tempfile
+import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from decimal import Decimal
@@ -115,6 +117,19 @@ _PDF_COLUMNS: dict[str, list[str]] = {
     RecordType.COMPANY: ["name", "domain", "industry", "city", "country", "owner"],
     RecordType.LEAD: ["name", "email", "company_name", "status", "score", "estimated_value", "owner"],
 }
+
+
+def register(record_type: str, *, columns: list[tuple[str, str]], pdf_columns: list[str]) -> None:
+    """Export another app's records the same way: ``columns`` as (header, value path), before ``created_at`` and
+    ``updated_at``; ``pdf_columns`` the headers that fit a page. An app above crm registers its own at start-up
+    (``pipelines.exports``: deals), so crm never imports it."""
+    if record_type in _COLUMNS and _COLUMNS[record_type] != columns:
+        raise ValueError(f"the export of {record_type} is registered twice with different columns")
+    unknown = set(pdf_columns) - {header for header, _path in columns}
+    if unknown:
+        raise ValueError(f"PDF columns that are not columns: {', '.join(sorted(unknown))}")
+    _COLUMNS[record_type] = list(columns)
+    _PDF_COLUMNS[record_type] = list(pdf_columns)
 
 
 class TooManyRowsForPdf(ValidationFailed):
@@ -393,8 +408,14 @@ def csv_chunks(export: Export, *, chunk_size: int = CHUNK_SIZE) -> Iterator[byte
 
 
 def export_time_zone() -> datetime.tzinfo:
-    """The zone of an export's date-times where the format has no offset (XLSX). An organization has no time zone
-    of its own (``tenants.Organization``), so this is the deployment's ``TIME_ZONE`` (UTC unless set)."""
+    """The zone of an export's date-times where the format has no offset (XLSX): the organization's
+    (``Organization.time_zone``), else the deployment's ``TIME_ZONE`` (UTC unless set)."""
+    name = getattr(getattr(connection, "tenant", None), "time_zone", None)
+    if name:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass  # a zone this system no longer knows: the deployment's
     return timezone.get_default_timezone()
 
 
@@ -472,6 +493,7 @@ def pdf_bytes(export: Export, *, title: str) -> bytes:
     from fpdf import FPDF
 
     limit = pdf_max_rows()
+    zone = export_time_zone()
     rows = list(export.rows(limit=limit + 1))
     if len(rows) > limit:
         raise TooManyRowsForPdf(f"A PDF holds at most {limit:,} rows; this export has more.", extra={"max_rows": limit})
@@ -488,7 +510,7 @@ def pdf_bytes(export: Export, *, title: str) -> bytes:
     pdf.set_auto_page_break(auto=True, margin=10)
     pdf.add_page()
     pdf.set_font(family, size=12)
-    pdf.cell(text=_pdf_text(title, unicode=bool(font)), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(text=_pdf_text(title, unicode=bool(font), zone=zone), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(family, size=7)
     with pdf.table(text_align="LEFT", line_height=4, first_row_as_headings=True, repeat_headings=1) as table:
         heading = table.row()
@@ -497,12 +519,12 @@ def pdf_bytes(export: Export, *, title: str) -> bytes:
         for row in rows:
             line = table.row()
             for position in positions:
-                line.cell(_pdf_text(row[position], unicode=bool(font)))
+                line.cell(_pdf_text(row[position], unicode=bool(font), zone=zone))
     return bytes(pdf.output())
 
 
-def _pdf_text(value: Any, *, unicode: bool) -> str:
-    """A cell as shown on paper: values as they are (a PDF runs no formulas)."""
+def _pdf_text(value: Any, *, unicode: bool, zone: datetime.tzinfo = datetime.UTC) -> str:
+    """A cell as shown on paper: values as they are (a PDF runs no formulas), date-times in ``zone``."""
     if value is None:
         text = ""
     elif isinstance(value, bool):
@@ -510,7 +532,7 @@ def _pdf_text(value: Any, *, unicode: bool) -> str:
     elif isinstance(value, list):
         text = ", ".join(map(str, value))
     elif isinstance(value, datetime.datetime):
-        text = value.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M")
+        text = value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
     else:
         text = str(value)
     return text if unicode else text.encode("latin-1", "replace").decode("latin-1")

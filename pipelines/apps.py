@@ -13,12 +13,14 @@ class PipelinesConfig(AppConfig):
         from crm.models import Company, Contact
         from tenants.signals import organization_provisioned
 
+        from . import exports
         from .models import Deal
         from .receivers import default_pipeline_for_new_organization
         from .selectors import deal_count
         from .services import deal_create_from_lead
 
         register_counter(Limit.DEALS, deal_count)
+        exports.register()  # the deals export's columns, in crm's export registry
         organization_provisioned.connect(default_pipeline_for_new_organization, dispatch_uid="pipelines.default")
         # crm's record kernel, filled from above so crm never imports pipelines (docs/decisions/0017).
         records.register_record_model(RecordType.DEAL, Deal)

@@ -58,3 +58,29 @@ class MemberNotFound(NotFound):
 class UnknownPermission(ValidationFailed):
     code = "unknown_permission"
     title = "Unknown permission code."
+
+
+class InvitationUnknown(NotFound):
+    """No pending invitation has this token: never sent, revoked, replaced by a resend, or its organization is gone.
+    One answer for all of them, to the byte."""
+
+    code = "invitation_not_found"
+    title = "No invitation has this token."
+
+
+class InvitationGone(DomainError):
+    """The invitation existed for this token but can no longer be accepted; the code says why."""
+
+    code = "invitation_gone"
+    status = status.HTTP_410_GONE
+    title = "The invitation can no longer be accepted."
+
+
+class InvitationExpired(InvitationGone):
+    code = "invitation_expired"
+    title = "The invitation has expired; ask for a new one."
+
+
+class InvitationUsed(InvitationGone):
+    code = "invitation_accepted"
+    title = "The invitation has been accepted already; sign in instead."

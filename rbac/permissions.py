@@ -5,7 +5,6 @@ MEMBER_MANAGE = declare("rbac.member.manage", "Invite, change the role of, deact
 ROLE_VIEW = declare("rbac.role.view", "See roles and their permissions")
 ROLE_MANAGE = declare("rbac.role.manage", "Create, edit and delete custom roles")
 AUDIT_VIEW = declare("rbac.audit.view", "Read the audit trail")
-ORGANIZATION_VIEW = declare("tenants.organization.view", "See the organization's profile")
 OWNERSHIP_TRANSFER = declare(
     "rbac.ownership.transfer",
     "Hand the organization's ownership to another member; change the role of, deactivate or remove an owner",

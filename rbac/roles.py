@@ -8,7 +8,7 @@ from .choices import SystemRole
 
 ALL, OWN = Scope.ALL, Scope.OWN
 
-_OWNER_ONLY = {"billing.subscription.manage", "rbac.ownership.transfer"}
+_OWNER_ONLY = {"billing.subscription.manage", "rbac.ownership.transfer", "tenants.organization.delete"}
 
 _MANAGER: dict[str, Scope | None] = {
     "crm.*": ALL,

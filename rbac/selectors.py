@@ -4,6 +4,7 @@ from django.utils import timezone
 from tenants.choices import OrganizationStatus
 
 from .choices import InvitationStatus
+from .errors import InvitationExpired, InvitationUnknown, InvitationUsed
 from .models import Invitation, Membership, Role
 
 
@@ -42,3 +43,25 @@ def invitations_with_status(queryset: QuerySet[Invitation], status: str) -> Quer
     if status == InvitationStatus.EXPIRED:
         return queryset.filter(Q(status=InvitationStatus.EXPIRED) | (pending & Q(expires_at__lte=now)))
     return queryset.filter(status=status)
+
+
+def invitation_for_invitee(*, token: str) -> Invitation:
+    """The pending invitation ``token`` names, with its organization, role and inviter, for the invitee to look at
+    before accepting. Unknown, revoked or replaced tokens, and invitations to an organization that is no longer
+    active: :class:`InvitationUnknown` (404, one answer for all); expired: :class:`InvitationExpired` (410);
+    accepted: :class:`InvitationUsed` (410)."""
+    from .services import invitation_by_token  # the token's hash is the services' (they issue tokens)
+
+    invitation = invitation_by_token(token=token)
+    if (
+        invitation is None
+        or invitation.status == InvitationStatus.REVOKED
+        or invitation.organization.status != OrganizationStatus.ACTIVE
+    ):
+        raise InvitationUnknown()
+    status = invitation.effective_status
+    if status == InvitationStatus.EXPIRED:
+        raise InvitationExpired()
+    if status == InvitationStatus.ACCEPTED:
+        raise InvitationUsed()
+    return invitation

@@ -418,7 +418,11 @@ def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
 
 
 def invitation_by_token(*, token: str) -> Invitation | None:
-    return Invitation.objects.select_related("organization", "role").filter(token_hash=_token_hash(token or "")).first()
+    return (
+        Invitation.objects.select_related("organization", "role", "invited_by")
+        .filter(token_hash=_token_hash(token or ""))
+        .first()
+    )
 
 
 @transaction.atomic

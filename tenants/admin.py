@@ -34,7 +34,10 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "status", "schema_name", "created_at", "deleted_at"]
     list_filter = ["status"]
     search_fields = ["name", "slug", "schema_name", "domains__domain"]
-    readonly_fields = ["slug", "schema_name", "status", "created_at", "activated_at", "deleted_at"]
+    # The settings (time zone, currency, logo) are the organization's own, edited through the API's validation.
+    readonly_fields = [
+        "slug", "schema_name", "status", "time_zone", "currency", "logo_url", "created_at", "activated_at", "deleted_at"
+    ]  # fmt: skip
     fields = ["name", *readonly_fields]
     inlines = [DomainInline]
     actions = ["suspend", "reactivate", "delete_organizations"]
@@ -86,7 +89,13 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Delete (suspend now, purge the schema after the grace period)")
     def delete_organizations(self, request, queryset):
-        apply_to_each(self, request, queryset, lambda o: services.organization_delete(organization=o), done="deleted")
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda o: services.organization_delete(organization=o, actor=request.user),
+            done="deleted",
+        )
 
 
 @admin.register(Domain)

@@ -14,3 +14,8 @@ class OrganizationRequired(ValidationFailed):
 class SlugTaken(Conflict):
     code = "slug_taken"
     title = "That organization address is already taken."
+
+
+class ConfirmationRequired(ValidationFailed):
+    code = "confirmation_required"
+    title = "Confirm by sending the organization's slug as `confirm`."

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
@@ -21,6 +22,11 @@ class Organization(TenantMixin):
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Settings the organization's people edit (PATCH /organizations/current/, validated in tenants.settings).
+    # An IANA zone name; empty: the deployment's TIME_ZONE (analytics, campaigns and exports read it so).
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code: the default of new pipelines.")
+    logo_url = models.URLField(max_length=2000, blank=True, default="")
 
     # Schemas are created by tenants.services, never implicitly by save().
     auto_create_schema = False
@@ -36,6 +42,11 @@ class Organization(TenantMixin):
     @property
     def is_active(self) -> bool:
         return self.status == OrganizationStatus.ACTIVE
+
+    @property
+    def effective_time_zone(self) -> str:
+        """The zone the organization's dates are in: its own, else the deployment's ``TIME_ZONE``."""
+        return self.time_zone or settings.TIME_ZONE
 
 
 class Domain(DomainMixin):

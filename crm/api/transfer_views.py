@@ -1,4 +1,5 @@
-"""Imports (``/imports/``) and exports (``/exports/{contacts,companies,leads}/``) of CRM records.
+"""Imports (``/imports/``) and exports (``/exports/{contacts,companies,leads}/``) of CRM records; apps above crm
+export theirs with the same base (``/exports/deals/``: ``pipelines.api.export_views``).
 
 Authorization stays declared. Exports declare ``crm.<type>.export``, so the base viewset limits the rows to the
 caller's scope for that permission (a Sales Rep exports their own records). An import's permission depends on
@@ -201,7 +202,10 @@ def _list_view(name: str):
     return getattr(views, name, None)
 
 
-class _ExportViewSet(OrganizationViewSet):
+class ExportViewSet(OrganizationViewSet):
+    """The base of every export: a record type's list (its queryset, filters, search and ordering, declared by the
+    subclass) as a file. Apps above crm subclass it for their records (``pipelines.api.export_views``)."""
+
     required_feature = Feature.IMPORT_EXPORT
     renderer_classes = [JSONRenderer, CsvRenderer, XlsxRenderer, PdfRenderer]
     content_negotiation_class = LenientNegotiation
@@ -226,7 +230,8 @@ class _ExportViewSet(OrganizationViewSet):
         export = exports.Export(self.filter_queryset(self.get_queryset()), self.record_type)
         name = f"{self.resource}-{timezone.now():%Y%m%d-%H%M%S}.{wanted}"
         if wanted == "pdf":
-            title = f"{self.resource.capitalize()} — {timezone.now():%Y-%m-%d %H:%M} UTC"
+            zone = exports.export_time_zone()
+            title = f"{self.resource.capitalize()} — {timezone.now().astimezone(zone):%Y-%m-%d %H:%M} {zone}"
             response = HttpResponse(exports.pdf_bytes(export, title=title), content_type="application/pdf")
             response["Content-Disposition"] = f'attachment; filename="{name}"'
             return response
@@ -242,14 +247,14 @@ class _ExportViewSet(OrganizationViewSet):
         return response
 
 
-def _export_schema(resource: str):
+def export_schema(resource: str):
     return extend_schema(
         summary=f"Export {resource}",
         description=f"The {resource} list with the list's filters, search and ordering, as a file: CSV (streamed), "
         "XLSX or PDF (at most `EXPORT_PDF_MAX_ROWS` rows). CSV: text that a spreadsheet would run as a formula is "
         "written with a leading single quote; date-times are ISO 8601 with their offset. XLSX: text is written as "
-        "text cells, which are never evaluated (no quote added); date-times are in the server's time zone "
-        "(`TIME_ZONE`, UTC unless configured; organizations have no time zone of their own), named in the column "
+        "text cells, which are never evaluated (no quote added); date-times are in the organization's time zone "
+        "(`time_zone` of `/organizations/current/`, else the server's `TIME_ZONE`), named in the column "
         "header, e.g. `created_at (UTC)`.",
         parameters=[OpenApiParameter("format", str, enum=list(FORMATS), default="csv")],
         responses={
@@ -267,7 +272,7 @@ _contact_view = _list_view("ContactViewSet")
 _company_view = _list_view("CompanyViewSet")
 
 
-class LeadExportViewSet(_ExportViewSet):
+class LeadExportViewSet(ExportViewSet):
     queryset = Lead.objects.all()
     record_type, resource = RecordType.LEAD, "leads"
     action_permissions = {"list": "crm.lead.export"}
@@ -276,12 +281,12 @@ class LeadExportViewSet(_ExportViewSet):
     ordering_fields = getattr(_lead_view, "ordering_fields", ["created_at", "updated_at", "name"])
     ordering = getattr(_lead_view, "ordering", ["-created_at", "-pk"])
 
-    @_export_schema("leads")
+    @export_schema("leads")
     def list(self, request):
         return super().list(request)
 
 
-class ContactExportViewSet(_ExportViewSet):
+class ContactExportViewSet(ExportViewSet):
     queryset = Contact.objects.all()
     record_type, resource = RecordType.CONTACT, "contacts"
     action_permissions = {"list": "crm.contact.export"}
@@ -290,12 +295,12 @@ class ContactExportViewSet(_ExportViewSet):
     ordering_fields = getattr(_contact_view, "ordering_fields", ["created_at", "updated_at", "last_name", "email"])
     ordering = getattr(_contact_view, "ordering", ["last_name", "first_name", "pk"])
 
-    @_export_schema("contacts")
+    @export_schema("contacts")
     def list(self, request):
         return super().list(request)
 
 
-class CompanyExportViewSet(_ExportViewSet):
+class CompanyExportViewSet(ExportViewSet):
     queryset = Company.objects.all()
     record_type, resource = RecordType.COMPANY, "companies"
     action_permissions = {"list": "crm.company.export"}
@@ -304,6 +309,6 @@ class CompanyExportViewSet(_ExportViewSet):
     ordering_fields = getattr(_company_view, "ordering_fields", ["created_at", "updated_at", "name"])
     ordering = getattr(_company_view, "ordering", ["name", "pk"])
 
-    @_export_schema("companies")
+    @export_schema("companies")
     def list(self, request):
         return super().list(request)

@@ -1,8 +1,9 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.references import PersonReference
 from identity.models import User
-from rbac.api.serializers import OrganizationOfMemberOutput
+from rbac.api.serializers import OrganizationOfMemberOutput, RoleSummary
 from rbac.selectors import memberships_of
 from tenants.models import Organization
 
@@ -93,3 +94,21 @@ class InvitationAcceptInput(serializers.Serializer):
     password = serializers.CharField(max_length=128, required=False, style={"input_type": "password"})
     first_name = serializers.CharField(max_length=150, required=False, default="")
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+
+
+class InvitationOrganizationOutput(serializers.Serializer):
+    name = serializers.CharField()
+    logo_url = serializers.CharField(help_text="https URL of the organization's logo; empty when it has none.")
+
+
+class InvitationPreviewOutput(serializers.Serializer):
+    """What an invitee sees before accepting: where to, from whom, with which role, until when."""
+
+    organization = InvitationOrganizationOutput()
+    email = serializers.EmailField(help_text="The address invited: the account that accepts must have it.")
+    inviter = PersonReference(
+        source="invited_by", allow_null=True, help_text="Null when the inviter's account is gone."
+    )
+    role = RoleSummary()
+    status = serializers.ChoiceField(choices=["pending"], help_text="Always `pending`: other invitations are 404/410.")
+    expires_at = serializers.DateTimeField()

@@ -40,7 +40,9 @@ class StageSpecInput(serializers.Serializer):
 
 class PipelineInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False, help_text="ISO 4217 code, e.g. EUR.")
+    currency = serializers.RegexField(
+        r"^[A-Za-z]{3}$", required=False, help_text="ISO 4217 code, e.g. EUR. Default: the organization's currency."
+    )
     stages = StageSpecInput(
         many=True,
         required=False,

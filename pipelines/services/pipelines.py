@@ -11,6 +11,7 @@ from django.utils import timezone
 from config.api.errors import ValidationFailed
 from crm.records import UNSET, given
 from rbac.actor import Actor, require_actor
+from tenants.selectors import current_organization
 
 from ..choices import DEFAULT_PIPELINE_NAME, DealStatus, StageKind
 from ..errors import (
@@ -81,13 +82,16 @@ def pipeline_create(
     *,
     actor: Actor,
     name: str,
-    currency: str = "USD",
+    currency: str = UNSET,
     stages: list[dict[str, Any]] | None = None,
     is_default: bool = False,
 ) -> Pipeline:
-    """A new pipeline with ``stages`` (in order) or the standard ones. Plan gating happens in the API
-    (``Feature.MULTIPLE_PIPELINES``); the organization's first pipeline always becomes its default."""
+    """A new pipeline with ``stages`` (in order) or the standard ones, in ``currency`` or else the organization's
+    (which new deals in it then default to). Plan gating happens in the API (``Feature.MULTIPLE_PIPELINES``); the
+    organization's first pipeline always becomes its default."""
     require_actor(actor)
+    if not given(currency):
+        currency = current_organization().currency
     specs = stages or default_specs()
     check_stage_specs(specs)
     lock_default_pipeline()

@@ -5,7 +5,7 @@ from . import views
 urlpatterns = [
     path(
         "organizations/current/",
-        views.CurrentOrganizationViewSet.as_view({"get": "current"}),
+        views.CurrentOrganizationViewSet.as_view({"get": "current", "patch": "partial_update", "delete": "destroy"}),
         name="organization-current",
     ),
 ]

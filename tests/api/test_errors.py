@@ -112,7 +112,7 @@ def debug(request, settings):
 
 
 @pytest.mark.parametrize(
-    "url", ["/api/v1/leads/abc/", "/api/v1/exports/deals/", "/api/v1/nothing/", "/api/v2/leads/", "/api/"]
+    "url", ["/api/v1/leads/abc/", "/api/v1/exports/opportunities/", "/api/v1/nothing/", "/api/v2/leads/", "/api/"]
 )
 def test_unknown_urls_are_problems_in_production_and_in_debug(as_owner_a, debug, url):
     response = as_owner_a.get(url)

@@ -2,7 +2,7 @@
 accepting signs up a new person or attaches an existing one."""
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from unittest.mock import ANY
 
 import pytest
@@ -243,3 +243,78 @@ def test_invitations_of_another_organization_are_404(as_owner_a, org_b, owner_b)
 def test_an_unknown_token_is_invalid(api):
     response = _accept(api, "nope-" * 8, password=NEW_PASSWORD)
     assert (response.status_code, response.json()["code"]) == (400, "invitation_invalid")
+
+
+# --- looking at an invitation before accepting it (GET /invitations/accept/?token=) ---
+
+
+def _look(client, token):
+    return client.get("/api/v1/invitations/accept/", {"token": token})
+
+
+def test_the_invitee_sees_the_organization_the_inviter_the_role_and_the_expiry(api, org_a, owner_a, invite):
+    owner_a.first_name, owner_a.last_name = "Olga", "Owner"
+    owner_a.save(update_fields=["first_name", "last_name"])
+    response, token = invite("preview@example.test", "manager")
+
+    looked = _look(api, token)
+
+    assert looked.status_code == 200, looked.content
+    invitation = Invitation.objects.get(pk=response.json()["id"])
+    assert looked.json() == {
+        "organization": {"name": "Org A", "logo_url": ""},
+        "email": "preview@example.test",
+        "inviter": {"id": owner_a.pk, "email": owner_a.email, "name": "Olga Owner"},
+        "role": {"id": _role("manager").pk, "key": "manager", "name": "Manager"},
+        "status": "pending",
+        "expires_at": ANY,
+    }
+    assert looked.json()["expires_at"] == response.json()["expires_at"]
+    assert datetime.fromisoformat(looked.json()["expires_at"]) == invitation.expires_at
+    assert _accept(api, token, password=NEW_PASSWORD).status_code == 200  # looking did not use it up
+
+
+def test_unknown_revoked_replaced_and_orphaned_tokens_are_the_same_404(
+    as_owner_a, api, org_a, invite, unique_email, django_capture_on_commit_callbacks
+):
+    revoked_response, revoked = invite(unique_email())
+    as_owner_a.post(f"/api/v1/invitations/{revoked_response.json()['id']}/revoke/")
+    resent_response, replaced = invite(unique_email())
+    with django_capture_on_commit_callbacks(execute=True):
+        as_owner_a.post(f"/api/v1/invitations/{resent_response.json()['id']}/resend/")
+    gone_org_response, orphaned = invite(unique_email())
+    from tenants.models import Organization
+
+    unknown = _look(api, "x" * 43)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "invitation_not_found")
+    assert _look(api, revoked).content == unknown.content
+    assert _look(api, replaced).content == unknown.content
+    Organization.objects.filter(pk=org_a.pk).update(status="suspended")
+    assert _look(api, orphaned).content == unknown.content
+
+
+def test_expired_and_accepted_invitations_are_410_with_their_code(api, invite, unique_email):
+    expired_response, expired = invite(unique_email())
+    Invitation.objects.filter(pk=expired_response.json()["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    _accepted_response, accepted = invite(unique_email())
+    assert _accept(api, accepted, password=NEW_PASSWORD).status_code == 200
+
+    for token, code in [(expired, "invitation_expired"), (accepted, "invitation_accepted")]:
+        response = _look(api, token)
+        assert (response.status_code, response.json()["code"]) == (410, code)
+        assert response["Content-Type"] == "application/problem+json"
+
+
+def test_looking_needs_a_token(api):
+    assert field_error(api.get("/api/v1/invitations/accept/"))["field"] == "token"
+
+
+def test_looking_is_rate_limited_per_client(invite, unique_email):
+    from rest_framework.test import APIClient
+
+    _response, token = invite(unique_email())
+    client = APIClient(REMOTE_ADDR="203.0.113.9")
+    statuses = [_look(client, token).status_code for _ in range(31)]
+    assert statuses[:30] == [200] * 30
+    assert statuses[30] == 429
+    assert _look(APIClient(REMOTE_ADDR="203.0.113.10"), token).status_code == 200
