@@ -90,7 +90,7 @@ def pipeline_create(
     (which new deals in it then default to). Plan gating happens in the API (``Feature.MULTIPLE_PIPELINES``); the
     organization's first pipeline always becomes its default."""
     require_actor(actor)
-    if not given(currency):
+    if currency is UNSET:
         currency = current_organization().currency
     specs = stages or default_specs()
     check_stage_specs(specs)
