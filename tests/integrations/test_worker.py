@@ -12,7 +12,12 @@ from crm import services as crm
 from integrations import services
 from integrations.choices import DeliveryStatus
 from integrations.models import WebhookAttempt, WebhookDelivery
-from integrations.tasks import deliver_webhook_task, outbox_relay_task, webhook_dispatch_due_task
+from integrations.tasks import (
+    deliver_webhook_task,
+    deliver_webhooks_task,
+    outbox_relay_task,
+    webhook_dispatch_due_task,
+)
 from tenants.services import organization_delete, organization_purge
 from tests.factories import SYSTEM
 
@@ -33,7 +38,13 @@ def organization(loopback):
 @pytest.fixture
 def queued(celery_worker, monkeypatch):
     """Tasks queued by this process go to the test worker's queue."""
-    celery_worker.route(outbox_relay_task, deliver_webhook_task, webhook_dispatch_due_task, monkeypatch=monkeypatch)
+    celery_worker.route(
+        outbox_relay_task,
+        deliver_webhook_task,
+        deliver_webhooks_task,
+        webhook_dispatch_due_task,
+        monkeypatch=monkeypatch,
+    )
     return celery_worker
 
 
