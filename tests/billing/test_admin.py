@@ -5,8 +5,9 @@ import pytest
 from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from billing.models import Feature, Override, Plan, Subscription
+from billing.models import Feature, Override, Plan, ProviderEvent, Subscription, UsageAlert
 from identity.models import User
 from rbac.models import AuditEntry, Invitation, Membership, Role
 from rbac.services import invitation_create, system_role
@@ -31,6 +32,13 @@ def rows(org_a, owner_a):
     """At least one row of every model the admin shows."""
     invitation_create(organization=org_a, email="admin-smoke@example.test", role=system_role("viewer"), actor=owner_a)
     Override.objects.create(organization=org_a, limit="seats", limit_value=10, reason="smoke")
+    # read-only records of the payment provider's events and of usage alerts (decision 0014)
+    ProviderEvent.objects.create(
+        event_id="evt_smoke", type="invoice.paid", created=timezone.now(), organization=org_a, outcome="applied"
+    )
+    UsageAlert.objects.create(
+        organization=org_a, limit="seats", threshold=80, period_start=timezone.now().date(), used=8, value=10
+    )
     return org_a
 
 
@@ -44,6 +52,8 @@ def test_every_model_of_billing_and_rbac_is_registered():
         "billing.Feature",
         "billing.Subscription",
         "billing.Override",
+        "billing.ProviderEvent",
+        "billing.UsageAlert",
         "rbac.Role",
         "rbac.Membership",
         "rbac.Invitation",
