@@ -2,7 +2,7 @@ from celery import shared_task
 
 from config.tasks import PublicTask
 
-from . import metering, payments, provider, services
+from . import dunning, metering, provider, services
 from .errors import PaymentProviderUnavailable
 
 
@@ -14,7 +14,7 @@ def expire_trials_task() -> int:
 @shared_task(name="billing.dunning", base=PublicTask, periodic=True)
 def dunning_task() -> dict[str, int]:
     """Past-due subscriptions past their grace go to Free; downgrades due at the period's end apply."""
-    return payments.subscription_dunning()
+    return dunning.subscription_dunning()
 
 
 @shared_task(name="billing.report_usage", base=PublicTask, periodic=True)

@@ -1,8 +1,6 @@
 """The operators' admin for plans, features, subscriptions, overrides, roles, memberships, invitations and the audit
 trail: every page renders, the actions work, and every change is audited and applies on the next request."""
 
-import datetime
-
 import pytest
 from django.contrib import admin
 from django.test import Client
@@ -34,11 +32,12 @@ def rows(org_a, owner_a):
     """At least one row of every model the admin shows."""
     invitation_create(organization=org_a, email="admin-smoke@example.test", role=system_role("viewer"), actor=owner_a)
     Override.objects.create(organization=org_a, limit="seats", limit_value=10, reason="smoke")
+    # read-only records of the payment provider's events and of usage alerts (decision 0014)
     ProviderEvent.objects.create(
         event_id="evt_smoke", type="invoice.paid", created=timezone.now(), organization=org_a, outcome="applied"
     )
     UsageAlert.objects.create(
-        organization=org_a, limit="seats", threshold=80, period_start=datetime.date(2026, 12, 1), used=8, value=10
+        organization=org_a, limit="seats", threshold=80, period_start=timezone.now().date(), used=8, value=10
     )
     return org_a
 

@@ -17,9 +17,9 @@ from django.core import mail
 from django.utils import timezone
 
 from billing.choices import SubscriptionStatus
+from billing.dunning import subscription_dunning
 from billing.errors import PlanLimitReached
 from billing.models import Plan, ProviderEvent
-from billing.payments import subscription_dunning
 from billing.services import subscription_change_plan
 from rbac.models import AuditEntry
 
