@@ -3,6 +3,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.references import PersonReference
 from crm.choices import DedupePolicy, ImportStatus
 from crm.imports import IMPORTABLE
 from crm.models import ImportJob
@@ -43,7 +44,7 @@ class ImportCreateInput(serializers.Serializer):
 
 
 class ImportJobOutput(serializers.ModelSerializer):
-    created_by = serializers.IntegerField(source="created_by_id", allow_null=True)
+    created_by = PersonReference(allow_null=True)
     progress = serializers.SerializerMethodField(help_text="Percentage of rows processed.")
     errors_url = serializers.SerializerMethodField(help_text="The per-row errors as CSV, once the import finished.")
 

@@ -92,7 +92,8 @@ class ImportJobViewSet(OrganizationViewSet):
         importable = [kind for kind in imports.IMPORTABLE if access.scope(f"crm.{kind}.import") is not None]
         sees_all = [kind for kind in importable if access.scope(f"crm.{kind}.view") == Scope.ALL]
         mine = Q(created_by_id=access.user_id) if access.user_id is not None else Q(pk__in=[])
-        return queryset.filter(record_type__in=importable).filter(mine | Q(record_type__in=sees_all))
+        visible = queryset.filter(record_type__in=importable).filter(mine | Q(record_type__in=sees_all))
+        return visible.select_related("created_by")
 
     @extend_schema(
         request={"multipart/form-data": ImportCreateInput},

@@ -409,7 +409,10 @@ def test_another_organizations_import_job_is_not_found(
         assert answer.status_code == 404
         assert answer.json()["code"] == "not_found"
     assert client_a.get("/api/v1/imports/not-a-uuid/").status_code == 404
-    assert [row["id"] for row in client_a.get("/api/v1/imports/").json()["results"]] == [str(job_a.pk)]
+    listed = client_a.get("/api/v1/imports/").json()["results"]
+    assert [row["id"] for row in listed] == [str(job_a.pk)]
+    creator = job_a.created_by
+    assert listed[0]["created_by"] == {"id": creator.pk, "email": creator.email, "name": creator.full_name}
     assert client_b.get(f"/api/v1/imports/{job_b}/").status_code == 200
 
 
