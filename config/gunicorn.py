@@ -28,11 +28,6 @@ import os
 import shutil
 from pathlib import Path
 
-_given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-_servers_dir = Path(__file__).resolve().parent.parent / "var" / "prometheus"
-_multiproc_dir = Path(_given) if _given else _servers_dir / str(os.getpid())
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_multiproc_dir)  # read by prometheus_client in the workers
-
 
 def _running(pid: str) -> bool:
     try:
@@ -45,12 +40,17 @@ def _running(pid: str) -> bool:
 
 
 def on_starting(server) -> None:
-    """A previous server's files would count as this one's: start from an empty directory."""
-    shutil.rmtree(_multiproc_dir, ignore_errors=True)
-    _multiproc_dir.mkdir(parents=True, exist_ok=True)
-    if not _given and _servers_dir.is_dir():
-        for stale in _servers_dir.iterdir():
-            if stale != _multiproc_dir and not _running(stale.name):
+    """Before any worker is forked: the metrics directory, empty (a previous server's files would count as this
+    one's), named in the environment the workers inherit (prometheus_client reads it when they import it)."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    servers = Path(__file__).resolve().parent.parent / "var" / "prometheus"
+    directory = Path(given) if given else servers / str(os.getpid())
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    if not given and servers.is_dir():
+        for stale in servers.iterdir():
+            if stale != directory and not _running(stale.name):
                 shutil.rmtree(stale, ignore_errors=True)
 
 
