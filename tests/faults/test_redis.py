@@ -34,10 +34,14 @@ FROZEN_REQUEST_BOUND = 2.5
 
 def _reconnect_seconds(log: str) -> float:
     """From the worker's log: seconds between losing the broker and being connected again."""
+    import json
     from datetime import datetime
 
     def at(line: str) -> datetime:
-        return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")  # noqa: DTZ007 - both in the worker's clock
+        """A log line's time: the worker logs JSON lines (no terminal), Celery's own banner-time lines aside."""
+        if line.startswith("{"):
+            return datetime.fromisoformat(json.loads(line)["time"])
+        return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").astimezone()  # noqa: DTZ007
 
     lines = log.splitlines()
     lost = next(index for index, line in enumerate(lines) if "Connection to broker lost" in line)
