@@ -183,7 +183,12 @@ def encode(content: Any, *, limit: int) -> str:
     text = json.dumps(content, cls=DjangoJSONEncoder, ensure_ascii=False)
     if len(text) <= limit:
         return text
-    return json.dumps({"truncated": True, "excerpt": text[: max(0, limit - 40)]}, ensure_ascii=False)
+    size = max(0, limit - 40)
+    while True:  # escaping the excerpt lengthens it: shorten until the whole fits
+        cut = json.dumps({"truncated": True, "excerpt": text[:size]}, ensure_ascii=False)
+        if len(cut) <= limit or size == 0:
+            return cut
+        size = max(0, size - (len(cut) - limit))
 
 
 def _json_schema(serializer: serializers.Serializer) -> dict[str, Any]:
