@@ -16,7 +16,7 @@ that dies or an upstream that fails halfway leaves the question and a marked, pa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +114,7 @@ def answer(
     model: llm.ModelAccess,
     skill: str = Skill.CHAT,
     record: dict[str, Any] | None = None,
-) -> Iterator[Event]:
+) -> Generator[Event]:
     """Answer ``question``, yielding events as they come; the last is ``done`` with the kept message. An upstream
     failure is raised as its problem after the partial answer is kept (``failed``); a consumer that stops
     iterating (the client went away) leaves it ``interrupted``."""

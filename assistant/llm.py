@@ -118,6 +118,7 @@ def stream_turn(
         kwargs["tools"] = tools
     turn = Turn()
     calls: dict[int, ToolCall] = {}
+    finished = False
     try:
         stream = _client(access).chat.completions.create(**kwargs)
     except openai.OpenAIError as exc:
@@ -129,6 +130,7 @@ def stream_turn(
                     turn.prompt_tokens = chunk.usage.prompt_tokens or 0
                     turn.completion_tokens = chunk.usage.completion_tokens or 0
                 for choice in chunk.choices or []:
+                    finished = finished or bool(choice.finish_reason)
                     delta = choice.delta
                     if delta is None:
                         continue
@@ -149,6 +151,10 @@ def stream_turn(
             raise translate(exc) from exc
         except ValueError as exc:  # a chunk that is not JSON
             raise errors.UpstreamError("The language model's answer could not be read.") from exc
+    if not finished:  # the stream ended without saying why: the connection dropped mid-answer
+        raise errors.UpstreamUnavailable(
+            "The language model's answer was cut off.", retry_after=DEFAULT_RETRY_AFTER_SECONDS
+        )
     turn.tool_calls = [calls[index] for index in sorted(calls)]
     for number, call in enumerate(turn.tool_calls):
         call.id = call.id or f"call_{number}"

@@ -8,7 +8,7 @@ keep answering the rest of the API (decision 0019 has the measurement)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from itertools import chain
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -52,11 +52,11 @@ def _event(kind: str, data) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n".encode()
 
 
-def _stream(events: Iterator[engine.Event]) -> Iterator[bytes]:
+def _stream(first: engine.Event, events: Generator[engine.Event]) -> Iterator[bytes]:
     """The answer's events as Server-Sent Events; ``done`` carries the kept message, ``error`` the problem of an
     upstream failure after the answer began (the partial answer is kept, marked ``failed``)."""
     try:
-        for event in events:
+        for event in chain([first], events):
             if event.kind == "done":
                 yield _event("done", MessageOutput(_messages().get(pk=event.data["message_id"])).data)
             else:
@@ -64,9 +64,7 @@ def _stream(events: Iterator[engine.Event]) -> Iterator[bytes]:
     except DomainError as error:
         yield _event("error", error.problem())
     finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()  # a client gone mid-answer: the engine keeps what was said, marked interrupted
+        events.close()  # a client gone mid-answer: the engine keeps what was said, marked interrupted
 
 
 class ConversationViewSet(OrganizationViewSet):
@@ -174,7 +172,7 @@ class ConversationViewSet(OrganizationViewSet):
         wants_stream = query.validated_data["stream"] or request.accepted_renderer.media_type == EVENT_STREAM
         if wants_stream:
             first = next(events)  # the model answered: an upstream failure before it is a plain problem response
-            response = StreamingHttpResponse(_stream(chain([first], events)), content_type=EVENT_STREAM)
+            response = StreamingHttpResponse(_stream(first, events), content_type=EVENT_STREAM)
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"  # proxies must pass events through as they come
             return response
