@@ -98,7 +98,7 @@ def test_a_write_becomes_a_proposal_and_waits_for_confirmation(
         assert event.actor_label.endswith("via co-pilot")
     entry = AuditEntry.objects.get(action="assistant.proposal.confirmed", organization=org_a)
     assert entry.actor_id == owner_a.pk
-    assert entry.after["tool"] == "create_activity"
+    assert (entry.after or {})["tool"] == "create_activity"
 
     again = as_owner_a.post(f"{BASE}{pk}/proposals/{proposal['id']}/confirm/")
     assert again.status_code == 409
