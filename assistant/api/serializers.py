@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from crm.choices import RecordType
+
 from ..choices import Skill
 from ..models import Conversation, Message, Proposal
-from ..tools import RECORDS
 
 
 class ConversationOutput(serializers.ModelSerializer):
@@ -18,7 +19,7 @@ class ConversationInput(serializers.Serializer):
 
 
 class AssistantReferenceOutput(serializers.Serializer):
-    type = serializers.ChoiceField(choices=list(RECORDS))
+    type = serializers.ChoiceField(choices=RecordType.choices)
     id = serializers.IntegerField()
     name = serializers.CharField()
 
@@ -62,7 +63,7 @@ class MessageOutput(serializers.ModelSerializer):
 
 
 class RecordInput(serializers.Serializer):
-    type = serializers.ChoiceField(choices=list(RECORDS))
+    type = serializers.ChoiceField(choices=RecordType.choices)
     id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
 
 
