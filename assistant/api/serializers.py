@@ -89,3 +89,14 @@ class ToolOutput(serializers.Serializer):
     description = serializers.CharField()
     writes = serializers.BooleanField(help_text="A write is proposed, and done only when the user confirms it.")
     parameters = serializers.JSONField()
+
+
+class ModelSettingsOutput(serializers.Serializer):
+    has_key = serializers.BooleanField(help_text="The organization's own key is set (it is never shown).")
+    model = serializers.CharField(help_text="The model asked with it; empty: the deployment's.")
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class ModelSettingsInput(serializers.Serializer):
+    api_key = serializers.CharField(max_length=500, write_only=True, help_text="Stored encrypted; never returned.")
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True)

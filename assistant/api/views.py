@@ -27,13 +27,15 @@ from config.api.viewsets import OrganizationViewSet
 
 from .. import engine, llm, selectors, services, tools
 from ..models import Conversation, Message, Proposal
-from ..permissions import COPILOT_USE
+from ..permissions import COPILOT_USE, MODEL_SETTINGS_MANAGE
 from .renderers import EventStreamRenderer
 from .serializers import (
     ConversationInput,
     ConversationOutput,
     MessageInput,
     MessageOutput,
+    ModelSettingsInput,
+    ModelSettingsOutput,
     ProposalOutput,
     StreamQuery,
     ToolOutput,
@@ -155,7 +157,9 @@ class ConversationViewSet(OrganizationViewSet):
         query.is_valid(raise_exception=True)
         data = MessageInput(data=request.data)
         data.is_valid(raise_exception=True)
-        own_key, own_model = selectors.own_key()
+        own_key, own_model = (
+            selectors.own_key() if self.access.entitlements.has(Feature.COPILOT_OWN_KEY) else (None, "")
+        )
         model = llm.model_access(own_key=own_key, own_model=own_model)  # 503 before anything is counted
         values = data.validated_data
         question = services.question_record(
@@ -220,10 +224,60 @@ class ConversationViewSet(OrganizationViewSet):
         return Response(ProposalOutput(proposal).data)
 
 
+def _model_settings_output():
+    row = selectors.model_settings()
+    return ModelSettingsOutput(
+        {
+            "has_key": bool(row and row.api_key_encrypted),
+            "model": row.model if row else "",
+            "updated_at": row.updated_at if row else None,
+        }
+    ).data
+
+
 class AssistantViewSet(OrganizationViewSet):
     queryset = None
     required_feature = Feature.COPILOT
-    action_permissions = {"tools": COPILOT_USE}
+    action_permissions = {
+        "tools": COPILOT_USE,
+        "model_settings": MODEL_SETTINGS_MANAGE,
+        "set_model_settings": MODEL_SETTINGS_MANAGE,
+        "clear_model_settings": MODEL_SETTINGS_MANAGE,
+    }
+    action_features = dict.fromkeys(
+        ["model_settings", "set_model_settings", "clear_model_settings"], Feature.COPILOT_OWN_KEY
+    )
+
+    @extend_schema(
+        responses={200: ModelSettingsOutput},
+        tags=TAGS,
+        description="Whether the organization brings its own model key (never shown) and which model it asks.",
+    )
+    @action(detail=False, methods=["get"], url_path="model-settings")
+    def model_settings(self, request):
+        return Response(_model_settings_output())
+
+    @extend_schema(
+        request=ModelSettingsInput,
+        responses={200: ModelSettingsOutput},
+        tags=TAGS,
+        description="Use the organization's own key (stored encrypted, audited without it) instead of the "
+        "deployment's.",
+    )
+    @model_settings.mapping.put
+    def set_model_settings(self, request):
+        data = ModelSettingsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.model_settings_save(
+            actor=self.access, api_key=data.validated_data["api_key"], model=data.validated_data.get("model", "")
+        )
+        return Response(_model_settings_output())
+
+    @extend_schema(responses={204: None}, tags=TAGS, description="Go back to the deployment's key.")
+    @model_settings.mapping.delete
+    def clear_model_settings(self, request):
+        services.model_settings_save(actor=self.access, api_key=None)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         responses={200: ToolOutput(many=True)},
