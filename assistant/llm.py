@@ -5,6 +5,7 @@ one at ``ASSISTANT_BASE_URL``), with a timeout and no hidden retries (a retry is
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,13 +37,15 @@ def model_access(*, own_key: str | None = None, own_model: str = "") -> ModelAcc
     return ModelAccess(base_url=settings.ASSISTANT_BASE_URL or None, model=model, api_key=key, own_key=bool(own_key))
 
 
+@functools.lru_cache(maxsize=64)
+def _cached_client(api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI:
+    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+
 def _client(access: ModelAccess) -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key=access.api_key,
-        base_url=access.base_url,
-        timeout=settings.ASSISTANT_TIMEOUT_SECONDS,
-        max_retries=0,
-    )
+    """One client per key and server, kept: building one loads the TLS context (tens of milliseconds), and a kept
+    client reuses its connections. The client is thread-safe."""
+    return _cached_client(access.api_key, access.base_url, settings.ASSISTANT_TIMEOUT_SECONDS)
 
 
 def _retry_after(response) -> int | None:
@@ -107,15 +110,20 @@ def stream_turn(
     """Ask the model once, streaming: yields each text :class:`Delta` as it comes, then the whole :class:`Turn`.
     Text past ``max_chars`` is cut (a server that ignores ``max_tokens`` cannot flood us). Upstream failures are
     raised as problems (:func:`translate`)."""
+    # Messages and tools go in ``extra_body``, sent as they are: ``create()`` first walks its typed parameters
+    # recursively to transform them, which cost 55 ms per call with a dozen tool schemas and a record's timeline
+    # (bench/copilot.py), more than everything else the co-pilot does. Ours are plain JSON already.
+    body: dict[str, Any] = {"messages": messages}
+    if tools:
+        body["tools"] = tools
     kwargs: dict[str, Any] = {
         "model": access.model,
-        "messages": messages,
+        "messages": [],
         "stream": True,
         "stream_options": {"include_usage": True},
         "max_tokens": settings.ASSISTANT_MAX_OUTPUT_TOKENS,
+        "extra_body": body,
     }
-    if tools:
-        kwargs["tools"] = tools
     turn = Turn()
     calls: dict[int, ToolCall] = {}
     finished = False

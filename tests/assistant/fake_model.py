@@ -44,6 +44,7 @@ class FakeModel:
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
+        self.serving: list[float] = []  # seconds each answer took on this side (benchmarks subtract them)
         model = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +52,7 @@ class FakeModel:
                 pass
 
             def do_POST(self):
+                started = time.perf_counter()
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 model.requests.append(body)
                 model.authorizations.append(self.headers.get("authorization", ""))
@@ -59,6 +61,7 @@ class FakeModel:
                     model._answer(self, body, reply)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                model.serving.append(time.perf_counter() - started)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
