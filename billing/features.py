@@ -11,6 +11,7 @@ class Feature(StrEnum):
     MULTIPLE_PIPELINES = "pipelines.multiple"
     FORECAST = "analytics.forecast"
     COPILOT = "assistant.copilot"
+    COPILOT_OWN_KEY = "assistant.own_model_key"
     API_KEYS = "integrations.api_keys"
     WEBHOOKS = "integrations.webhooks"
 
@@ -23,6 +24,7 @@ FEATURE_DESCRIPTIONS: dict[Feature, str] = {
     Feature.MULTIPLE_PIPELINES: "Run more than one sales pipeline",
     Feature.FORECAST: "Revenue forecasts and insights",
     Feature.COPILOT: "The AI co-pilot",
+    Feature.COPILOT_OWN_KEY: "The co-pilot with the organization's own model key",
     Feature.API_KEYS: "API keys for integrations",
     Feature.WEBHOOKS: "Signed webhooks",
 }

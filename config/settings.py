@@ -355,6 +355,16 @@ CELERY_BEAT_SCHEDULE = {
 # the clock alone, such as overdue tasks).
 ANALYTICS_CACHE_SECONDS = env_int("ANALYTICS_CACHE_SECONDS", 300)
 
+# --- the co-pilot (assistant/): any OpenAI-compatible Chat Completions server ---
+ASSISTANT_BASE_URL = env("ASSISTANT_BASE_URL")  # empty: the official API of the `openai` client
+ASSISTANT_MODEL = env("ASSISTANT_MODEL")
+ASSISTANT_API_KEY = env("ASSISTANT_API_KEY")
+ASSISTANT_TIMEOUT_SECONDS = env_float("ASSISTANT_TIMEOUT_SECONDS", 30.0)
+ASSISTANT_MAX_TOOL_ROUNDS = env_int("ASSISTANT_MAX_TOOL_ROUNDS", 5)
+ASSISTANT_MAX_OUTPUT_TOKENS = env_int("ASSISTANT_MAX_OUTPUT_TOKENS", 1000)
+ASSISTANT_MAX_TOOL_RESULT_CHARS = env_int("ASSISTANT_MAX_TOOL_RESULT_CHARS", 8000)
+ASSISTANT_ENCRYPTION_KEY = env("ASSISTANT_ENCRYPTION_KEY")  # empty: derived from SECRET_KEY
+
 # --- E-mail ---
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", "localhost")

@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("pipelines.api.urls")),
     path("", include("integrations.api.urls")),
     path("", include("analytics.api.urls")),
+    path("", include("assistant.api.urls")),
 ]
 
 urlpatterns = [

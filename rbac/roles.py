@@ -63,6 +63,7 @@ _VIEWER: dict[str, Scope | None] = {
     "pipelines.pipeline.view": ALL,
     "pipelines.deal.view": ALL,
     "analytics.report.view": ALL,
+    "assistant.copilot.use": ALL,  # the co-pilot offers a Viewer read tools only: he holds no write permission
     "rbac.member.view": ALL,
     "tenants.organization.view": ALL,
 }

@@ -131,6 +131,7 @@ NOT_RESPONSE_HEADERS = {
     "message-id",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "x-accel-buffering",  # assistant/api/views.py: tells the reverse proxy (nginx) not to buffer a stream; it drops it
 }
 _HEADER_NAME = re.compile(r"^(?:[A-Z][A-Za-z0-9]*|WWW)(?:-[A-Z][A-Za-z0-9]*)+$")
 

@@ -27,8 +27,9 @@ PRO = {
     "integrations.api_keys",
     "integrations.webhooks",
 }
-PLAN_FEATURES = {"free": set(), "pro": PRO, "enterprise": PRO | {"rbac.custom_roles"}}
-CHEAPEST = {**dict.fromkeys(PRO, "pro"), "rbac.custom_roles": "enterprise"}
+ENTERPRISE_ONLY = {"rbac.custom_roles", "assistant.own_model_key"}
+PLAN_FEATURES = {"free": set(), "pro": PRO, "enterprise": PRO | ENTERPRISE_ONLY}
+CHEAPEST = {**dict.fromkeys(PRO, "pro"), **dict.fromkeys(ENTERPRISE_ONLY, "enterprise")}
 
 GATED = sorted({(a.route, a.method, a.action, a.feature) for a in routed_actions() if a.feature})
 IDS = [f"{method} {route}" for route, method, _action, _feature in GATED]

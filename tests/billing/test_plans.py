@@ -41,7 +41,7 @@ PLAN_FEATURES = {
         "integrations.webhooks",
     },
 }
-PLAN_FEATURES["enterprise"] = PLAN_FEATURES["pro"] | {"rbac.custom_roles"}
+PLAN_FEATURES["enterprise"] = PLAN_FEATURES["pro"] | {"rbac.custom_roles", "assistant.own_model_key"}
 
 
 def test_public_plans_need_no_login(api):
