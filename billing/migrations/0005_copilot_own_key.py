@@ -20,6 +20,6 @@ def remove_feature(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0003_campaign_limits")]
+    dependencies = [("billing", "0004_payments")]
 
     operations = [migrations.RunPython(add_feature, remove_feature)]
