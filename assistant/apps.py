@@ -2,12 +2,7 @@ from django.apps import AppConfig
 
 
 class AssistantConfig(AppConfig):
+    """Co-pilot messages are counted by billing's meter (``billing.metering``), which also answers the plan's
+    ``copilot_messages_per_month``."""
+
     name = "assistant"
-
-    def ready(self) -> None:
-        from billing.features import Limit
-        from billing.usage import register_counter
-
-        from . import selectors
-
-        register_counter(Limit.COPILOT_MESSAGES_PER_MONTH, selectors.messages_this_month)

@@ -75,10 +75,10 @@ class Proposal(models.Model):
 
 
 class MonthlyUsage(models.Model):
-    """Messages and tokens of one calendar month (UTC). Deleting a conversation does not give messages back."""
+    """Tokens of one calendar month (UTC). Messages are counted by billing's meter (``billing.metering``), which
+    the plan's ``copilot_messages_per_month`` reads; deleting a conversation gives none back."""
 
     month = models.DateField(unique=True, help_text="First day of the month (UTC).")
-    messages = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
 
@@ -86,7 +86,7 @@ class MonthlyUsage(models.Model):
         ordering = ["-month"]
 
     def __str__(self) -> str:
-        return f"{self.month:%Y-%m}: {self.messages} messages"
+        return f"{self.month:%Y-%m}: {self.prompt_tokens} + {self.completion_tokens} tokens"
 
 
 class ModelSettings(models.Model):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
-from django_tenants.utils import schema_context
 
 from rbac.access import Access
 
@@ -33,19 +31,6 @@ def messages_of(conversation: Conversation) -> QuerySet[Message]:
 
 def proposals_of(conversation: Conversation) -> QuerySet[Proposal]:
     return Proposal.objects.filter(conversation=conversation).order_by("pk")
-
-
-def messages_this_month(organization) -> int:
-    """Co-pilot messages counted this month (UTC); billing asks from ``public`` too."""
-
-    def count() -> int:
-        usage = MonthlyUsage.objects.filter(month=month_start()).values_list("messages", flat=True).first()
-        return usage or 0
-
-    if getattr(connection, "schema_name", None) == organization.schema_name:
-        return count()
-    with schema_context(organization.schema_name):
-        return count()
 
 
 def usage_this_month() -> MonthlyUsage:

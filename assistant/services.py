@@ -13,7 +13,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.choices import Meter
 from billing.features import Limit
+from billing.metering import usage_record
 from billing.services import enforce_limit
 from config.api.errors import DomainError
 from rbac import audit
@@ -48,10 +50,9 @@ def conversation_delete(*, conversation: Conversation, actor: Access) -> None:
 def question_record(*, conversation: Conversation, actor: Access, content: str, skill: str = Skill.CHAT) -> Message:
     """Count one co-pilot message against the plan's monthly limit (403 ``plan_limit_reached`` past it) and keep
     the question. Committed before the model is asked, so an answer cut short still has its question."""
-    enforce_limit(organization=current_organization(), limit=Limit.COPILOT_MESSAGES_PER_MONTH)
-    month = month_start()
-    MonthlyUsage.objects.get_or_create(month=month)
-    MonthlyUsage.objects.filter(month=month).update(messages=F("messages") + 1)
+    organization = current_organization()
+    enforce_limit(organization=organization, limit=Limit.COPILOT_MESSAGES_PER_MONTH)
+    usage_record(organization=organization, meter=Meter.COPILOT_MESSAGES, quantity=1)
     message = Message.objects.create(conversation=conversation, role=MessageRole.USER, content=content, skill=skill)
     fields = ["updated_at"]
     if not conversation.title:

@@ -509,7 +509,7 @@ def _create_activity(access: Access, args: dict[str, Any]) -> dict[str, Any]:
         subject=args["subject"],
         body=args.get("body", ""),
         due_at=args.get("due_at"),
-        **{args["record_type"]: record},
+        **{f"{args['record_type']}_id": record.pk},
     )
     return {"activity": {"id": activity.pk, "kind": activity.kind, "subject": activity.subject}}
 
@@ -546,7 +546,7 @@ def _save_email_draft(access: Access, args: dict[str, Any]) -> dict[str, Any]:
         kind=ActivityKind.EMAIL,
         subject=args["subject"],
         body=args["body"],
-        **{args["record_type"]: record},
+        **{f"{args['record_type']}_id": record.pk},
     )
     return {"activity": {"id": activity.pk, "kind": activity.kind, "subject": activity.subject}}
 

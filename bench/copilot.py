@@ -55,15 +55,20 @@ def main() -> None:
 
     from crm import services as crm
     from identity.services import tokens_for
+    from rbac.actor import SystemActor
+
+    BENCH = SystemActor("benchmark")  # noqa: N806
 
     try:
         common.migrate()
         organization, owner, _reps = common.organization(SLUG)
         common.lift_rate_limits(organization)
         with tenant_context(organization):
-            lead = crm.lead_create(actor=None, name="Acme renewal", email="buyer@acme.test", owner_id=owner.pk)
+            lead = crm.lead_create(actor=BENCH, name="Acme renewal", email="buyer@acme.test", owner_id=owner.pk)
             for number in range(10):
-                crm.activity_create(actor=None, kind="note", subject=f"Note {number}", body="Met. " * 40, lead=lead)
+                crm.activity_create(
+                    actor=BENCH, kind="note", subject=f"Note {number}", body="Met. " * 40, lead_id=lead.pk
+                )
         connection.set_schema_to_public()
         client = Client()
         headers = {

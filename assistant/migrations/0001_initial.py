@@ -28,7 +28,6 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('month', models.DateField(help_text='First day of the month (UTC).', unique=True)),
-                ('messages', models.PositiveIntegerField(default=0)),
                 ('prompt_tokens', models.PositiveBigIntegerField(default=0)),
                 ('completion_tokens', models.PositiveBigIntegerField(default=0)),
             ],
