@@ -39,17 +39,12 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 
 from crm.models import Activity, Lead
-
-# crm declares its record permissions in a loop; these are the codes it declared.
-from crm.permissions import _DECLARED as CRM_PERMISSIONS
+from crm.permissions import ACTIVITY_VIEW, LEAD_VIEW
 from pipelines.choices import DealStatus, StageKind
 from pipelines.models import Deal, Stage, StageChange
 from pipelines.permissions import DEAL_VIEW
 
 from .choices import Metric, Outcome
-
-LEAD_VIEW = CRM_PERMISSIONS["lead.view"]
-ACTIVITY_VIEW = CRM_PERMISSIONS["activity.view"]
 
 # Public dimension → the annotation every fact query carries for it.
 DIMENSION_COLUMNS = {"owner": "d_owner", "pipeline": "d_pipeline", "stage": "d_stage", "key": "d_key"}
