@@ -25,5 +25,6 @@ def report_usage_task() -> int:
 
 @shared_task(name="billing.cancel_provider_subscription", base=PublicTask, autoretry_for=(PaymentProviderUnavailable,))
 def cancel_provider_subscription_task(*, subscription_id: str) -> None:
-    """Dunning moved the organization to Free: stop the provider charging it (retried while it is unreachable)."""
+    """Stop the provider charging for a subscription that ended here (dunning, a deleted organization); retried
+    while the provider is unreachable."""
     provider.subscription_cancel(subscription_id=subscription_id)

@@ -33,7 +33,7 @@ from .choices import OrganizationStatus
 from .currencies import ISO_4217
 from .errors import ConfirmationRequired, OrganizationNotFound, SlugTaken
 from .models import DNS_LABEL_RE, RESERVED_SLUGS, Domain, Organization
-from .signals import organization_provisioned
+from .signals import organization_deleted, organization_provisioned
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,7 @@ def organization_delete(*, organization: Organization, actor=None) -> Organizati
         after={"status": organization.status, "purge_after": purge_after(organization).isoformat()},
     )
     invalidate_decisions(organization_id=organization.pk)
+    organization_deleted.send(sender=Organization, organization=organization)
     return organization
 
 

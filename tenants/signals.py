@@ -12,6 +12,10 @@ from .selectors import forget_organization
 #: with it. The data plane sets up what every organization starts with (pipelines: the default pipeline).
 organization_provisioned = Signal()
 
+#: An organization was deleted (suspended, its schema purged later): sent with ``organization`` inside the
+#: deleting transaction. Billing stops the payment provider charging it.
+organization_deleted = Signal()
+
 
 @receiver(pre_save, sender=Organization)
 def _remember_previous_slug(sender, instance: Organization, **kwargs) -> None:

@@ -251,6 +251,19 @@ def test_payment_fails_past_due_then_free_after_the_grace(
     assert subscription_of(org_a).plan.code == "free"
 
 
+def test_deleting_the_organization_stops_the_provider_charging_it(
+    org_a, paying, provider, as_owner_a, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_owner_a.delete(f"/api/v1/organizations/current/?confirm={org_a.slug}")
+    assert response.status_code == 202, response.content
+    subscription = subscription_of(org_a)
+    assert (subscription.status, subscription.provider_subscription_id) == (SubscriptionStatus.CANCELED, "")
+    assert provider.calls("DELETE", f"/v1/subscriptions/{paying['id']}") == [{}]
+    entry = AuditEntry.objects.get(organization=org_a, action="subscription.canceled_with_organization")
+    assert (entry.before["status"], entry.after["status"]) == ("active", "canceled")
+
+
 def test_a_payment_within_the_grace_keeps_the_plan(api, org_a, paying, provider):
     deliver(api, event("invoice.payment_failed", _invoice(paying)))
     deliver(api, event("invoice.paid", _invoice(paying)))
