@@ -17,6 +17,8 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import EmptyResultSet
 from django.db.models import (
     Avg,
+    BigIntegerField,
+    BooleanField,
     Count,
     DurationField,
     ExpressionWrapper,
@@ -28,9 +30,9 @@ from django.db.models import (
     QuerySet,
     Sum,
     Value,
-    Window,
 )
-from django.db.models.functions import RowNumber, TruncMonth
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -133,38 +135,63 @@ def board(*, pipeline: Pipeline, access, per_stage: int, owner_id: int | None = 
     """Each stage of the pipeline with its deal count, amount, weighted amount and first ``per_stage`` deals.
 
     A constant number of queries whatever the size: the stages (prefetched on ``pipeline`` when it comes from
-    :func:`pipelines`), one ``GROUP BY stage`` aggregate, one ``ROW_NUMBER() OVER (PARTITION BY stage ...)`` query
-    that picks the cards, and one that loads them with their tags.
+    :func:`pipelines`) and one query (:func:`_board_rows`) that ranks, counts and sums the deals per stage and
+    loads the winning cards with their tags.
     """
     visible = visible_deals(access=access).filter(pipeline=pipeline)
     if owner_id is not None:
         visible = visible.filter(owner_id=owner_id)
     columns = {stage.pk: BoardColumn(stage=stage) for stage in pipeline.stages.all()}
-    totals = visible.order_by().values("stage_id").annotate(n=Count("pk"), total=Sum("amount"))
-    for row in totals:
-        column = columns.get(row["stage_id"])
-        if column is not None:
-            column.count, column.amount = row["n"], _money(row["total"])
-            column.weighted_amount = _money(row["total"] * column.stage.probability / 100)
-    for card in _ranked(visible, per_stage):
+    for card in _board_rows(visible, per_stage, pipeline):
+        count, total = card.pop("stage_count"), card.pop("stage_total")
         column = columns.get(card["stage_id"])
-        if column is not None:
-            column.deals.append(card)
+        if column is None:
+            continue
+        if not column.deals:  # the stage's first card carries the stage's numbers
+            column.count, column.amount = count, _money(total)
+            column.weighted_amount = _money((total or Decimal("0")) * column.stage.probability / 100)
+        column.deals.append(card)
     return list(columns.values())
 
 
-def _ranked(visible: QuerySet[Deal], per_stage: int) -> list[dict[str, Any]]:
-    """The first ``per_stage`` cards of every stage. ``ROW_NUMBER() OVER (PARTITION BY stage ...)`` ranks the rows
-    of the ``deal_board_rank_idx`` index (an index-only scan) in one query; only the winners are then loaded, by
-    primary key (the planner cannot foresee how few rows the ranking keeps, so it would join every deal)."""
-    order = [F("created_at").desc(), F("pk").desc()]
-    top = list(
-        visible.order_by()
-        .annotate(board_rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=order))
-        .filter(board_rank__lte=per_stage)
-        .values_list("pk", flat=True)
-    )
-    return list(card_rows(Deal.objects.filter(pk__in=top).order_by("stage_id", *BOARD_ORDER)))
+# The stage a per-stage part of :func:`_board_rows` is about, and the cards it picks.
+_BOARD_STAGE = RawSQL('"board_stage"."id"', [], output_field=BigIntegerField())
+_ON_BOARD = RawSQL(
+    f'"{Deal._meta.db_table}"."id" = ANY(ARRAY(SELECT unnest(ids) FROM per_stage))', [], output_field=BooleanField()
+)
+
+
+def _board_rows(visible: QuerySet[Deal], per_stage: int, pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The first ``per_stage`` cards of every stage (:func:`card_rows`' keys), each with its stage's deal count and
+    amount (``stage_count``, ``stage_total``), in one query.
+
+    Per stage of the pipeline (``LATERAL``), both read the ``deal_board_rank_idx`` index: the count and sum an
+    index-only scan of the stage's entries (the index includes the amount), the first cards a ``LIMIT`` on the
+    index's order (only ``per_stage`` entries read). The winners are then loaded by primary key through
+    ``= ANY(ARRAY(...))``: the planner cannot foresee how few they are, so a plain join would join every deal.
+    """
+    in_stage = visible.filter(stage_id=_BOARD_STAGE).order_by()
+    try:
+        totals_sql, totals_params = in_stage.values("amount").query.sql_with_params()
+        top_sql, top_params = (in_stage.order_by(*BOARD_ORDER).values("pk")[:per_stage]).query.sql_with_params()
+        cards_sql, cards_params = card_rows(Deal.objects.filter(_ON_BOARD)).query.sql_with_params()
+    except EmptyResultSet:  # no scope at all: .none()
+        return []
+    sql = f"""
+        WITH per_stage AS MATERIALIZED (
+            SELECT board_stage.id AS stage_id, totals.n, totals.total, ARRAY({top_sql}) AS ids
+            FROM "{Stage._meta.db_table}" board_stage,
+            LATERAL (SELECT COUNT(*) AS n, SUM(v.amount) AS total FROM ({totals_sql}) v) totals
+            WHERE board_stage.pipeline_id = %s
+        )
+        SELECT per_stage.n, per_stage.total, card.*
+        FROM ({cards_sql}) card JOIN per_stage ON per_stage.stage_id = card.stage_id
+        ORDER BY card.stage_id, array_position(per_stage.ids, card.id)
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*top_params, *totals_params, pipeline.pk, *cards_params])
+        names = ["stage_count", "stage_total", *(column.name for column in cursor.description[2:])]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 # --- forecast ---

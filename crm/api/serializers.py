@@ -28,7 +28,13 @@ TAG_NAMES_HELP = (
 class TagNamesField(serializers.ListField):
     child = serializers.CharField(max_length=50)
 
+    def get_attribute(self, instance):
+        names = getattr(instance, "tag_names", None)  # loaded with the row (a list page: ``selectors.lead_list``)
+        return names if names is not None else super().get_attribute(instance)
+
     def to_representation(self, data):
+        if isinstance(data, list):
+            return sorted(data)
         return sorted(tag.name for tag in data.all())
 
 

@@ -49,7 +49,7 @@ class LeadViewSet(RecordViewSet):
     ordering = ["-created_at", "-pk"]
 
     def prepare_queryset(self, queryset):
-        return selectors.leads()
+        return selectors.lead_list() if self.action == "list" else selectors.leads()
 
     def stats_of(self, queryset) -> dict:
         return LeadStatsOutput(selectors.lead_stats(queryset)).data
