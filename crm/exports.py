@@ -7,9 +7,11 @@ plain tuples (no model instances), and the CSV is written and sent chunk by chun
 import takes (``crm.imports.targets``), so an exported file imports back without a mapping.
 
 Speed (``bench/export.py``): PostgreSQL renders the CSV's cells (text with formulas neutralized, flags, timestamps
-in ISO format, tag names), so rows go to ``csv.writer`` as they come and only custom field values are formatted
-in Python; the tag names come from one grouped subquery joined to the rows, not a subquery per row; the query
-runs without JIT compilation, and is streamed as one query rather than fetched through a server-side cursor.
+in ISO format, tag names), so without custom field columns the CSV is PostgreSQL's own ``COPY (query) TO STDOUT``
+(byte for byte what ``csv.writer`` writes), and with them rows go to ``csv.writer`` as they come and only custom
+field values are formatted in Python; the tag names come from one grouped subquery joined to the rows, not a
+subquery per row; the query runs without JIT compilation, and is streamed as one query rather than fetched through
+a server-side cursor.
 XLSX and PDF take typed values, each column with a formatter chosen once per export.
 
 Formula injection: a CSV cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would run as
@@ -199,15 +201,15 @@ class Export:
 
         queryset = _with_tag_names(queryset, _TAGS)
         self.queryset = queryset.values_list(*paths)
-        cells = {f"export_cell_{i}": _csv_expression(path, kinds[i]) for i, path in enumerate(paths)}
-        self.csv_queryset = queryset.annotate(**cells).values_list(*cells)
-        # The same cells for ``COPY``, empty text as NULL: ``COPY``'s CSV writes NULL as an empty cell, as
-        # ``csv.writer`` writes "", but an empty string as ``""``. Only text can be empty; other cells are NULL.
-        copied = {
-            name: NullIf(_csv_expression(path, kind), Value(""), output_field=TextField()) if kind == TEXT else cell
-            for (name, cell), path, kind in zip(cells.items(), paths, kinds, strict=True)
+        # Empty text as NULL: ``COPY``'s CSV writes NULL as an empty cell, as ``csv.writer`` writes "" and ``None``,
+        # but an empty string as ``""``. Only text can be empty; other cells are NULL when there is no value.
+        cells = {
+            f"export_cell_{i}": NullIf(_csv_expression(path, kind), Value(""), output_field=TextField())
+            if kind == TEXT
+            else _csv_expression(path, kind)
+            for i, (path, kind) in enumerate(zip(paths, kinds, strict=True))
         }
-        self.copy_queryset = queryset.annotate(**copied).values_list(*copied)
+        self.csv_queryset = queryset.annotate(**cells).values_list(*cells)
 
     def rows(self, *, chunk_size: int = CHUNK_SIZE, limit: int | None = None) -> Iterator[tuple]:
         """Typed values: text, booleans, aware datetimes, numbers, custom field values; ``None`` when empty."""
@@ -414,7 +416,7 @@ def _csv_copied(export: Export, *, chunk_size: int) -> Iterator[bytes]:
     head = buffer.getvalue().encode()
     if connection.schema_name != export.schema_name:
         raise RuntimeError("the export left its organization's schema")
-    queryset = export.copy_queryset
+    queryset = export.csv_queryset
     compiler = queryset.query.get_compiler(using=queryset.db)
     try:
         sql, params = compiler.as_sql()
