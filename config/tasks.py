@@ -129,14 +129,21 @@ class PublicTask(_Task):
         return super().apply(args, kwargs, **options)
 
 
-def queue_after_commit(task: Task, *args: Any, on_unavailable: Callable[[], None] | None = None, **kwargs: Any) -> None:
+def queue_after_commit(
+    task: Task,
+    *args: Any,
+    on_unavailable: Callable[[], None] | None = None,
+    in_schema: str | None = None,
+    **kwargs: Any,
+) -> None:
     """Queue ``task(*args, **kwargs)`` once the current transaction commits (now, outside one), in the schema
-    the connection works in now. Never inside the transaction: a rolled-back write queues nothing.
+    the connection works in now (or ``in_schema``: an organization's, from ``public``). Never inside the
+    transaction: a rolled-back write queues nothing.
 
     The write has committed by then, so a broker that cannot take the message does not fail the request: it is
     logged, and ``on_unavailable`` (if given) records what the message was for (an import marked failed, …).
-    A tenant task queued from ``public`` is a bug and fails at once, inside the transaction."""
-    schema = connection.schema_name
+    A tenant task queued for ``public`` is a bug and fails at once, inside the transaction."""
+    schema = in_schema or connection.schema_name
     if isinstance(task, TenantTask) and schema == PUBLIC_SCHEMA:
         raise MissingTenantError(f"{task.name} needs an organization; it was queued from the public schema")
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import transaction
 
-from config.breaker import Unavailable
 from config.db import connection
-from config.tasks import SCHEMA_HEADER
+from config.tasks import queue_after_commit
 from rbac.actor import SystemActor
 
 from . import outbox
@@ -36,15 +35,8 @@ def record_usage_threshold(sender, *, organization, alert, **kwargs) -> None:
     if connection.schema_name == organization.schema_name:
         outbox.record(EVENT, subject=alert, payload=_payload(alert), actor=BILLING)
         return
-    schema, alert_id = organization.schema_name, alert.pk
-
-    def queue() -> None:
-        try:
-            record_usage_threshold_task.apply_async(kwargs={"alert_id": alert_id}, headers={SCHEMA_HEADER: schema})
-        except Unavailable:
-            pass  # logged by the broker's breaker; the owners were e-mailed all the same
-
-    transaction.on_commit(queue, robust=True)
+    # The owners were e-mailed all the same if the broker cannot take the message (logged).
+    queue_after_commit(record_usage_threshold_task, in_schema=organization.schema_name, alert_id=alert.pk)
 
 
 @shared_task(name="integrations.record_usage_threshold")

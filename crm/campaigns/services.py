@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -16,6 +17,7 @@ from billing.features import Limit
 from billing.services import enforce_limit
 from config.api.errors import ValidationFailed
 from config.db import connection
+from config.tasks import queue_after_commit
 from crm.records import UNSET, given
 from integrations import outbox
 from rbac.access import Access
@@ -333,39 +335,18 @@ def campaign_schedule(
 
 
 def _start_after_commit(campaign_id: int) -> None:
-    schema_name = connection.schema_name
+    """Start the campaign once the transaction commits (without a broker, the beat tick starts due campaigns)."""
+    from .tasks import campaign_start_task
 
-    def start() -> None:
-        from config.breaker import Unavailable
-
-        from .tasks import campaign_start_task
-
-        try:
-            campaign_start_task.apply_async((campaign_id,), headers={"_schema_name": schema_name})
-        except Unavailable:
-            pass  # the beat tick starts due campaigns
-
-    transaction.on_commit(start, robust=True)
+    queue_after_commit(campaign_start_task, campaign_id)
 
 
 def runners_after_commit(campaign_id: int) -> None:
     """Queue the campaign's runners once the transaction commits (the beat tick wakes a campaign left idle)."""
-    schema_name = connection.schema_name
+    from .tasks import campaign_run_task
 
-    def queue() -> None:
-        from django.conf import settings
-
-        from config.breaker import Unavailable
-
-        from .tasks import campaign_run_task
-
-        try:
-            for _ in range(max(1, settings.CAMPAIGN_RUNNERS)):
-                campaign_run_task.apply_async((campaign_id,), headers={"_schema_name": schema_name})
-        except Unavailable:
-            pass
-
-    transaction.on_commit(queue, robust=True)
+    for _ in range(max(1, settings.CAMPAIGN_RUNNERS)):
+        queue_after_commit(campaign_run_task, campaign_id)
 
 
 def _materialize(campaign: Campaign) -> int:
