@@ -18,12 +18,10 @@ What an agent sees is what the key may do (decision 0019, "The MCP server"):
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from mcp import types
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -31,17 +29,12 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from config.api.errors import DomainError
 from rbac.access import Access
 
-from . import tools
+from . import services, tools
 
 SERVER_NAME = "crm"
 MAX_BODY_BYTES = 256 * 1024
 #: Tools whose write changes a record that already exists (the rest only add one).
 DESTRUCTIVE = frozenset({"update_lead_status", "move_deal"})
-
-
-def mcp_actor(access: Access) -> Access:
-    """The key, marked as acting through MCP: events and the audit trail say so."""
-    return replace(access, label=f"{access.label.removeprefix('API key ')} via MCP"[:254])
 
 
 def _encode(content: Any) -> str:
@@ -76,8 +69,7 @@ def call_tool(access: Access, name: str, arguments: dict[str, Any] | None) -> ty
         return _error(error["code"], error["detail"], **{k: v for k, v in error.items() if k not in ("code", "detail")})
     if outcome.draft is not None:  # a write: nobody to confirm it, so it is done as the key, or not at all
         try:
-            with transaction.atomic():
-                result = tools.perform(mcp_actor(access), name, outcome.draft.arguments)
+            result = services.mcp_write(actor=access, tool=name, arguments=outcome.draft.arguments)
         except DomainError as refused:
             problem = refused.problem()
             return _error(problem["code"], problem["detail"])

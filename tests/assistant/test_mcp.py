@@ -20,6 +20,8 @@ from crm.models import Lead
 from crm.services import lead_create
 from identity import apikeys
 from identity.models import ApiKey
+from integrations.models import OutboxEvent
+from rbac.models import AuditEntry
 from tests.conftest import committed
 from tests.factories import SYSTEM, make_member, make_user
 
@@ -75,7 +77,13 @@ def keys(tenants):
         return raw
 
     yield make
-    committed(lambda: ApiKey.objects.filter(pk__in=made).delete())
+
+    def clean():
+        AuditEntry.objects.filter(target_type="api_key", target_id__in=[str(pk) for pk in made]).delete()
+        AuditEntry.objects.filter(action="assistant.mcp.write").delete()
+        ApiKey.objects.filter(pk__in=made).delete()
+
+    committed(clean)
 
 
 @pytest.fixture
@@ -96,6 +104,7 @@ def leads(tenants):
     def clean():
         for organization, pk in made:
             with tenant_context(organization):
+                OutboxEvent.objects.filter(subject_type="lead", subject_id=str(pk)).delete()
                 Lead.objects.filter(pk=pk).delete()
 
     committed(clean)
@@ -142,9 +151,10 @@ def test_a_key_lists_only_the_tools_its_scopes_allow(server, keys, org_a, owner_
     assert offered["get_record"].read_only_hint is True
 
 
-def test_a_record_out_of_reach_is_the_apis_not_found(server, keys, leads, org_a, owner_a):
+def test_a_record_out_of_reach_is_the_apis_not_found(request, server, keys, leads, org_a, owner_a):
     rep = committed(make_user)
-    committed(make_member, user=rep, organization=org_a, role="sales_rep")
+    membership = committed(make_member, user=rep, organization=org_a, role="sales_rep")
+    request.addfinalizer(lambda: committed(lambda: (membership.delete(), rep.delete())))
     others = leads(org_a, name="Someone else's", owner_id=owner_a.pk)
     mine = leads(org_a, name="The rep's own", owner_id=rep.pk)
     raw = keys(org_a, rep, {"crm.lead.view": "own"})
@@ -173,6 +183,14 @@ def test_a_write_tool_runs_as_the_key_audited_via_mcp(server, keys, leads, org_a
 
     assert committed(status) == "contacted"
 
+    def trail():
+        with tenant_context(org_a):
+            event = OutboxEvent.objects.filter(subject_id=str(lead)).exclude(type="lead.created").get()
+        entry = AuditEntry.objects.get(action="assistant.mcp.write", organization=org_a, target_id="update_lead_status")
+        return event.actor_label, entry.actor_label, entry.actor_id
+
+    assert committed(trail) == ("Zap via MCP", "Zap via MCP", owner_a.pk)
+
 
 def test_without_a_key_it_is_401(server):
     response = httpx2.post(server, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, timeout=10)
@@ -194,7 +212,8 @@ def test_a_key_of_another_organization_cannot_reach_this_one(server, keys, leads
     assert response.json()["code"] == "organization_not_found"
 
     result = call(server, raw_b, "get_record", {"type": "lead", "id": lead_a})  # its own organization's schema
-    assert result.is_error and result.structured_content["error"]["code"] == "not_found"
+    assert result.is_error
+    assert result.structured_content["error"]["code"] == "not_found"
 
 
 def test_a_signed_in_person_is_told_to_use_a_key(server, owner_a, org_a):
