@@ -18,6 +18,7 @@ What an agent sees is what the key may do (decision 0019, "The MCP server"):
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -115,7 +116,7 @@ async def _exchange(access: Access, scope: dict[str, Any], body: bytes) -> tuple
         delivered = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             answer["status"], answer["headers"] = message["status"], message.get("headers", [])
         elif message["type"] == "http.response.body":
