@@ -77,6 +77,29 @@ def copilot_actor(actor: Access) -> Access:
     return replace(actor, label=f"{actor.label} via co-pilot"[:254])
 
 
+def mcp_actor(actor: Access) -> Access:
+    """An API key, marked as acting through the MCP server: events and the audit trail say ``<key name> via MCP``."""
+    return replace(actor, label=f"{actor.label.removeprefix('API key ')} via MCP"[:254])
+
+
+def mcp_write(*, actor: Access, tool: str, arguments: dict) -> dict:
+    """Carry out a write tool an MCP client called, directly as the key (no person is there to confirm a
+    proposal): the tool's service runs with the key's access, and the audit trail keeps what was done. A refusal
+    raises the API's error; nothing is written then."""
+    acting = mcp_actor(actor)
+    with transaction.atomic():
+        result = tools.perform(acting, tool, arguments)
+        audit.record(
+            organization=current_organization(),
+            actor=acting,
+            action="assistant.mcp.write",
+            target_type="assistant.tool",
+            target_id=tool,
+            after={"tool": tool, "arguments": arguments, "result": result},
+        )
+    return result
+
+
 def proposal_confirm(*, proposal: Proposal, actor: Access) -> Proposal:
     """Carry out a proposed write as the caller, through the co-pilot: the tool's service runs with his access
     now (a permission or record lost since the proposal refuses it, with the API's code). 409
