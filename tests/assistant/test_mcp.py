@@ -223,3 +223,14 @@ def test_a_signed_in_person_is_told_to_use_a_key(server, owner_a, org_a):
     response = httpx2.post(server, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers=headers, timeout=10)
     assert response.status_code == 403
     assert response.json()["code"] == "api_key_required"
+
+
+def test_one_stateless_post_lists_tools_and_get_is_405(server, keys, org_a, owner_a):
+    """Without the SDK: one POST is a whole exchange (no initialize, no session); there is no GET stream."""
+    raw = keys(org_a, owner_a, {"crm.lead.view": "all"})
+    headers = {"X-API-Key": raw, "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {}}
+    response = httpx2.post(server, json=message, headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    assert [tool["name"] for tool in response.json()["result"]["tools"]] == ["search_records", "get_record"]
+    assert httpx2.get(server, headers=headers, timeout=10).status_code == 405
