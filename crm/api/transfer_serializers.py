@@ -23,10 +23,7 @@ class MappingField(serializers.JSONField):
         super().__init__(binary=True, **kwargs)
 
     def to_internal_value(self, data):
-        if isinstance(data, dict):  # a JSON request body
-            value = data
-        else:
-            value = super().to_internal_value(data)
+        value: object = data if isinstance(data, dict) else super().to_internal_value(data)  # dict: a JSON body
         if not isinstance(value, dict) or not all(
             isinstance(key, str) and (target is None or isinstance(target, str)) for key, target in value.items()
         ):

@@ -233,9 +233,9 @@ class ExportViewSet(OrganizationViewSet):
         if wanted == "pdf":
             zone = exports.export_time_zone()
             title = f"{self.resource.capitalize()} — {timezone.now().astimezone(zone):%Y-%m-%d %H:%M} {zone}"
-            response = HttpResponse(exports.pdf_bytes(export, title=title), content_type="application/pdf")
-            response["Content-Disposition"] = f'attachment; filename="{name}"'
-            return response
+            pdf = HttpResponse(exports.pdf_bytes(export, title=title), content_type="application/pdf")
+            pdf["Content-Disposition"] = f'attachment; filename="{name}"'
+            return pdf
         if wanted == "xlsx":
             return FileResponse(
                 exports.xlsx_file(export, sheet_title=self.resource),

@@ -337,7 +337,7 @@ class ConsentInput(serializers.Serializer):
     contact = ReachableContactField()
     channel = serializers.ChoiceField(choices=Channel.choices)
     status = serializers.ChoiceField(choices=ConsentStatus.choices)
-    source = serializers.ChoiceField(choices=RECORDED_SOURCES, default=ConsentSource.API)
+    source = serializers.ChoiceField(choices=RECORDED_SOURCES, default=ConsentSource.API)  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows
     proof = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
 
 
