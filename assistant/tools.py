@@ -502,6 +502,7 @@ def _draft_activity(access: Access, args: dict[str, Any]) -> Draft:
 
 
 def _create_activity(access: Access, args: dict[str, Any]) -> dict[str, Any]:
+    """An activity on the record the arguments name (``draft_email``'s too: an e-mail activity, not sent)."""
     record = reached(access, args["record_type"], args["record_id"])
     activity = crm_services.activity_create(
         actor=access,
@@ -540,15 +541,7 @@ def _draft_email(access: Access, args: dict[str, Any]) -> Draft:
 
 
 def _save_email_draft(access: Access, args: dict[str, Any]) -> dict[str, Any]:
-    record = reached(access, args["record_type"], args["record_id"])
-    activity = crm_services.activity_create(
-        actor=access,
-        kind=ActivityKind.EMAIL,
-        subject=args["subject"],
-        body=args["body"],
-        **{f"{args['record_type']}_id": record.pk},
-    )
-    return {"activity": {"id": activity.pk, "kind": activity.kind, "subject": activity.subject}}
+    return _create_activity(access, {**args, "kind": ActivityKind.EMAIL})
 
 
 register(

@@ -21,11 +21,21 @@ from .selectors import FALLBACK_PLAN, plan_by_code
 from .services import _move, _saved, _set_period, _snapshot
 
 
+def detach_from_provider(subscription: Subscription) -> None:
+    """The subscription no longer follows the provider's (to be saved by the caller): nothing scheduled, and the
+    provider's subscription canceled once the transaction commits (retried while it is unreachable)."""
+    from .tasks import cancel_provider_subscription_task
+
+    canceled = subscription.provider_subscription_id
+    subscription.provider_subscription_id, subscription.cancel_at_period_end = "", False
+    subscription.scheduled_plan, subscription.scheduled_interval = None, ""
+    if canceled:
+        queue_after_commit(cancel_provider_subscription_task, subscription_id=canceled)
+
+
 def subscription_dunning(*, now: datetime.datetime | None = None) -> dict[str, int]:
     """Past-due subscriptions whose grace (``BILLING_GRACE_DAYS``) is over move to Free, and their provider
     subscription is canceled; downgrades due at the period's end apply. Idempotent."""
-    from .tasks import cancel_provider_subscription_task
-
     now = now or timezone.now()
     fallback = plan_by_code(code=FALLBACK_PLAN)
     if fallback is None:
@@ -45,13 +55,11 @@ def subscription_dunning(*, now: datetime.datetime | None = None) -> dict[str, i
             ):
                 continue
             before = _snapshot(subscription)
-            canceled = subscription.provider_subscription_id
             former = subscription.plan.name
             subscription.plan = fallback
             _move(subscription, SubscriptionStatus.ACTIVE)
             subscription.past_due_since = subscription.trial_ends_at = None
-            subscription.provider_subscription_id, subscription.cancel_at_period_end = "", False
-            subscription.scheduled_plan, subscription.scheduled_interval = None, ""
+            detach_from_provider(subscription)
             subscription.provider_event_at = now  # the old subscription's late events change nothing
             _set_period(subscription, now)
             _saved(subscription, before=before, actor=None, action="subscription.dunning_downgraded")
@@ -64,8 +72,6 @@ def subscription_dunning(*, now: datetime.datetime | None = None) -> dict[str, i
                     "read-only until usage is reduced or a paid plan is chosen again."
                 ),
             )
-            if canceled:
-                queue_after_commit(cancel_provider_subscription_task, subscription_id=canceled)
             downgraded += 1
     scheduled = Subscription.objects.filter(scheduled_plan__isnull=False, current_period_end__lte=now)
     for pk in list(scheduled.values_list("pk", flat=True)):

@@ -298,11 +298,9 @@ class DeliveryOutput(serializers.ModelSerializer):
         ]
 
 
-_COUNTS = ["sent", "delivered", "bounced", "opened", "clicked", "unsubscribed", "failed"]
+class _CampaignCounts(serializers.Serializer):
+    """The delivery counts, over the whole campaign or one bucket of time."""
 
-
-class CampaignStatsBucketOutput(serializers.Serializer):
-    at = serializers.DateTimeField()
     sent = serializers.IntegerField()
     delivered = serializers.IntegerField()
     bounced = serializers.IntegerField()
@@ -312,19 +310,16 @@ class CampaignStatsBucketOutput(serializers.Serializer):
     failed = serializers.IntegerField()
 
 
-class CampaignStatsOutput(serializers.Serializer):
+class CampaignStatsBucketOutput(_CampaignCounts):
+    at = serializers.DateTimeField()
+
+
+class CampaignStatsOutput(_CampaignCounts):
     campaign = serializers.IntegerField()
     status = serializers.ChoiceField(choices=CampaignStatus.choices)
     recipients = serializers.IntegerField()
     queued = serializers.IntegerField()
     skipped = serializers.IntegerField()
-    sent = serializers.IntegerField()
-    delivered = serializers.IntegerField()
-    bounced = serializers.IntegerField()
-    opened = serializers.IntegerField()
-    clicked = serializers.IntegerField()
-    unsubscribed = serializers.IntegerField()
-    failed = serializers.IntegerField()
     skipped_by_reason = serializers.DictField(child=serializers.IntegerField())
     interval = serializers.ChoiceField(choices=STATS_INTERVALS)
     by_time = CampaignStatsBucketOutput(many=True)
