@@ -116,12 +116,13 @@ def main() -> None:
             p50, p99, mean = percentile(values, 0.5), percentile(values, 0.99), statistics.mean(values)
             print(f"{name:28} {p50:8.2f} {p99:8.2f} {mean:8.2f}")
         p50 = percentile(overheads, 0.5)
-        print(f"target: server overhead p50 < 30 ms: {common.verdict(p50 < 30)} ({p50:.2f} ms)")
+        common.check("server overhead p50 < 30 ms", p50 < 30, f"{p50:.2f} ms")
     finally:
         model.close()
         connections.close_all()
         if not args.keep:
             common.drop_database(DB_NAME)
+    common.finish()
 
 
 if __name__ == "__main__":

@@ -144,20 +144,33 @@ def record_event(verb: str, instance: Model, *, actor: Actor, changes: dict[str,
 
 # --- registries filled by the apps above crm ---
 
-_RECORD_MODELS: dict[str, type[Record]] = {}
+_RECORD_MODELS: dict[str, tuple[type[Record], str]] = {}
 
 
-def register_record_model(record_type: str, model: type[Record]) -> None:
-    """``record_type`` (``crm.choices.RecordType``) is stored in ``model`` (pipelines registers deals)."""
-    _RECORD_MODELS[record_type] = model
+def register_record_model(record_type: str, model: type[Record], *, view: str) -> None:
+    """``record_type`` (``crm.choices.RecordType``) is stored in ``model`` and seen with the ``view`` permission
+    (pipelines registers deals)."""
+    _RECORD_MODELS[record_type] = (model, view)
+
+
+def _registered(record_type: str) -> tuple[type[Record], str]:
+    if record_type not in _RECORD_MODELS:
+        from .models import Company, Contact, Lead
+        from .permissions import COMPANY_VIEW, CONTACT_VIEW, LEAD_VIEW
+
+        _RECORD_MODELS.update(
+            {"company": (Company, COMPANY_VIEW), "contact": (Contact, CONTACT_VIEW), "lead": (Lead, LEAD_VIEW)}
+        )
+    return _RECORD_MODELS[record_type]
 
 
 def record_model(record_type: str) -> type[Record]:
-    if record_type not in _RECORD_MODELS:
-        from .models import Company, Contact, Lead
+    return _registered(record_type)[0]
 
-        _RECORD_MODELS.update({"company": Company, "contact": Contact, "lead": Lead})
-    return _RECORD_MODELS[record_type]
+
+def record_view_permission(record_type: str) -> str:
+    """The permission that lets an actor see records of ``record_type`` (record scope applies)."""
+    return _registered(record_type)[1]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ class PipelinesConfig(AppConfig):
 
         from . import exports
         from .models import Deal
+        from .permissions import DEAL_VIEW
         from .receivers import default_pipeline_for_new_organization
         from .selectors import deal_count
         from .services import deal_create_from_lead
@@ -23,7 +24,7 @@ class PipelinesConfig(AppConfig):
         exports.register()  # the deals export's columns, in crm's export registry
         organization_provisioned.connect(default_pipeline_for_new_organization, dispatch_uid="pipelines.default")
         # crm's record kernel, filled from above so crm never imports pipelines (docs/decisions/0017).
-        records.register_record_model(RecordType.DEAL, Deal)
+        records.register_record_model(RecordType.DEAL, Deal, view=DEAL_VIEW)
         records.register_reference(Contact, records.Reference(model=Deal, field="contact", name="deals"))
         records.register_reference(Company, records.Reference(model=Deal, field="company", name="deals"))
         records.register_deal_opener(deal_create_from_lead)

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.utils.module_loading import import_string
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
@@ -96,12 +96,17 @@ class MemberField(serializers.PrimaryKeyRelatedField):
 @extend_schema_field(OpenApiTypes.INT)
 class ScopedRecordField(serializers.PrimaryKeyRelatedField):
     """An id of a record the caller may see: the model's ``visible_to(access, permission)`` (record scope
-    applies)."""
+    applies). A model of an app above the serializer's is named lazily: ``model`` and ``permission`` may be
+    functions returning them (crm's activities reach deals through ``crm.records``' registry)."""
 
-    def __init__(self, *, model: Any, permission: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, model: type[Model] | Callable[[], type[Model]], permission: str | Callable[[], str], **kwargs: Any
+    ) -> None:
         self.model, self.permission = model, permission
         super().__init__(**kwargs)
 
     def get_queryset(self) -> Any:
         assert connection.schema_name != "public"
-        return self.model.objects.visible_to(self.context["request"].access, self.permission)
+        model = self.model if isinstance(self.model, type) else self.model()
+        permission = self.permission if isinstance(self.permission, str) else self.permission()
+        return model.objects.visible_to(self.context["request"].access, permission)  # type: ignore[attr-defined]

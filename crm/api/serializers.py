@@ -1,3 +1,5 @@
+from functools import partial
+
 from rest_framework import serializers
 
 from config.api.fields import MemberField, ScopedRecordField
@@ -15,9 +17,9 @@ from crm.choices import (
     RecordType,
 )
 from crm.models import Activity, Company, Contact, CustomField, Lead, Tag
-from crm.permissions import COMPANY_VIEW, CONTACT_UPDATE
+from crm.permissions import COMPANY_VIEW, CONTACT_UPDATE, CONTACT_VIEW, LEAD_VIEW
+from crm.records import record_model, record_view_permission
 from crm.selectors import NONE_KEY
-from pipelines.models import Deal
 
 TAG_NAMES_HELP = (
     "Tag names (case-insensitive). A name that matches no tag creates it only with `crm.tag.manage`; "
@@ -206,7 +208,7 @@ class ContactInput(ReferencesInput):
     )
     phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
     job_title = serializers.CharField(max_length=150, required=False, allow_blank=True)
-    company = ScopedRecordField(model=Company, permission="crm.company.view", required=False, allow_null=True)
+    company = ScopedRecordField(model=Company, permission=COMPANY_VIEW, required=False, allow_null=True)
     lifecycle_stage = serializers.ChoiceField(choices=LifecycleStage.choices, required=False)
     source = serializers.ChoiceField(choices=LeadSource.choices, required=False, allow_blank=True)  # type: ignore[assignment]  # a field named like Field's attribute, as DRF allows
     do_not_contact = serializers.BooleanField(required=False)
@@ -263,10 +265,15 @@ class ActivityInput(ReferencesInput):
     body = serializers.CharField(required=False, allow_blank=True, max_length=20000)
     due_at = serializers.DateTimeField(required=False, allow_null=True)
     owner = MemberField(required=False, allow_null=True, source="owner_id")
-    contact = ScopedRecordField(model=Contact, permission="crm.contact.view", required=False, allow_null=True)
-    company = ScopedRecordField(model=Company, permission="crm.company.view", required=False, allow_null=True)
-    lead = ScopedRecordField(model=Lead, permission="crm.lead.view", required=False, allow_null=True)
-    deal = ScopedRecordField(model=Deal, permission="pipelines.deal.view", required=False, allow_null=True)
+    contact = ScopedRecordField(model=Contact, permission=CONTACT_VIEW, required=False, allow_null=True)
+    company = ScopedRecordField(model=Company, permission=COMPANY_VIEW, required=False, allow_null=True)
+    lead = ScopedRecordField(model=Lead, permission=LEAD_VIEW, required=False, allow_null=True)
+    deal = ScopedRecordField(  # deals belong to pipelines, above crm: named through the record registry
+        model=partial(record_model, RecordType.DEAL),
+        permission=partial(record_view_permission, RecordType.DEAL),
+        required=False,
+        allow_null=True,
+    )
 
 
 class ActivityUpdateInput(ActivityInput):

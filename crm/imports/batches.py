@@ -78,7 +78,7 @@ class Row:
 
 
 @dataclass
-class Plan:
+class ImportSetup:
     """What a running job needs for every row: the importer's access, the columns and their cleaners."""
 
     record_type: str
@@ -103,7 +103,7 @@ class Plan:
         return self.model._meta.model_name
 
 
-def plan_for(job: ImportJob, header: list[str]) -> Plan:
+def setup_for(job: ImportJob, header: list[str]) -> ImportSetup:
     organization = connection.tenant
     access = None
     if job.created_by_id is not None:
@@ -133,7 +133,7 @@ def plan_for(job: ImportJob, header: list[str]) -> Plan:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, model._meta.pk.column])
         (id_sequence,) = cursor.fetchone()
-    return Plan(
+    return ImportSetup(
         record_type=job.record_type,
         model=model,
         access=access,
@@ -161,18 +161,18 @@ def _slot(target: str) -> tuple[int, str]:
     return {"tags": TAGS, "company": COMPANY}.get(target, VALUE), target
 
 
-def clean(plan: Plan, number: int, cells: list | RowProblem) -> Row | list[Problem]:
+def clean(setup: ImportSetup, number: int, cells: list | RowProblem) -> Row | list[Problem]:
     """A row's values, or its problems."""
     if isinstance(cells, RowProblem):
         return [("", cells.code, cells.message)]
-    if plan.file_format == "csv" and len(cells) != plan.width:
-        if len(cells) < plan.width or not is_blank(cells[plan.width :]):
-            return [("", "malformed_row", f"Expected {plan.width} cells, found {len(cells)}.")]
+    if setup.file_format == "csv" and len(cells) != setup.width:
+        if len(cells) < setup.width or not is_blank(cells[setup.width :]):
+            return [("", "malformed_row", f"Expected {setup.width} cells, found {len(cells)}.")]
     row = Row(number=number, cells=cells)
     problems = []
     size = len(cells)
     values = row.values
-    for index, target, clean_cell, slot, key in plan.columns:
+    for index, target, clean_cell, slot, key in setup.columns:
         if index >= size:
             continue
         raw = cells[index]
@@ -200,7 +200,7 @@ def clean(plan: Plan, number: int, cells: list | RowProblem) -> Row | list[Probl
             row.company = value
     if problems:
         return problems
-    row.key = row.values.get(plan.key_field, "")
+    row.key = row.values.get(setup.key_field, "")
     return row
 
 
@@ -231,15 +231,15 @@ class _Change:
 # --- lookups ---
 
 
-def _contacts_room(plan: Plan) -> int | None:
+def _contacts_room(setup: ImportSetup) -> int | None:
     """How many contacts the plan still allows (None: no limit). Takes the limit's lock until commit, as
     ``billing.services.enforce_limit`` does, so concurrent creates cannot pass the limit together."""
-    value = entitlements_for(organization=plan.organization).limit(Limit.CONTACTS)
+    value = entitlements_for(organization=setup.organization).limit(Limit.CONTACTS)
     if value is None:
         return None
-    lock_limit(organization=plan.organization, limit=Limit.CONTACTS)
+    lock_limit(organization=setup.organization, limit=Limit.CONTACTS)
     counter = counter_for(Limit.CONTACTS)
-    used = counter(plan.organization) if counter is not None else Contact.objects.count()
+    used = counter(setup.organization) if counter is not None else Contact.objects.count()
     return max(0, value - used)
 
 
@@ -257,19 +257,19 @@ class _AnyLine(Lookup):
         return f"{lhs} = ANY(string_to_array({rhs}, E'\\n'))", [*lhs_params, *rhs_params]
 
 
-def _matches(plan: Plan, keys: set[str]) -> dict[str, models.Model]:
+def _matches(setup: ImportSetup, keys: set[str]) -> dict[str, models.Model]:
     """Existing records by dedupe key, in one query; the oldest wins where keys repeat (leads)."""
     if not keys:
         return {}
-    queryset = plan.model.objects.filter(_AnyLine(F(plan.key_field), "\n".join(sorted(keys)))).order_by("-pk")
-    if plan.policy == DedupePolicy.UPDATE:
+    queryset = setup.model.objects.filter(_AnyLine(F(setup.key_field), "\n".join(sorted(keys)))).order_by("-pk")
+    if setup.policy == DedupePolicy.UPDATE:
         queryset = queryset.select_for_update(of=("self",))
-    return {getattr(record, plan.key_field): record for record in queryset}
+    return {getattr(record, setup.key_field): record for record in queryset}
 
 
-def _existing_tags(plan: Plan, records: Iterable[models.Model]) -> dict[int, dict[int, str]]:
+def _existing_tags(setup: ImportSetup, records: Iterable[models.Model]) -> dict[int, dict[int, str]]:
     """``{record id: {tag id: name}}`` for the matched records, in one query."""
-    through, name = plan.model.tags.through, plan.name
+    through, name = setup.model.tags.through, setup.name
     found: dict[int, dict[int, str]] = {}
     ids = [record.pk for record in records]
     rows = through.objects.filter(**{f"{name}_id__in": ids}).values_list(f"{name}_id", "tag_id", "tag__name")
@@ -292,16 +292,16 @@ def _new_uuids(count: int) -> list[str]:
     return [text[start : start + 32] for start in range(0, 32 * count, 32)]
 
 
-def _companies(plan: Plan, rows: list[Row], events: list[tuple]) -> dict[str, int]:
+def _companies(setup: ImportSetup, rows: list[Row], events: list[tuple]) -> dict[str, int]:
     """Ids of the contacts' companies by lower-cased name: companies the importer sees, else new ones."""
     wanted = {row.company.lower(): row.company for row in rows if row.company}
     if not wanted:
         return {}
-    visible = Company.objects.visible_to(plan.access, COMPANY_VIEW).annotate(lname=Lower("name"))
+    visible = Company.objects.visible_to(setup.access, COMPANY_VIEW).annotate(lname=Lower("name"))
     found = dict(visible.filter(lname__in=list(wanted)).order_by("-pk").values_list("lname", "pk"))
     missing = [name for lname, name in wanted.items() if lname not in found]
-    if missing and plan.access.scope(COMPANY_CREATE) is not None:
-        for company in Company.objects.bulk_create([Company(name=name, owner_id=plan.actor_id) for name in missing]):
+    if missing and setup.access.scope(COMPANY_CREATE) is not None:
+        for company in Company.objects.bulk_create([Company(name=name, owner_id=setup.actor_id) for name in missing]):
             found[company.name.lower()] = company.pk
             events.append(_event("company.created", "company", company.pk, outbox.snapshot(company)))
     return found
@@ -310,12 +310,12 @@ def _companies(plan: Plan, rows: list[Row], events: list[tuple]) -> dict[str, in
 # --- decisions ---
 
 
-def _custom_merged(plan: Plan, existing: dict, values: dict) -> dict:
+def _custom_merged(setup: ImportSetup, existing: dict, values: dict) -> dict:
     """As ``custom_fields.clean_values`` (values already coerced): known keys of ``existing`` under ``values``,
     required fields present. Raises :class:`InvalidCustomField`."""
-    merged = {key: value for key, value in existing.items() if key in plan.definitions}
+    merged = {key: value for key, value in existing.items() if key in setup.definitions}
     merged.update(values)
-    for key, definition in plan.definitions.items():
+    for key, definition in setup.definitions.items():
         if merged.get(key) is None:
             merged.pop(key, None)
             custom_fields.coerce(definition, None)  # raises for a required field
@@ -327,49 +327,49 @@ def _custom_problem(exc: InvalidCustomField) -> Problem:
     return (errors[0]["field"], exc.code, exc.detail)
 
 
-def _draft(plan: Plan, values: dict, row: Row) -> dict[str, Any] | Problem:
+def _draft(setup: ImportSetup, values: dict, row: Row) -> dict[str, Any] | Problem:
     """Every column of a new record from the row: its values over the model's defaults."""
-    if plan.record_type == RecordType.CONTACT:
+    if setup.record_type == RecordType.CONTACT:
         if not (values.get("first_name") or values.get("last_name") or values.get("email")):
             return ("", "required", "A contact needs a first name, a last name or an e-mail address.")
     elif not values.get("name"):
         return ("name", "required", "This field is required.")
     try:
-        custom = _custom_merged(plan, {}, row.custom) if row.custom or plan.custom_required else {}
+        custom = _custom_merged(setup, {}, row.custom) if row.custom or setup.custom_required else {}
     except InvalidCustomField as exc:
         return _custom_problem(exc)
-    draft = {**plan.defaults, "owner_id": plan.actor_id, **values, "custom_fields": custom}
-    if plan.record_type != RecordType.COMPANY and "source" not in values:
+    draft = {**setup.defaults, "owner_id": setup.actor_id, **values, "custom_fields": custom}
+    if setup.record_type != RecordType.COMPANY and "source" not in values:
         draft["source"] = LeadSource.IMPORT
     return draft
 
 
-def _diff(plan: Plan, current: Callable[[str], Any], values: dict, row: Row) -> dict[str, Any] | Problem:
+def _diff(setup: ImportSetup, current: Callable[[str], Any], values: dict, row: Row) -> dict[str, Any] | Problem:
     """The row's values that differ from the record's (``current`` reads its attributes)."""
     if row.custom:
         try:
-            merged = _custom_merged(plan, current("custom_fields") or {}, row.custom)
+            merged = _custom_merged(setup, current("custom_fields") or {}, row.custom)
         except InvalidCustomField as exc:
             return _custom_problem(exc)
         values = {**values, "custom_fields": merged}
     return {name: value for name, value in values.items() if current(name) != value}
 
 
-def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
+def apply_batch(setup: ImportSetup, rows: list[Row], outcome: Outcome) -> None:
     """Create, update or skip the valid rows of one batch and record their events, in the caller's transaction."""
     now = timezone.now()
     events: list[tuple] = []
-    unique = UNIQUE_KEYS.get(plan.record_type)
-    dedupes = plan.policy != DedupePolicy.CREATE or unique is not None
-    matches = _matches(plan, {row.key for row in rows if row.key}) if dedupes else {}
-    company_ids = _companies(plan, rows, events) if plan.record_type == RecordType.CONTACT else {}
+    unique = UNIQUE_KEYS.get(setup.record_type)
+    dedupes = setup.policy != DedupePolicy.CREATE or unique is not None
+    matches = _matches(setup, {row.key for row in rows if row.key}) if dedupes else {}
+    company_ids = _companies(setup, rows, events) if setup.record_type == RecordType.CONTACT else {}
     wanted_tags = sorted({tag for row in rows for tag in row.tags or []})
     # Unknown tags are created only for an importer who may manage tags; anyone else's rows naming one fail.
-    tags = tags_found(wanted_tags, create=may_create_tags(plan.access))[0] if wanted_tags else {}
-    updating = plan.policy == DedupePolicy.UPDATE
-    existing_tags = _existing_tags(plan, matches.values()) if tags and updating and matches else {}
-    room = _contacts_room(plan) if plan.record_type == RecordType.CONTACT else None
-    update_permission = UPDATE[plan.record_type]
+    tags = tags_found(wanted_tags, create=may_create_tags(setup.access))[0] if wanted_tags else {}
+    updating = setup.policy == DedupePolicy.UPDATE
+    existing_tags = _existing_tags(setup, matches.values()) if tags and updating and matches else {}
+    room = _contacts_room(setup) if setup.record_type == RecordType.CONTACT else None
+    update_permission = UPDATE[setup.record_type]
 
     creates: list[_New] = []
     pending: dict[str, _New] = {}
@@ -388,7 +388,7 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
             outcome.fail(row, ("tags", "unknown_tag", f"No tag is named {names}, and you may not create tags."))
             continue
         owner_id = values.get("owner_id")
-        if owner_id not in (None, plan.actor_id) and not can_reach(plan.access, update_permission, owner_id=owner_id):
+        if owner_id not in (None, setup.actor_id) and not can_reach(setup.access, update_permission, owner_id=owner_id):
             outcome.fail(row, ("owner", "out_of_scope", "You may not give records to this member."))
             continue
         row_tags = {tags[tag.lower()].pk for tag in row.tags or [] if tag.lower() in tags}
@@ -399,7 +399,7 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
             if room is not None and room <= 0:
                 outcome.fail(row, ("", "plan_limit_reached", "Your plan's contacts limit is reached."))
                 continue
-            draft = _draft(plan, values, row)
+            draft = _draft(setup, values, row)
             if isinstance(draft, tuple):
                 outcome.fail(row, draft)
                 continue
@@ -410,12 +410,12 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
             if row.key:
                 pending[row.key] = new
             outcome.created += 1
-        elif plan.policy == DedupePolicy.SKIP:
+        elif setup.policy == DedupePolicy.SKIP:
             outcome.skipped += 1
-        elif plan.policy == DedupePolicy.CREATE:  # a unique key: a contact's e-mail, a company's domain
-            outcome.fail(row, (plan.key_field, unique.code, unique.title))
+        elif setup.policy == DedupePolicy.CREATE:  # a unique key: a contact's e-mail, a company's domain
+            outcome.fail(row, (setup.key_field, unique.code, unique.title))
         elif new is not None:  # created earlier in this batch: the row's values join the new record
-            diff = _diff(plan, new.values.__getitem__, values, row)
+            diff = _diff(setup, new.values.__getitem__, values, row)
             if isinstance(diff, tuple):
                 outcome.fail(row, diff)
                 continue
@@ -427,17 +427,17 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
             else:
                 outcome.skipped += 1
         else:
-            if not can_reach(plan.access, update_permission, owner_id=match.owner_id):
-                outcome.fail(row, (plan.key_field, "out_of_scope", "A matching record exists that you may not edit."))
+            if not can_reach(setup.access, update_permission, owner_id=match.owner_id):
+                outcome.fail(row, (setup.key_field, "out_of_scope", "A matching record exists that you may not edit."))
                 continue
             if (
-                plan.record_type == RecordType.LEAD
+                setup.record_type == RecordType.LEAD
                 and match.status == LeadStatus.CONVERTED
                 and values.get("status", match.status) != match.status
             ):
                 outcome.fail(row, ("status", "invalid_lead_transition", "The lead is converted."))
                 continue
-            diff = _diff(plan, lambda attname, record=match: getattr(record, attname), values, row)
+            diff = _diff(setup, lambda attname, record=match: getattr(record, attname), values, row)
             if isinstance(diff, tuple):
                 outcome.fail(row, diff)
                 continue
@@ -455,12 +455,12 @@ def apply_batch(plan: Plan, rows: list[Row], outcome: Outcome) -> None:
     # ``COPY`` takes ``now`` as ISO text: psycopg spends some 5 µs on each datetime it converts, once per column.
     now_text = now.isoformat()
     if creates:
-        _insert(plan, creates, events, now, now_text)
+        _insert(setup, creates, events, now, now_text)
     changed = [change for change in updates.values() if change.changes or change.tag_ids]
     if changed:
-        _update(plan, changed, existing_tags, {tag.pk: tag.name for tag in tags.values()}, events, now)
+        _update(setup, changed, existing_tags, {tag.pk: tag.name for tag in tags.values()}, events, now)
     if events:
-        actor_id, actor_label = plan.actor_id, plan.actor_label
+        actor_id, actor_label = setup.actor_id, setup.actor_label
         _copy(
             OutboxEvent,
             ["id", "type", "subject_type", "subject_id", "actor_id", "actor_label", "payload", "occurred_at"],
@@ -487,21 +487,21 @@ def _copy(model: type[models.Model], attnames: list[str], rows: Iterable[tuple])
                 copy.write_row(row)
 
 
-def _reserve_ids(plan: Plan, count: int) -> list[int]:
+def _reserve_ids(setup: ImportSetup, count: int) -> list[int]:
     """``count`` new ids. The sequence is named once per job: ``pg_get_serial_sequence`` in the query would run
     (parsing and looking the table up) once per id."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [plan.id_sequence, count])
+        cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [setup.id_sequence, count])
         return [pk for (pk,) in cursor.fetchall()]
 
 
-def _insert(plan: Plan, creates: list[_New], events: list[tuple], now, now_text: str) -> None:
-    model, name = plan.model, plan.name
-    attnames, pk_attname = plan.attnames, model._meta.pk.attname
+def _insert(setup: ImportSetup, creates: list[_New], events: list[tuple], now, now_text: str) -> None:
+    model, name = setup.model, setup.name
+    attnames, pk_attname = setup.attnames, model._meta.pk.attname
     custom_at, created_at, updated_at = (attnames.index(a) for a in ("custom_fields", "created_at", "updated_at"))
     stamp = _encoder.default(now)  # ``now`` as the payloads show it, converted once for the batch
     event_type = f"{name}.created"
-    ids = _reserve_ids(plan, len(creates))
+    ids = _reserve_ids(setup, len(creates))
     payloads, rows, links = [], [], []
     for pk, new in zip(ids, creates, strict=True):
         values = new.values
@@ -521,8 +521,10 @@ def _insert(plan: Plan, creates: list[_New], events: list[tuple], now, now_text:
         _copy(model.tags.through, [f"{name}_id", "tag_id"], links)
 
 
-def _update(plan: Plan, changed: list[_Change], existing_tags: dict, tag_names: dict[int, str], events, now) -> None:
-    model, name = plan.model, plan.name
+def _update(
+    setup: ImportSetup, changed: list[_Change], existing_tags: dict, tag_names: dict[int, str], events, now
+) -> None:
+    model, name = setup.model, setup.name
     through = model.tags.through
     links = []
     for change in changed:

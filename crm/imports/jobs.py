@@ -162,17 +162,17 @@ def _batches(rows: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
-def _commit_batch(job: ImportJob, plan: batches.Plan, batch: list, log: _ErrorLog) -> None:
+def _commit_batch(job: ImportJob, setup: batches.ImportSetup, batch: list, log: _ErrorLog) -> None:
     outcome, valid = batches.Outcome(), []
     for number, cells in batch:
-        result = batches.clean(plan, number, cells)
+        result = batches.clean(setup, number, cells)
         if isinstance(result, list):
             outcome.errors.append((number, cells if isinstance(cells, list) else [], result))
         else:
             valid.append(result)
     with transaction.atomic():
         if valid:
-            batches.apply_batch(plan, valid, outcome)
+            batches.apply_batch(setup, valid, outcome)
         log.write(outcome.errors)
         ImportJob.objects.filter(pk=job.pk).update(
             processed_rows=F("processed_rows") + len(batch),
@@ -205,13 +205,13 @@ def import_run(*, job_id) -> ImportJob | None:
                 if isinstance(header_cells, RowProblem):
                     raise Unreadable("The header row cannot be read.")
                 header = header_names(header_cells)
-                plan = batches.plan_for(job, header)
+                setup = batches.setup_for(job, header)
                 resume_after = None
                 for _ in range(job.processed_rows):
                     resume_after, _cells = next(rows)
                 log = _ErrorLog(job, header, resume_after_row=resume_after)
                 for batch in _batches(rows, batch_size()):
-                    _commit_batch(job, plan, batch, log)
+                    _commit_batch(job, setup, batch, log)
         except (Unreadable, UnsupportedFile) as exc:
             return _finish(job, log, status=ImportStatus.FAILED, reason=str(exc))
         except (UnicodeDecodeError, StopIteration, FileNotFoundError):

@@ -7,6 +7,7 @@ from config.api.fields import MemberField, MonthField, ScopedRecordField
 from config.api.references import PersonReference, RecordReference
 from crm.api.serializers import TAG_NAMES_HELP, RecordOutput
 from crm.models import Company, Contact
+from crm.permissions import COMPANY_VIEW, CONTACT_VIEW
 from pipelines.choices import DealStatus, StageKind
 from pipelines.models import Deal, Pipeline, Stage
 
@@ -216,8 +217,8 @@ class DealInput(serializers.Serializer):
     stage = serializers.PrimaryKeyRelatedField(
         queryset=Stage.objects.all(), required=False, help_text="An open stage. Default: the pipeline's first."
     )
-    contact = ScopedRecordField(model=Contact, permission="crm.contact.view", required=False, allow_null=True)
-    company = ScopedRecordField(model=Company, permission="crm.company.view", required=False, allow_null=True)
+    contact = ScopedRecordField(model=Contact, permission=CONTACT_VIEW, required=False, allow_null=True)
+    company = ScopedRecordField(model=Company, permission=COMPANY_VIEW, required=False, allow_null=True)
     expected_close_date = serializers.DateField(required=False, allow_null=True)
     owner = MemberField(required=False, allow_null=True, source="owner_id")
     tags = serializers.ListField(

@@ -41,7 +41,7 @@ def deliver(client, body: dict, **signing):
     return client.post(WEBHOOK, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
 
 
-def subscription_of(org) -> Subscription:
+def stored_subscription(org) -> Subscription:
     return Subscription.objects.select_related("plan").get(organization=org)
 
 

@@ -23,7 +23,7 @@ from billing.models import Plan, ProviderEvent
 from billing.services import subscription_change_plan
 from rbac.models import AuditEntry
 
-from .conftest import CHANGE, WEBHOOK, checkout, deliver, pay, subscription_of
+from .conftest import CHANGE, WEBHOOK, checkout, deliver, pay, stored_subscription
 from .stripe_server import add_invoices, event, signed
 
 pytestmark = pytest.mark.django_db
@@ -33,11 +33,11 @@ pytestmark = pytest.mark.django_db
 
 def test_without_a_provider_a_paid_plan_is_402_never_free(as_owner_a, org_a, settings):
     settings.STRIPE_API_KEY = ""
-    before = subscription_of(org_a)
+    before = stored_subscription(org_a)
     for plan in ("pro", "enterprise"):
         response = as_owner_a.post(CHANGE, {"plan": plan}, format="json")
         assert (response.status_code, response.json()["code"]) == (402, "payment_provider_not_configured")
-    after = subscription_of(org_a)
+    after = stored_subscription(org_a)
     assert (after.plan_id, after.status, after.trial_ends_at) == (before.plan_id, before.status, before.trial_ends_at)
     assert as_owner_a.post("/api/v1/billing/portal/").json()["code"] == "payment_provider_not_configured"
     assert as_owner_a.get("/api/v1/billing/invoices/").json()["count"] == 0
@@ -56,11 +56,11 @@ def test_the_webhook_refuses_everything_without_a_secret(api, settings):
 
 
 def test_checkout_then_payment_confirmed_activates_the_plan(api, as_owner_a, org_a, owner_a, provider):
-    trial = subscription_of(org_a)
+    trial = stored_subscription(org_a)
     session = checkout(as_owner_a, org_a, provider, plan="pro", interval="yearly")
 
     # nothing changed before the provider confirms
-    pending = subscription_of(org_a)
+    pending = stored_subscription(org_a)
     assert (pending.plan.code, pending.status) == (trial.plan.code, SubscriptionStatus.TRIALING)
     assert as_owner_a.get("/api/v1/billing/subscription/").json()["plan"]["code"] == "enterprise"
     [customer] = provider.customers.values()
@@ -73,7 +73,7 @@ def test_checkout_then_payment_confirmed_activates_the_plan(api, as_owner_a, org
 
     provider_subscription = pay(api, org_a, provider, session)
 
-    active = subscription_of(org_a)
+    active = stored_subscription(org_a)
     assert (active.plan.code, active.status, active.interval) == ("pro", SubscriptionStatus.ACTIVE, "yearly")
     assert active.provider_subscription_id == provider_subscription["id"]
     assert active.provider_customer_id == customer["id"]
@@ -91,13 +91,13 @@ def test_an_unpaid_checkout_changes_nothing(api, as_owner_a, org_a, provider):
     session = checkout(as_owner_a, org_a, provider)
     response = deliver(api, event("checkout.session.completed", {**session, "status": "complete"}))
     assert response.json()["outcome"] == "ignored"  # payment_status: unpaid (a delayed payment method)
-    assert subscription_of(org_a).status == SubscriptionStatus.TRIALING
+    assert stored_subscription(org_a).status == SubscriptionStatus.TRIALING
     # an incomplete subscription (first payment not through) is not a plan either
     incomplete = provider.add_subscription(
         customer=session["customer"], price="price_pro_m", status="incomplete", metadata=session["metadata"]
     )
     assert deliver(api, event("customer.subscription.created", incomplete)).json()["outcome"] == "ignored"
-    assert subscription_of(org_a).plan.code == "enterprise"
+    assert stored_subscription(org_a).plan.code == "enterprise"
 
 
 def test_a_plan_without_a_provider_price_cannot_be_bought(as_owner_a, org_a, provider):
@@ -139,7 +139,7 @@ def test_a_forged_event_is_400_and_changes_nothing(api, as_owner_a, org_a, provi
     response = api.post(WEBHOOK, data=payload, content_type="application/json", **headers)
     assert (response.status_code, response.json()["code"]) == (400, "invalid_signature")
     assert response["Content-Type"] == "application/problem+json"
-    subscription = subscription_of(org_a)
+    subscription = stored_subscription(org_a)
     assert (subscription.plan.code, subscription.status, subscription.provider_subscription_id) == (
         "enterprise",
         SubscriptionStatus.TRIALING,
@@ -173,13 +173,13 @@ def test_events_out_of_order_do_not_undo_newer_ones(api, org_a, paying, provider
     active = {**paying, "status": "active"}
     # the provider sent "active" (t-10) then "past_due" (t); they arrive the other way round
     assert deliver(api, event("customer.subscription.updated", past_due, created=now)).json()["outcome"] == "applied"
-    assert subscription_of(org_a).status == SubscriptionStatus.PAST_DUE
+    assert stored_subscription(org_a).status == SubscriptionStatus.PAST_DUE
     late = deliver(api, event("customer.subscription.updated", active, created=now - 10))
     assert late.json()["outcome"] == "stale"
-    assert subscription_of(org_a).status == SubscriptionStatus.PAST_DUE
+    assert stored_subscription(org_a).status == SubscriptionStatus.PAST_DUE
     # a newer one applies
     assert deliver(api, event("invoice.paid", _invoice(paying), created=now + 5)).json()["outcome"] == "applied"
-    assert subscription_of(org_a).status == SubscriptionStatus.ACTIVE
+    assert stored_subscription(org_a).status == SubscriptionStatus.ACTIVE
     statuses = list(
         AuditEntry.objects.filter(organization=org_a, target_type="subscription")
         .order_by("pk")
@@ -217,7 +217,7 @@ def test_payment_fails_past_due_then_free_after_the_grace(
     with django_capture_on_commit_callbacks(execute=True):  # mail leaves after commit
         response = deliver(api, event("invoice.payment_failed", _invoice(paying)))
     assert response.json()["outcome"] == "applied"
-    subscription = subscription_of(org_a)
+    subscription = stored_subscription(org_a)
     assert (subscription.plan.code, subscription.status) == ("pro", SubscriptionStatus.PAST_DUE)
     assert subscription.past_due_since is not None
     [message] = mail.outbox
@@ -226,13 +226,13 @@ def test_payment_fails_past_due_then_free_after_the_grace(
 
     # within the grace: nothing happens
     assert subscription_dunning(now=timezone.now() + datetime.timedelta(days=6))["downgraded"] == 0
-    assert subscription_of(org_a).plan.code == "pro"
+    assert stored_subscription(org_a).plan.code == "pro"
 
     # after it: Free, the provider subscription canceled, owners told, audited
     with django_capture_on_commit_callbacks(execute=True):
         result = subscription_dunning(now=timezone.now() + datetime.timedelta(days=8))
     assert result["downgraded"] == 1
-    downgraded = subscription_of(org_a)
+    downgraded = stored_subscription(org_a)
     assert (downgraded.plan.code, downgraded.status, downgraded.provider_subscription_id) == (
         "free",
         SubscriptionStatus.ACTIVE,
@@ -248,7 +248,7 @@ def test_payment_fails_past_due_then_free_after_the_grace(
     deleted = {**paying, "status": "canceled"}
     later = int((timezone.now() + datetime.timedelta(days=8, minutes=1)).timestamp())
     assert deliver(api, event("customer.subscription.deleted", deleted, created=later)).json()["outcome"] == "ignored"
-    assert subscription_of(org_a).plan.code == "free"
+    assert stored_subscription(org_a).plan.code == "free"
 
 
 def test_deleting_the_organization_stops_the_provider_charging_it(
@@ -257,7 +257,7 @@ def test_deleting_the_organization_stops_the_provider_charging_it(
     with django_capture_on_commit_callbacks(execute=True):
         response = as_owner_a.delete(f"/api/v1/organizations/current/?confirm={org_a.slug}")
     assert response.status_code == 202, response.content
-    subscription = subscription_of(org_a)
+    subscription = stored_subscription(org_a)
     assert (subscription.status, subscription.provider_subscription_id) == (SubscriptionStatus.CANCELED, "")
     assert provider.calls("DELETE", f"/v1/subscriptions/{paying['id']}") == [{}]
     entry = AuditEntry.objects.get(organization=org_a, action="subscription.canceled_with_organization")
@@ -267,7 +267,7 @@ def test_deleting_the_organization_stops_the_provider_charging_it(
 def test_a_payment_within_the_grace_keeps_the_plan(api, org_a, paying, provider):
     deliver(api, event("invoice.payment_failed", _invoice(paying)))
     deliver(api, event("invoice.paid", _invoice(paying)))
-    subscription = subscription_of(org_a)
+    subscription = stored_subscription(org_a)
     assert (subscription.status, subscription.past_due_since) == (SubscriptionStatus.ACTIVE, None)
     assert subscription_dunning(now=timezone.now() + datetime.timedelta(days=30))["downgraded"] == 0
 
@@ -277,7 +277,7 @@ def test_dunning_keeps_the_data_over_free_limits_read_only(api, org_a, paying, p
         member(org_a, "viewer")  # four seats; Free allows two
     deliver(api, event("invoice.payment_failed", _invoice(paying)))
     subscription_dunning(now=timezone.now() + datetime.timedelta(days=8))
-    assert subscription_of(org_a).plan.code == "free"
+    assert stored_subscription(org_a).plan.code == "free"
     members = as_owner_a.get("/api/v1/members/").json()
     assert members["count"] == 4  # nobody removed
     with pytest.raises(PlanLimitReached):  # over Free's limit: nothing more is added (the read-only rule)
@@ -293,7 +293,7 @@ def test_beat_runs_dunning_and_usage_reports(settings):
 def test_the_provider_canceling_moves_to_canceled_and_free_entitlements(api, org_a, paying, as_owner_a):
     response = deliver(api, event("customer.subscription.deleted", {**paying, "status": "canceled"}))
     assert response.json()["outcome"] == "applied"
-    subscription = subscription_of(org_a)
+    subscription = stored_subscription(org_a)
     assert subscription.status == SubscriptionStatus.CANCELED
     assert as_owner_a.get("/api/v1/organizations/current/").json()["plan"] == "free"
 
@@ -315,17 +315,17 @@ def test_a_downgrade_to_free_takes_effect_at_the_end_of_the_paid_period(api, as_
     assert as_owner_a.get("/api/v1/organizations/current/").json()["plan"] == "pro"  # paid until the period ends
     # the period ends: the provider ends the subscription
     deliver(api, event("customer.subscription.deleted", {**paying, "status": "canceled"}))
-    subscription = subscription_of(org_a)
+    subscription = stored_subscription(org_a)
     assert (subscription.plan.code, subscription.status, subscription.scheduled_plan_id) == ("free", "active", None)
     assert AuditEntry.objects.filter(organization=org_a, action="subscription.scheduled_change_applied").exists()
 
 
 def test_a_scheduled_downgrade_applies_at_the_period_end_even_without_an_event(as_owner_a, org_a, paying):
     as_owner_a.post(CHANGE, {"plan": "free"}, format="json")
-    end = subscription_of(org_a).current_period_end
+    end = stored_subscription(org_a).current_period_end
     assert subscription_dunning(now=end - datetime.timedelta(minutes=1))["scheduled_applied"] == 0
     assert subscription_dunning(now=end + datetime.timedelta(minutes=1))["scheduled_applied"] == 1
-    assert subscription_of(org_a).plan.code == "free"
+    assert stored_subscription(org_a).plan.code == "free"
 
 
 def test_a_downgrade_past_the_lower_plans_limits_is_409_listing_them(as_owner_a, org_a, paying, member, provider):
@@ -335,13 +335,13 @@ def test_a_downgrade_past_the_lower_plans_limits_is_409_listing_them(as_owner_a,
     assert (response.status_code, response.json()["code"]) == (409, "downgrade_blocked")
     assert response.json()["exceeded"] == [{"limit": "seats", "value": 2, "used": 3}]
     assert provider.subscriptions[paying["id"]]["cancel_at_period_end"] is False
-    assert subscription_of(org_a).scheduled_plan_id is None
+    assert stored_subscription(org_a).scheduled_plan_id is None
 
 
 def test_an_upgrade_applies_when_the_provider_says_it_is_paid(api, as_owner_a, org_a, paying, provider):
     response = as_owner_a.post(CHANGE, {"plan": "enterprise"}, format="json")
     assert (response.status_code, response.json()["outcome"]) == (202, "pending")
-    assert subscription_of(org_a).plan.code == "pro"
+    assert stored_subscription(org_a).plan.code == "pro"
     [update] = [
         form for form in provider.calls("POST", f"/v1/subscriptions/{paying['id']}") if "items[0][price]" in form
     ]
@@ -349,7 +349,7 @@ def test_an_upgrade_applies_when_the_provider_says_it_is_paid(api, as_owner_a, o
     # the provider took the prorated payment and sends the updated subscription
     updated = provider.subscriptions[paying["id"]]
     assert deliver(api, event("customer.subscription.updated", updated)).json()["outcome"] == "applied"
-    assert subscription_of(org_a).plan.code == "enterprise"
+    assert stored_subscription(org_a).plan.code == "enterprise"
 
 
 # --- portal and invoices ---
@@ -391,7 +391,7 @@ def test_a_provider_outage_is_503_changes_nothing_and_opens_the_breaker(as_owner
     response = as_owner_a.post(CHANGE, {"plan": "pro"}, format="json")
     assert (response.status_code, response.json()["code"]) == (503, "payment_provider_unavailable")
     assert response["Retry-After"]
-    assert subscription_of(org_a).provider_customer_id == ""
+    assert stored_subscription(org_a).provider_customer_id == ""
     calls = len(provider.requests)
     again = as_owner_a.post(CHANGE, {"plan": "pro"}, format="json")
     assert again.status_code == 503
@@ -426,7 +426,7 @@ def test_a_scheduled_downgrade_can_be_taken_back(as_owner_a, org_a, paying, prov
 def test_a_lower_paid_plan_starts_with_the_next_period(api, as_owner_a, org_a, provider):
     session = checkout(as_owner_a, org_a, provider, plan="enterprise")
     paying = pay(api, org_a, provider, session, created=int(time.time()) - 60)
-    assert subscription_of(org_a).plan.code == "enterprise"
+    assert stored_subscription(org_a).plan.code == "enterprise"
     response = as_owner_a.post(CHANGE, {"plan": "pro"}, format="json")
     assert (response.status_code, response.json()["outcome"], response.json()["scheduled_plan"]) == (
         200,
@@ -438,11 +438,11 @@ def test_a_lower_paid_plan_starts_with_the_next_period(api, as_owner_a, org_a, p
     # the provider's update (new price, same period) does not move the plan before the period ends
     current = provider.subscriptions[paying["id"]]
     deliver(api, event("customer.subscription.updated", current))
-    assert subscription_of(org_a).plan.code == "enterprise"
+    assert stored_subscription(org_a).plan.code == "enterprise"
     # the next period starts: the scheduled plan applies
     item = current["items"]["data"][0]
     renewed_start = item["current_period_end"]
     item["current_period_start"], item["current_period_end"] = renewed_start, renewed_start + 30 * 86400
     deliver(api, event("customer.subscription.updated", current, created=int(time.time()) + 1))
-    subscription = subscription_of(org_a)
+    subscription = stored_subscription(org_a)
     assert (subscription.plan.code, subscription.scheduled_plan_id) == ("pro", None)

@@ -443,11 +443,11 @@ def test_a_run_resumes_after_its_last_committed_batch_and_a_second_run_changes_n
     job_id = upload(as_owner_a, content).json()["id"]  # not committed: the task did not run
     real_apply, calls = imports.batches.apply_batch, []
 
-    def lose_the_connection_in_batch_two(plan, rows, outcome):
+    def lose_the_connection_in_batch_two(setup, rows, outcome):
         calls.append([row.number for row in rows])
         if len(calls) == 2:
             raise OperationalError("connection lost")
-        return real_apply(plan, rows, outcome)
+        return real_apply(setup, rows, outcome)
 
     monkeypatch.setattr(imports.batches, "apply_batch", lose_the_connection_in_batch_two)
     with in_tenant(org_a):

@@ -12,9 +12,11 @@ from crm import records
 from crm import services as crm_services
 from crm.errors import OutOfReach
 from crm.models import Lead
+from crm.permissions import LEAD_VIEW
 from integrations.models import OutboxEvent
 from pipelines import services as pipeline_services
 from pipelines.models import Deal
+from pipelines.permissions import DEAL_VIEW
 from rbac.access import access_for
 from tests.factories import SYSTEM
 
@@ -129,3 +131,23 @@ def test_crm_reaches_deals_through_its_registries(org_a, owner_a, in_tenant, mak
     with in_tenant(org_a):
         crm_services.contact_merge(survivor=contact, duplicate=duplicate, actor=SYSTEM)
         assert Deal.objects.get(pk=deal.pk).contact_id == contact.pk
+
+
+def test_an_activity_names_a_deal_within_reach_through_the_registry(org_a, owner_a, member, make):
+    """The activity input names deals lazily (crm.records), with the deal view permission's record scope: a Sales
+    Rep may log on their own deal; another member's deal is "does not exist", as a foreign one."""
+    assert records.record_view_permission("deal") == DEAL_VIEW
+    assert records.record_view_permission("lead") == LEAD_VIEW
+    rep, client = member(org_a, "sales_rep")
+    mine = make.deal(org_a, owner=rep)
+    theirs = make.deal(org_a, owner=owner_a)
+
+    logged = client.post("/api/v1/activities/", {"kind": "note", "subject": "Called", "deal": mine.pk}, format="json")
+    assert logged.status_code == 201, logged.content
+    assert logged.json()["deal"]["id"] == mine.pk
+
+    refused = client.post(
+        "/api/v1/activities/", {"kind": "note", "subject": "Called", "deal": theirs.pk}, format="json"
+    )
+    assert refused.status_code == 400
+    assert [(error["field"], error["code"]) for error in refused.json()["errors"]] == [("deal", "does_not_exist")]

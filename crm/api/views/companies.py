@@ -95,5 +95,5 @@ class CompanyViewSet(RecordViewSet):
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
         survivor = self.get_object()
-        duplicate = self.merge_duplicate(request)
+        duplicate = self.get_duplicate(request)
         return self._output(services.company_merge(survivor=survivor, duplicate=duplicate, actor=self.access))

@@ -55,7 +55,7 @@ class RecordViewSet(OrganizationViewSet):
         rows = selectors.timeline(record=self.get_object(), access=self.access)
         return self.page_of(rows, RecordTimelineItemOutput, load=selectors.timeline_items)
 
-    def merge_duplicate(self, request):
+    def get_duplicate(self, request):
         """The record named by ``duplicate`` in the body, within the caller's reach for ``merge`` (else 404)."""
         data = MergeInput(data=request.data)
         data.is_valid(raise_exception=True)
