@@ -9,14 +9,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import cast
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.choices import Meter
-from billing.features import Limit
-from billing.metering import usage_record
-from billing.services import enforce_limit
+from billing.metering import usage_consume
 from config.api.errors import DomainError
 from rbac import audit
 from rbac.access import Access
@@ -50,9 +47,7 @@ def conversation_delete(*, conversation: Conversation, actor: Access) -> None:
 def question_record(*, conversation: Conversation, actor: Access, content: str, skill: str = Skill.CHAT) -> Message:
     """Count one co-pilot message against the plan's monthly limit (403 ``plan_limit_reached`` past it) and keep
     the question. Committed before the model is asked, so an answer cut short still has its question."""
-    organization = current_organization()
-    enforce_limit(organization=organization, limit=Limit.COPILOT_MESSAGES_PER_MONTH)
-    usage_record(organization=organization, meter=Meter.COPILOT_MESSAGES, quantity=1)
+    usage_consume(organization=current_organization(), meter=Meter.COPILOT_MESSAGES)
     message = Message.objects.create(conversation=conversation, role=MessageRole.USER, content=content, skill=skill)
     fields = ["updated_at"]
     if not conversation.title:
@@ -62,14 +57,18 @@ def question_record(*, conversation: Conversation, actor: Access, content: str, 
     return message
 
 
+_TOKENS_UPSERT = f"""
+INSERT INTO {MonthlyUsage._meta.db_table} AS usage (month, prompt_tokens, completion_tokens) VALUES (%s, %s, %s)
+ON CONFLICT (month) DO UPDATE SET prompt_tokens = usage.prompt_tokens + EXCLUDED.prompt_tokens,
+    completion_tokens = usage.completion_tokens + EXCLUDED.completion_tokens
+"""
+
+
 def tokens_record(*, prompt_tokens: int, completion_tokens: int) -> None:
+    """Add an answer's tokens to the month's (one statement: concurrent answers never lose a count)."""
     if prompt_tokens or completion_tokens:
-        month = month_start()
-        MonthlyUsage.objects.get_or_create(month=month)
-        MonthlyUsage.objects.filter(month=month).update(
-            prompt_tokens=F("prompt_tokens") + prompt_tokens,
-            completion_tokens=F("completion_tokens") + completion_tokens,
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(_TOKENS_UPSERT, [month_start(), prompt_tokens, completion_tokens])
 
 
 def copilot_actor(actor: Access) -> Access:

@@ -5,9 +5,14 @@ Other apps call one function when they consume::
 
     usage_record(organization=organization, meter=Meter.CAMPAIGN_MESSAGES, quantity=sent)
 
-It adds to the month's counter in one statement (an upsert: no read-modify-write race), checks the usage alerts of
-the meter's limit (:data:`METER_LIMITS`), and leaves the provider alone: beat's ``billing.report_usage`` sends what
-is not reported yet as meter events (:func:`usage_report`), each range once (the provider deduplicates by
+or, when the unit is refused past the plan's monthly limit at the moment it is used (a co-pilot message)::
+
+    usage_consume(organization=organization, meter=Meter.COPILOT_MESSAGES)
+
+Both add to the month's counter in one statement (an upsert: no read-modify-write race; ``usage_consume``'s
+refuses to pass the limit, under the limit's lock as :func:`billing.services.enforce_limit`), check the usage
+alerts of the meter's limit (:data:`METER_LIMITS`), and leave the provider alone: beat's ``billing.report_usage``
+sends what is not reported yet as meter events (:func:`usage_report`), each range once (the provider deduplicates by
 identifier, and a failed report is retried with the same range).
 """
 
@@ -24,9 +29,10 @@ from . import provider
 from .alerts import period_start, usage_check
 from .choices import Meter, SubscriptionStatus
 from .entitlements import entitlements_for
-from .errors import PaymentProviderError, PaymentProviderUnavailable
+from .errors import PaymentProviderError, PaymentProviderUnavailable, PlanLimitReached
 from .features import Limit
 from .models import MeteredUsage, PlanMeter, Subscription
+from .services import lock_limit
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +42,15 @@ METER_LIMITS: dict[str, Limit] = {
     Meter.CAMPAIGN_MESSAGES: Limit.CAMPAIGN_MESSAGES_PER_MONTH,
 }
 
+_TABLE = MeteredUsage._meta.db_table
+# The month's row gains ``quantity``; with a limit (the last parameter, NULL for none), only while the total stays
+# within it: no row comes back past it.
 _UPSERT = f"""
-INSERT INTO {MeteredUsage._meta.db_table}
-    (organization_id, meter, period_start, quantity, reported, reporting, updated_at)
-VALUES (%s, %s, %s, %s, 0, 0, %s)
+INSERT INTO {_TABLE} (organization_id, meter, period_start, quantity, reported, reporting, updated_at)
+VALUES (%(organization)s, %(meter)s, %(period)s, %(quantity)s, 0, 0, %(now)s)
 ON CONFLICT (organization_id, meter, period_start)
-DO UPDATE SET quantity = {MeteredUsage._meta.db_table}.quantity + EXCLUDED.quantity, updated_at = EXCLUDED.updated_at
+DO UPDATE SET quantity = {_TABLE}.quantity + EXCLUDED.quantity, updated_at = EXCLUDED.updated_at
+WHERE %(limit)s::integer IS NULL OR {_TABLE}.quantity + EXCLUDED.quantity <= %(limit)s::integer
 RETURNING quantity
 """
 
@@ -51,14 +60,56 @@ def usage_record(*, organization, meter: str, quantity: int) -> int:
     meter = Meter(meter)
     if quantity <= 0:
         return used_this_period(organization=organization, meter=meter)
+    with transaction.atomic(savepoint=False):
+        return _add(
+            organization,
+            meter,
+            quantity,
+            value=entitlements_for(organization=organization).limit(METER_LIMITS[meter]),
+            enforce=False,
+        )
+
+
+def usage_consume(*, organization, meter: str, quantity: int = 1) -> int:
+    """Count ``quantity`` units of ``meter`` now, refused past the plan's monthly limit: 403
+    ``plan_limit_reached`` and nothing counted. The month's total. Call inside the consuming transaction."""
+    meter = Meter(meter)
+    limit = METER_LIMITS[meter]
+    with transaction.atomic(savepoint=False):
+        if entitlements_for(organization=organization).limit(limit) is not None:
+            lock_limit(organization=organization, limit=limit)  # a plan change holding it has committed
+        return _add(
+            organization, meter, quantity, value=entitlements_for(organization=organization).limit(limit), enforce=True
+        )
+
+
+def _add(organization, meter: Meter, quantity: int, *, value: int | None, enforce: bool) -> int:
+    limit = METER_LIMITS[meter]
     now = timezone.now()
-    with transaction.atomic():
+    capped = value if enforce else None
+    total = None
+    if capped is None or quantity <= capped:
         with connection.cursor() as cursor:
-            cursor.execute(_UPSERT, [organization.pk, meter.value, period_start(now), quantity, now])
-            total = cursor.fetchone()[0]
-        limit = METER_LIMITS[meter]
-        value = entitlements_for(organization=organization).limit(limit)
-        usage_check(organization=organization, limit=limit, value=value, before=total - quantity, after=total)
+            cursor.execute(
+                _UPSERT,
+                {
+                    "organization": organization.pk,
+                    "meter": meter.value,
+                    "period": period_start(now),
+                    "quantity": quantity,
+                    "now": now,
+                    "limit": capped,
+                },
+            )
+            row = cursor.fetchone()
+        total = row[0] if row else None
+    if total is None:
+        used = used_this_period(organization=organization, meter=meter)
+        raise PlanLimitReached(
+            f"Your plan allows {capped} {limit.replace('_', ' ')}; you use {used}.",
+            extra={"limit": str(limit), "value": capped, "used": used},
+        )
+    usage_check(organization=organization, limit=limit, value=value, before=total - quantity, after=total)
     return total
 
 
