@@ -10,9 +10,10 @@ them): ``bulk_create`` spends about 110 µs per row compiling SQL and quoting ar
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from config.db import connection
 from crm import custom_fields
 from crm.choices import DedupePolicy, LeadSource, LeadStatus, RecordType
 from crm.errors import InvalidCustomField
-from crm.models import Company, Contact, CustomField, ImportJob
+from crm.models import Company, Contact, CustomField, ImportJob, Lead, Record
 from crm.permissions import COMPANY_CREATE, COMPANY_VIEW, IMPORT, UPDATE
 from crm.tagging import may_create_tags, tags_found
 from integrations import outbox
@@ -46,14 +47,16 @@ _encoder = DjangoJSONEncoder()
 # As ``DjangoJSONEncoder().encode`` (the C encoder, Django's conversions for dates, decimals, UUIDs...): a bound
 # method, so a payload costs one call.
 _dumps = json.JSONEncoder(default=_encoder.default).encode
+# ``json``'s C encoder factory (None without the C accelerator); private, so typeshed does not declare it.
+_c_make_encoder: Callable[..., Any] | None = getattr(json.encoder, "c_make_encoder", None)
 
 
 def _dumps_many(payloads: list[dict]) -> list[str]:
     """``[_dumps(payload) for payload in payloads]`` with one C encoder made for them all: ``JSONEncoder.encode``
     makes one per call, which costs as much as encoding a contact's payload."""
-    if json.encoder.c_make_encoder is None:  # pragma: no cover - CPython always has it
+    if _c_make_encoder is None:  # pragma: no cover - CPython always has it
         return [_dumps(payload) for payload in payloads]
-    encode = json.encoder.c_make_encoder(
+    encode = _c_make_encoder(
         {}, _encoder.default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
     )
     join = "".join
@@ -82,7 +85,7 @@ class ImportSetup:
     """What a running job needs for every row: the importer's access, the columns and their cleaners."""
 
     record_type: str
-    model: type[models.Model]
+    model: type[Record]  # the record type's model (``fields.MODELS``)
     access: Access
     organization: Any
     policy: str
@@ -100,7 +103,7 @@ class ImportSetup:
 
     @property
     def name(self) -> str:
-        return self.model._meta.model_name
+        return str(self.model._meta.model_name)
 
 
 def setup_for(job: ImportJob, header: list[str]) -> ImportSetup:
@@ -223,7 +226,7 @@ class _New:
 
 @dataclass
 class _Change:
-    record: models.Model
+    record: Record
     changes: dict[str, list] = field(default_factory=dict)
     tag_ids: set[int] = field(default_factory=set)
 
@@ -257,7 +260,7 @@ class _AnyLine(Lookup):
         return f"{lhs} = ANY(string_to_array({rhs}, E'\\n'))", [*lhs_params, *rhs_params]
 
 
-def _matches(setup: ImportSetup, keys: set[str]) -> dict[str, models.Model]:
+def _matches(setup: ImportSetup, keys: set[str]) -> dict[str, Record]:
     """Existing records by dedupe key, in one query; the oldest wins where keys repeat (leads)."""
     if not keys:
         return {}
@@ -267,12 +270,12 @@ def _matches(setup: ImportSetup, keys: set[str]) -> dict[str, models.Model]:
     return {getattr(record, setup.key_field): record for record in queryset}
 
 
-def _existing_tags(setup: ImportSetup, records: Iterable[models.Model]) -> dict[int, dict[int, str]]:
+def _existing_tags(setup: ImportSetup, records: Iterable[Record]) -> dict[int, dict[int, str]]:
     """``{record id: {tag id: name}}`` for the matched records, in one query."""
     through, name = setup.model.tags.through, setup.name
     found: dict[int, dict[int, str]] = {}
     ids = [record.pk for record in records]
-    rows = through.objects.filter(**{f"{name}_id__in": ids}).values_list(f"{name}_id", "tag_id", "tag__name")
+    rows = through._default_manager.filter(**{f"{name}_id__in": ids}).values_list(f"{name}_id", "tag_id", "tag__name")
     for record_id, tag_id, tag_name in rows:
         found.setdefault(record_id, {})[tag_id] = tag_name
     return found
@@ -413,6 +416,7 @@ def apply_batch(setup: ImportSetup, rows: list[Row], outcome: Outcome) -> None:
         elif setup.policy == DedupePolicy.SKIP:
             outcome.skipped += 1
         elif setup.policy == DedupePolicy.CREATE:  # a unique key: a contact's e-mail, a company's domain
+            assert unique is not None, "under the create policy only a unique key dedupes"
             outcome.fail(row, (setup.key_field, unique.code, unique.title))
         elif new is not None:  # created earlier in this batch: the row's values join the new record
             diff = _diff(setup, new.values.__getitem__, values, row)
@@ -427,17 +431,18 @@ def apply_batch(setup: ImportSetup, rows: list[Row], outcome: Outcome) -> None:
             else:
                 outcome.skipped += 1
         else:
+            assert match is not None, "a row that neither creates nor joins a new record matched one"
             if not can_reach(setup.access, update_permission, owner_id=match.owner_id):
                 outcome.fail(row, (setup.key_field, "out_of_scope", "A matching record exists that you may not edit."))
                 continue
             if (
-                setup.record_type == RecordType.LEAD
+                isinstance(match, Lead)
                 and match.status == LeadStatus.CONVERTED
                 and values.get("status", match.status) != match.status
             ):
                 outcome.fail(row, ("status", "invalid_lead_transition", "The lead is converted."))
                 continue
-            diff = _diff(setup, lambda attname, record=match: getattr(record, attname), values, row)
+            diff = _diff(setup, functools.partial(getattr, match), values, row)
             if isinstance(diff, tuple):
                 outcome.fail(row, diff)
                 continue
@@ -477,10 +482,11 @@ def apply_batch(setup: ImportSetup, rows: list[Row], outcome: Outcome) -> None:
 # --- writes ---
 
 
-def _copy(model: type[models.Model], attnames: list[str], rows: Iterable[tuple]) -> None:
+def _copy(model: type[models.Model], attnames: list[str], rows: Iterable[Sequence[Any]]) -> None:
     """``COPY`` rows (values in the order of ``attnames``) into the model's table in the current schema."""
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(model._meta.get_field(attname).column) for attname in attnames)
+    column_of = {field.attname: field.column for field in model._meta.concrete_fields}
+    columns = ", ".join(quote(column_of[attname]) for attname in attnames)
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
             for row in rows:
@@ -538,4 +544,4 @@ def _update(
     columns = {model._meta.get_field(attname).name for change in changed for attname in change.changes} - {"tags"}
     model.objects.bulk_update([change.record for change in changed], [*sorted(columns), "updated_at"], batch_size=200)
     if links:
-        through.objects.bulk_create(links, ignore_conflicts=True)
+        through._default_manager.bulk_create(links, ignore_conflicts=True)

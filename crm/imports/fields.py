@@ -10,15 +10,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.validators import validate_email
+from django.db.models import Field
 
+from config.api.errors import Duplicate
 from crm import custom_fields
 from crm.choices import CustomFieldType, LeadStatus, RecordType
 from crm.errors import DuplicateDomain, DuplicateEmail, InvalidCustomField
-from crm.models import Company, Contact, CustomField, Lead
+from crm.models import Company, Contact, CustomField, Lead, Record
 
 from .files import InvalidMapping
 
-MODELS = {RecordType.CONTACT: Contact, RecordType.COMPANY: Company, RecordType.LEAD: Lead}
+MODELS: dict[str, type[Record]] = {RecordType.CONTACT: Contact, RecordType.COMPANY: Company, RecordType.LEAD: Lead}
 IMPORTABLE = tuple(MODELS)
 # As the API: a lead is created or edited as new or contacted; other statuses have their own actions.
 LEAD_IMPORT_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED)
@@ -64,9 +66,9 @@ _BASE_TARGETS: dict[str, dict[str, str]] = {
 }
 COMMON_TARGETS = ("owner", "tags")
 CUSTOM_PREFIX = "custom_fields."
-DEDUPE_KEYS = {RecordType.CONTACT: "email", RecordType.COMPANY: "domain", RecordType.LEAD: "email"}
+DEDUPE_KEYS: dict[str, str] = {RecordType.CONTACT: "email", RecordType.COMPANY: "domain", RecordType.LEAD: "email"}
 # Dedupe keys that are unique (decision 0007): even with the ``create`` policy a row matching a record fails.
-UNIQUE_KEYS = {RecordType.CONTACT: DuplicateEmail, RecordType.COMPANY: DuplicateDomain}
+UNIQUE_KEYS: dict[str, type[Duplicate]] = {RecordType.CONTACT: DuplicateEmail, RecordType.COMPANY: DuplicateDomain}
 
 
 def targets(record_type: str, definitions: dict[str, CustomField]) -> list[str]:
@@ -88,7 +90,8 @@ def resolve_mapping(
                 mapping[column] = target
     if not isinstance(mapping, dict):
         raise InvalidMapping("The mapping must be an object of column header to field.", field="mapping")
-    problems, resolved = [], {}
+    problems: list[tuple[str, str, str]] = []  # (code, column, message)
+    resolved: dict[str, str] = {}
     columns = set(header)
     for column, target in mapping.items():
         if target in (None, ""):
@@ -164,7 +167,13 @@ def parse_boolean(text: str) -> bool:
     raise CellError("invalid_boolean", "Use true or false.")
 
 
-def cleaner(model, record_type: str, target: str, definitions, members) -> Callable[[str], Any]:
+def cleaner(
+    model: type[Record],
+    record_type: str,
+    target: str,
+    definitions: dict[str, CustomField],
+    members: dict[str, int],
+) -> Callable[[str], Any]:
     """A function from a non-empty cell text to the field's value, raising :class:`CellError`."""
     if target.startswith(CUSTOM_PREFIX):
         definition = definitions[target[len(CUSTOM_PREFIX) :]]
@@ -199,6 +208,7 @@ def cleaner(model, record_type: str, target: str, definitions, members) -> Calla
     if kind == "company":
         return _text_cleaner(Company._meta.get_field("name").max_length)
     model_field = model._meta.get_field(target)
+    assert isinstance(model_field, Field), f"{target!r} is a column of {record_type} records"
     if kind == "text":
         return _text_cleaner(model_field.max_length)
     if kind == "email":
@@ -211,8 +221,9 @@ def cleaner(model, record_type: str, target: str, definitions, members) -> Calla
 
         return email
     if kind in ("choice", "lead_status"):
-        allowed = LEAD_IMPORT_STATUSES if kind == "lead_status" else [value for value, _label in model_field.choices]
-        labels = dict(model_field.choices)
+        choices = model_field.flatchoices  # the field's (value, label) pairs
+        allowed = LEAD_IMPORT_STATUSES if kind == "lead_status" else [value for value, _label in choices]
+        labels = dict(choices)
         lookup = {str(value).lower(): value for value in allowed}
         lookup.update({str(labels[value]).lower(): value for value in allowed})
 
@@ -244,7 +255,8 @@ def cleaner(model, record_type: str, target: str, definitions, members) -> Calla
                 number = Decimal(text)
             except InvalidOperation:
                 number = Decimal("NaN")
-            ok = number.is_finite() and number >= 0 and number.as_tuple().exponent >= -2
+            exponent = number.as_tuple().exponent  # a letter for NaN and infinities
+            ok = number.is_finite() and number >= 0 and isinstance(exponent, int) and exponent >= -2
             if not ok or number >= Decimal(10) ** 12:
                 raise CellError("invalid_number", "Use an amount of at least 0 with at most 2 decimal places.")
             return number
@@ -271,7 +283,9 @@ def cleaner(model, record_type: str, target: str, definitions, members) -> Calla
     raise AssertionError(f"no cleaner for {kind}")
 
 
-def _text_cleaner(max_length: int) -> Callable[[str], str]:
+def _text_cleaner(max_length: int | None) -> Callable[[str], str]:
+    assert max_length is not None, "every text target is a CharField"
+
     def text_value(text):
         if len(text) > max_length:
             raise CellError("max_length", f"Use at most {max_length} characters.")

@@ -7,7 +7,7 @@ import csv
 import datetime
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,7 @@ def is_blank(cells: list) -> bool:
         return all(cell is None or (isinstance(cell, str) and not cell.strip()) for cell in cells)
 
 
-def read_rows(binary, file_format: str) -> Iterator[tuple[int, list | RowProblem]]:
+def read_rows(binary, file_format: str) -> Generator[tuple[int, list | RowProblem], None, None]:
     """``(row number, cells)``: the header (row 1) first, then every row that is not blank."""
     rows = _xlsx_rows(binary) if file_format == "xlsx" else _csv_rows(binary)
     header_seen = False

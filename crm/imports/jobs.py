@@ -91,11 +91,11 @@ def import_job_create(
     from crm.tasks import import_run_task
 
     job_id = str(job.pk)
-    queue_after_commit(
-        import_run_task,
-        job_id,
-        on_unavailable=lambda: import_fail(job_id=job_id, reason="The import could not be started; try again."),
-    )
+
+    def fail_unqueued() -> None:
+        import_fail(job_id=job_id, reason="The import could not be started; try again.")
+
+    queue_after_commit(import_run_task, job_id, on_unavailable=fail_unqueued)
     return job
 
 
