@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from config.api.outputs import ModelOutput
 from crm.choices import RecordType
 
 from ..choices import Skill
 from ..models import Conversation, Message, Proposal
 
 
-class ConversationOutput(serializers.ModelSerializer):
+class ConversationOutput(ModelOutput):
     class Meta:
         model = Conversation
         fields = ["id", "title", "created_at", "updated_at"]
@@ -33,13 +34,13 @@ class ToolCallOutput(serializers.Serializer):
     proposal_id = serializers.IntegerField(required=False)
 
 
-class ProposalOutput(serializers.ModelSerializer):
+class ProposalOutput(ModelOutput):
     class Meta:
         model = Proposal
         fields = ["id", "tool", "arguments", "summary", "status", "result", "created_at", "decided_at"]
 
 
-class MessageOutput(serializers.ModelSerializer):
+class MessageOutput(ModelOutput):
     tool_calls = ToolCallOutput(many=True)
     references = AssistantReferenceOutput(many=True)
     proposals = ProposalOutput(many=True)

@@ -5,6 +5,7 @@ from billing.choices import BillingInterval
 from billing.features import LIMIT_DESCRIPTIONS, Limit
 from billing.models import Feature, Plan, Subscription
 from billing.selectors import every_limit
+from config.api.outputs import ModelOutput
 
 # Every limit of the registry, always present: a number, or ``null`` for unlimited.
 LimitsOutput = type(
@@ -22,7 +23,7 @@ LimitsOutput = type(
 )
 
 
-class PlanOutput(serializers.ModelSerializer):
+class PlanOutput(ModelOutput):
     features: serializers.SlugRelatedField[Feature] = serializers.SlugRelatedField(
         slug_field="code", many=True, read_only=True
     )
@@ -37,7 +38,7 @@ class PlanOutput(serializers.ModelSerializer):
         return every_limit({item.limit: item.value for item in obj.limits.all()})
 
 
-class SubscriptionOutput(serializers.ModelSerializer):
+class SubscriptionOutput(ModelOutput):
     plan = PlanOutput()
     features = serializers.SerializerMethodField()
     limits = serializers.SerializerMethodField()

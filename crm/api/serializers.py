@@ -3,6 +3,7 @@ from functools import partial
 from rest_framework import serializers
 
 from config.api.fields import MemberField, ScopedRecordField
+from config.api.outputs import ModelOutput
 from config.api.references import PersonReference, RecordReference
 from crm import timeline
 from crm.choices import (
@@ -40,7 +41,7 @@ class TagNamesField(serializers.ListField):
         return sorted(tag.name for tag in data.all())
 
 
-class RecordOutput(serializers.ModelSerializer):
+class RecordOutput(ModelOutput):
     owner = PersonReference(allow_null=True)
     tags = TagNamesField()
 
@@ -231,7 +232,7 @@ class MergeInput(serializers.Serializer):
 # --- activities ---
 
 
-class ActivityOutput(serializers.ModelSerializer):
+class ActivityOutput(ModelOutput):
     owner = PersonReference(allow_null=True)
     contact = RecordReference(allow_null=True)
     company = RecordReference(allow_null=True)
@@ -429,7 +430,7 @@ class RecordTimelineItemOutput(serializers.Serializer):
 # --- tags and custom fields ---
 
 
-class TagOutput(serializers.ModelSerializer):
+class TagOutput(ModelOutput):
     class Meta:
         model = Tag
         fields = ["id", "name", "color", "created_at"]
@@ -440,7 +441,7 @@ class TagInput(serializers.Serializer):
     color = serializers.RegexField(r"^#[0-9A-Fa-f]{6}$", required=False, allow_blank=True, help_text="e.g. #3366ff")
 
 
-class CustomFieldOutput(serializers.ModelSerializer):
+class CustomFieldOutput(ModelOutput):
     class Meta:
         model = CustomField
         fields = ["id", "record_type", "key", "label", "type", "required", "choices", "position", "created_at"]

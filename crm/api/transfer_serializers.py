@@ -3,6 +3,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.outputs import ModelOutput
 from config.api.references import PersonReference
 from crm.choices import DedupePolicy, ImportStatus
 from crm.imports import IMPORTABLE
@@ -40,7 +41,7 @@ class ImportCreateInput(serializers.Serializer):
     dedupe_policy = serializers.ChoiceField(choices=DedupePolicy.choices, default=DedupePolicy.SKIP)
 
 
-class ImportJobOutput(serializers.ModelSerializer):
+class ImportJobOutput(ModelOutput):
     created_by = PersonReference(allow_null=True)
     progress = serializers.SerializerMethodField(help_text="Percentage of rows processed.")
     errors_url = serializers.SerializerMethodField(help_text="The per-row errors as CSV, once the import finished.")

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from billing.features import Feature
+from config.api.outputs import ModelOutput
 from config.api.references import PersonReference
 from config.api.viewsets import OrganizationViewSet
 from config.permissions import Scope
@@ -15,7 +16,7 @@ from identity.models import ApiKey
 from identity.permissions import APIKEY_MANAGE
 
 
-class ApiKeyOutput(serializers.ModelSerializer):
+class ApiKeyOutput(ModelOutput):
     created_by = PersonReference(allow_null=True)
     is_active = serializers.SerializerMethodField()
 

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.outputs import ModelOutput
 from config.api.references import PersonReference
 from identity.models import User
 from rbac.api.serializers import OrganizationOfMemberOutput, RoleSummary
@@ -8,13 +9,13 @@ from rbac.selectors import memberships_of
 from tenants.models import Organization
 
 
-class OrganizationSummaryOutput(serializers.ModelSerializer):
+class OrganizationSummaryOutput(ModelOutput):
     class Meta:
         model = Organization
         fields = ["id", "slug", "name", "status", "created_at"]
 
 
-class UserOutput(serializers.ModelSerializer):
+class UserOutput(ModelOutput):
     class Meta:
         model = User
         fields = ["id", "email", "first_name", "last_name", "date_joined"]

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.outputs import ModelOutput
 from integrations.choices import DeliveryStatus
 from integrations.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -19,7 +20,7 @@ class WebhookEndpointInput(serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
 
 
-class WebhookEndpointOutput(serializers.ModelSerializer):
+class WebhookEndpointOutput(ModelOutput):
     class Meta:
         model = WebhookEndpoint
         fields = [
@@ -58,14 +59,14 @@ class EventTypeOutput(serializers.Serializer):
     schema = serializers.JSONField(help_text="JSON Schema (draft 2020-12) of the event's `data`.")
 
 
-class WebhookAttemptOutput(serializers.ModelSerializer):
+class WebhookAttemptOutput(ModelOutput):
     class Meta:
         model = WebhookAttempt
         fields = ["id", "attempted_at", "succeeded", "response_status", "latency_ms", "response_body", "error"]
         extra_kwargs = {"response_body": {"help_text": "The first 2 KB of the response."}}
 
 
-class WebhookDeliveryOutput(serializers.ModelSerializer):
+class WebhookDeliveryOutput(ModelOutput):
     webhook_id = serializers.CharField(read_only=True, help_text="The webhook-id header: the same on every attempt.")
     event = serializers.UUIDField(source="event_id", read_only=True)
     status = serializers.ChoiceField(choices=DeliveryStatus.choices, read_only=True)
@@ -103,7 +104,7 @@ class ActorOutput(serializers.Serializer):
     label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label, as DRF allows
 
 
-class EventOutput(serializers.ModelSerializer):
+class EventOutput(ModelOutput):
     actor = serializers.SerializerMethodField()
 
     class Meta:

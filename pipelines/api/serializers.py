@@ -4,6 +4,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from config.api.fields import MemberField, MonthField, ScopedRecordField
+from config.api.outputs import ModelOutput
 from config.api.references import PersonReference, RecordReference
 from crm.api.serializers import TAG_NAMES_HELP, RecordOutput
 from crm.models import Company, Contact
@@ -16,7 +17,7 @@ CENT = Decimal("0.01")
 # --- stages and pipelines ---
 
 
-class StageOutput(serializers.ModelSerializer):
+class StageOutput(ModelOutput):
     pipeline = RecordReference()
 
     class Meta:
@@ -24,7 +25,7 @@ class StageOutput(serializers.ModelSerializer):
         fields = ["id", "pipeline", "name", "position", "probability", "kind", "rotting_days"]
 
 
-class PipelineOutput(serializers.ModelSerializer):
+class PipelineOutput(ModelOutput):
     stages = StageOutput(many=True)
 
     class Meta:
@@ -91,7 +92,7 @@ class StageDeleteInput(serializers.Serializer):
 # --- deals ---
 
 
-class DealStageOutput(serializers.ModelSerializer):
+class DealStageOutput(ModelOutput):
     class Meta:
         model = Stage
         fields = ["id", "name", "kind", "probability", "position"]

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.outputs import ModelOutput
 from config.api.references import PersonReference
 from config.permissions import Scope
 from rbac.choices import InvitationStatus
@@ -14,7 +15,7 @@ class PermissionOutput(serializers.Serializer):
     scoped = serializers.BooleanField(help_text="Grantable for own records only, or for all.")
 
 
-class RoleOutput(serializers.ModelSerializer):
+class RoleOutput(ModelOutput):
     is_system = serializers.BooleanField(read_only=True)
     grants = serializers.SerializerMethodField()
 
@@ -41,13 +42,13 @@ class RoleUpdateInput(RoleInput):
     grants = serializers.DictField(child=serializers.ChoiceField(choices=[s.value for s in Scope]), required=False)
 
 
-class RoleSummary(serializers.ModelSerializer):
+class RoleSummary(ModelOutput):
     class Meta:
         model = Role
         fields = ["id", "key", "name"]
 
 
-class MemberOutput(serializers.ModelSerializer):
+class MemberOutput(ModelOutput):
     """A membership: its own ``id`` (what ``/members/{id}/`` takes) and its user (whose ``id`` owner fields
     take)."""
 
@@ -67,7 +68,7 @@ class TransferOwnershipInput(serializers.Serializer):
     to_member = serializers.IntegerField(help_text="Id of the membership that becomes owner.")
 
 
-class InvitationOutput(serializers.ModelSerializer):
+class InvitationOutput(ModelOutput):
     role = RoleSummary()
     invited_by = PersonReference(allow_null=True)
     status = serializers.SerializerMethodField()
@@ -86,7 +87,7 @@ class InvitationInput(serializers.Serializer):
     role = serializers.IntegerField()
 
 
-class AuditEntryOutput(serializers.ModelSerializer):
+class AuditEntryOutput(ModelOutput):
     actor = serializers.CharField(source="actor_label")
 
     class Meta:

@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
+from config.api.outputs import ModelOutput
 from tenants.models import Organization
 
 
-class OrganizationOutput(serializers.ModelSerializer):
+class OrganizationOutput(ModelOutput):
     class Meta:
         model = Organization
         fields = ["id", "slug", "name", "status", "created_at"]

@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api.fields import MAX_UTC_OFFSET
+from config.api.outputs import ModelOutput
 from config.api.references import PersonIdReference, RecordReference
 from crm.models import Contact
 
@@ -117,7 +118,7 @@ class SegmentUpdateInput(serializers.Serializer):
     filters = FiltersField(required=False)
 
 
-class SegmentOutput(serializers.ModelSerializer):
+class SegmentOutput(ModelOutput):
     static_count = serializers.IntegerField(read_only=True, allow_null=True, default=None)
     created_by = PersonIdReference(source="created_by_id", allow_null=True)
 
@@ -136,7 +137,7 @@ class CountOutput(serializers.Serializer):
     count = serializers.IntegerField()
 
 
-class AudienceContactOutput(serializers.ModelSerializer):
+class AudienceContactOutput(ModelOutput):
     class Meta:
         model = Contact
         fields = ["id", "first_name", "last_name", "email", "phone", "owner_id", "do_not_contact"]
@@ -194,7 +195,7 @@ class ScheduleInput(serializers.Serializer):
     send_window = SendWindowInput(required=False, allow_null=True)
 
 
-class CampaignOutput(serializers.ModelSerializer):
+class CampaignOutput(ModelOutput):
     segment = RecordReference()
     send_window = serializers.SerializerMethodField()
     created_by = PersonIdReference(source="created_by_id", allow_null=True)
@@ -272,7 +273,7 @@ class TemplateVariablesOutput(serializers.Serializer):
         return {"variables": VARIABLES, "filters": sorted(FILTERS)}
 
 
-class DeliveryOutput(serializers.ModelSerializer):
+class DeliveryOutput(ModelOutput):
     class Meta:
         model = Delivery
         fields = [
@@ -336,7 +337,7 @@ class ConsentInput(serializers.Serializer):
     proof = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
 
 
-class ConsentEventOutput(serializers.ModelSerializer):
+class ConsentEventOutput(ModelOutput):
     class Meta:
         model = ConsentEvent
         fields = [
@@ -353,13 +354,13 @@ class ConsentEventOutput(serializers.ModelSerializer):
         ]
 
 
-class ConsentStateOutput(serializers.ModelSerializer):
+class ConsentStateOutput(ModelOutput):
     class Meta:
         model = ConsentState
         fields = ["id", "contact", "channel", "status", "source", "updated_at"]
 
 
-class SuppressionOutput(serializers.ModelSerializer):
+class SuppressionOutput(ModelOutput):
     class Meta:
         model = Suppression
         fields = ["id", "channel", "address", "reason", "detail", "delivery_id", "created_at"]
