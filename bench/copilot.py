@@ -32,12 +32,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import api
@@ -96,6 +98,13 @@ def _request(port: int, method: str, path: str, headers: dict[str, str], body: s
     return response.status, payload
 
 
+def load(port: int, headers: dict[str, str], *, seconds: float, connections: int) -> dict:
+    """bench/api.py's Python client in a process of its own: the scripted model and the stream readers run in this
+    one, and sharing its interpreter lock would slow the client, not the server."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(api.load_python, port, headers, seconds=seconds, connections=connections).result()
+
+
 def streams_phase(args, model, reply_class, organization, owner) -> None:
     """The leads list on gunicorn as production runs it, without and with ``--streams`` answers streaming."""
     from django.db import connections
@@ -128,7 +137,7 @@ def streams_phase(args, model, reply_class, organization, owner) -> None:
             if not began.acquire(timeout=max(0.0, deadline - time.perf_counter())):
                 break
             open_ += 1
-        result = api.load_python(port, headers, seconds=seconds, connections=args.connections)
+        result = load(port, headers, seconds=seconds, connections=args.connections)
         result["open"] = open_  # streams that had begun when the measurement started
         for stream in streams:
             stream.join()
@@ -147,11 +156,12 @@ def streams_phase(args, model, reply_class, organization, owner) -> None:
             assert len(json.loads(body)["results"]) == 50
             print(
                 f"gunicorn -c config/gunicorn.py: {serving.worker_class}, {serving.workers} processes x "
-                f"{serving.threads} threads; leads list {args.connections} connections (Python threads), "
+                f"{serving.threads} threads; leads list {args.connections} connections (Python threads, a process of "
+                f"their own), "
                 f"{seconds:g} s per phase after a 3 s warm-up; {args.streams} streams of {pieces} events "
                 f"({seconds + LEAD_IN:g} s each, {LEAD_IN:g} s to begin before the measurement)"
             )
-            api.load_python(port, headers(), seconds=3, connections=args.connections)
+            load(port, headers(), seconds=3, connections=args.connections)
             results: dict[str, list[dict]] = {"without": [], "with": []}
             all_streams: list[Stream] = []
             print(
@@ -164,7 +174,7 @@ def streams_phase(args, model, reply_class, organization, owner) -> None:
                         result, streams = with_streams(port, headers(), conversations)
                         all_streams += streams
                     else:
-                        result = api.load_python(port, headers(), seconds=seconds, connections=args.connections)
+                        result = load(port, headers(), seconds=seconds, connections=args.connections)
                         result["open"] = 0
                     results[phase].append(result)
                     print(

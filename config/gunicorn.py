@@ -14,9 +14,9 @@ balancer or nginx) in front, as for any WSGI server.
 
 Why 32 threads a process: a co-pilot answer streamed as Server-Sent Events holds its thread for as long as the
 model talks (seconds), and twenty such streams must leave the rest of the API its pace. With 8 threads (2 x 8 =
-16 < 20) the streams took every thread and the leads list waited for them to end: 0.30x its throughput without
-them (median of 3 rounds, 0.01 in the worst); with 32, 20 streams fit even when the kernel hands them all to one
-process, and the list kept its throughput, 1.10x (bench/copilot.py; figures and load in bench/README.md). A
+16 < 20) the streams took every thread and the leads list waited for them to end: 0.37x its throughput without
+them (median of 3 rounds, 0.00 in the worst); with 32, 20 streams fit even when the kernel hands them all to one
+process, and the list kept 0.89x-1.02x (two runs; bench/copilot.py, figures and load in bench/README.md). A
 thread waiting on the model costs little: no CPU, a stack that is mostly untouched, one PostgreSQL connection.
 Throughput on 2 cores is set by the CPU, not by the thread count: more threads do not make CPU-bound requests
 faster, they only let waiting ones wait side by side. Threads are started as requests need them (gunicorn's
