@@ -10,6 +10,6 @@ RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only-collectstatic-0123456789abcdefgh
     && useradd --create-home --uid 1000 crm && mkdir -p var && chown -R crm var
 USER crm
 EXPOSE 8000
-# Threaded workers (config/gunicorn.py): WEB_CONCURRENCY processes x WEB_THREADS threads; a slow client holds a
-# thread, not a worker.
+# Threaded workers (config/gunicorn.py): WEB_CONCURRENCY processes x WEB_THREADS threads; a slow client or a
+# co-pilot stream holds a thread, not a worker.
 CMD ["gunicorn", "-c", "config/gunicorn.py", "--bind", "0.0.0.0:8000"]

@@ -184,14 +184,17 @@ def free_port() -> int:
 
 
 def start_gunicorn(
-    app: str, *, log: Path, workers: int = 2, env: dict[str, str] | None = None
+    app: str, *, log: Path, workers: int = 2, production: bool = False, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen, int]:
-    """``gunicorn app`` (sync workers, no access log) on a free loopback port, in its own process group, once it
-    answers; with ``os.environ`` updated by ``env``. Returns the process and the port; :func:`stop` ends it."""
+    """``gunicorn app`` on a free loopback port, in its own process group, once it answers; with ``os.environ``
+    updated by ``env``. ``workers`` sync workers, no access log; ``production``: as the image runs it instead,
+    ``-c config/gunicorn.py`` (gthread, ``WEB_CONCURRENCY`` x ``WEB_THREADS`` from the environment, else the
+    config's defaults; ``workers`` is not used). Returns the process and the port; :func:`stop` ends it."""
     port = free_port()
     out = log.open("wb")
+    serving = ["-c", "config/gunicorn.py"] if production else ["--workers", str(workers)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+        [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", *serving],
         cwd=BASE_DIR,
         env={**os.environ, **(env or {})},
         stdout=out,

@@ -90,7 +90,7 @@ def _line(label: str, answers: list[tuple[int | None, float]]) -> str:
 
 
 def test_slow_clients_do_not_starve_the_api(stack, tenant, tmp_path):
-    app = stack(api_env={"WEB_CONCURRENCY": "2", "WEB_THREADS": "8"})  # config/gunicorn.py's defaults
+    app = stack(api_env={"WEB_CONCURRENCY": "2", "WEB_THREADS": "32"})  # config/gunicorn.py's defaults
     port = app.api.port
     quiet = _normal_requests(port, tenant.headers, 1.5)
     slow = SlowClients(port, trickling=TRICKLING, idle=IDLE).start()
@@ -116,7 +116,7 @@ def test_slow_clients_do_not_starve_the_api(stack, tenant, tmp_path):
 
     report(
         f"Slow clients: {TRICKLING} trickling a request + {IDLE} idle connections for {SECONDS:.0f} s "
-        "(gthread: 2 workers x 8 threads)",
+        "(gthread: 2 workers x 32 threads)",
         [
             _line("gthread, no slow clients", quiet),
             _line("gthread, with the slow clients", during),
