@@ -11,11 +11,16 @@ a server ignores it) and each tool result (``ASSISTANT_MAX_TOOL_RESULT_CHARS``).
 Consistency: the question is committed before the model is asked (:func:`assistant.services.question_record`);
 the answer's row is made at once as ``interrupted`` and completed at the end, so a client that goes away, a worker
 that dies or an upstream that fails halfway leaves the question and a marked, partial answer, never half a turn.
+
+Capacity: an answer holds its server thread while the model talks. :func:`answer_slot` lets at most
+``ASSISTANT_ANSWERS_PER_PROCESS`` answers run in one process (fewer than its threads); past it, 503
+``assistant_busy`` with ``Retry-After`` before anything is counted, so the rest of the API keeps free threads.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +32,7 @@ from rbac.access import Access
 
 from . import llm, services, tools
 from .choices import MessageRole, MessageStatus, Skill
+from .errors import AssistantBusy
 from .models import Conversation, Message, Proposal
 
 HISTORY_MESSAGES = 20
@@ -94,6 +100,39 @@ def _history(conversation: Conversation, before: Message) -> list[dict[str, Any]
         .values_list("role", "content")[:HISTORY_MESSAGES]
     )
     return [{"role": role, "content": content} for role, content in reversed(list(rows))]
+
+
+BUSY_RETRY_AFTER_SECONDS = 5
+
+
+class AnswerSlot:
+    """One of the process's answer slots, held until :meth:`release` (idempotent: a stream's end and its response's
+    close may both give it back)."""
+
+    _lock = threading.Lock()
+    _taken = 0
+
+    def __init__(self) -> None:
+        self._held = True
+
+    def release(self) -> None:
+        with AnswerSlot._lock:
+            if self._held:
+                self._held = False
+                AnswerSlot._taken -= 1
+
+
+def answer_slot() -> AnswerSlot:
+    """A slot for one answer in this process; 503 ``assistant_busy`` when they are all taken."""
+    with AnswerSlot._lock:
+        if AnswerSlot._taken >= settings.ASSISTANT_ANSWERS_PER_PROCESS:
+            raise AssistantBusy(
+                f"This server answers {settings.ASSISTANT_ANSWERS_PER_PROCESS} co-pilot messages at once; "
+                "none was counted.",
+                retry_after=BUSY_RETRY_AFTER_SECONDS,
+            )
+        AnswerSlot._taken += 1
+    return AnswerSlot()
 
 
 def canned_calls(skill: str, record: dict[str, Any] | None, access: Access) -> list[tuple[str, dict[str, Any]]]:

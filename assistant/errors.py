@@ -54,6 +54,12 @@ class UpstreamTimeout(_Upstream):
     title = "The language model did not answer in time."
 
 
+class AssistantBusy(_Upstream):
+    code = "assistant_busy"
+    status = status.HTTP_503_SERVICE_UNAVAILABLE
+    title = "This server is answering as many co-pilot messages as it takes at once; try again after Retry-After."
+
+
 class ConversationNotFound(NotFound):
     code = "not_found"
 

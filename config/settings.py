@@ -363,6 +363,10 @@ ASSISTANT_TIMEOUT_SECONDS = env_float("ASSISTANT_TIMEOUT_SECONDS", 30.0)
 ASSISTANT_MAX_TOOL_ROUNDS = env_int("ASSISTANT_MAX_TOOL_ROUNDS", 5)
 ASSISTANT_MAX_OUTPUT_TOKENS = env_int("ASSISTANT_MAX_OUTPUT_TOKENS", 1000)
 ASSISTANT_MAX_TOOL_RESULT_CHARS = env_int("ASSISTANT_MAX_TOOL_RESULT_CHARS", 8000)
+# Answers one server process gives at once (each holds a thread while the model talks); past it 503
+# `assistant_busy` with Retry-After, before anything is counted. Below WEB_THREADS (config/gunicorn.py, 32), so the
+# other threads keep serving the rest of the API whatever the co-pilot does.
+ASSISTANT_ANSWERS_PER_PROCESS = env_int("ASSISTANT_ANSWERS_PER_PROCESS", 24)
 ASSISTANT_ENCRYPTION_KEY = env("ASSISTANT_ENCRYPTION_KEY")  # empty: derived from SECRET_KEY
 
 # --- E-mail ---

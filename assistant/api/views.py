@@ -54,7 +54,7 @@ def _event(kind: str, data) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n".encode()
 
 
-def _stream(first: engine.Event, events: Generator[engine.Event]) -> Iterator[bytes]:
+def _stream(first: engine.Event, events: Generator[engine.Event]) -> Generator[bytes]:
     """The answer's events as Server-Sent Events; ``done`` carries the kept message, ``error`` the problem of an
     upstream failure after the answer began (the partial answer is kept, marked ``failed``)."""
     try:
@@ -65,8 +65,29 @@ def _stream(first: engine.Event, events: Generator[engine.Event]) -> Iterator[by
                 yield _event(event.kind, event.data)
     except DomainError as error:
         yield _event("error", error.problem())
-    finally:
-        events.close()  # a client gone mid-answer: the engine keeps what was said, marked interrupted
+
+
+class _Holding(Iterator[bytes]):
+    """The answer's stream, holding its answer slot: when the stream ends or is closed, the answer is closed too
+    (a client gone mid-answer leaves it kept, ``interrupted``) and the slot given back. The server closes every
+    response, even one never read, where a generator never started would not run its ``finally``."""
+
+    def __init__(self, first: engine.Event, events: Generator[engine.Event], slot: engine.AnswerSlot) -> None:
+        self.chunks, self.events, self.slot = _stream(first, events), events, slot
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self.chunks)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            self.chunks.close()
+            self.events.close()
+        finally:
+            self.slot.release()
 
 
 class ConversationViewSet(OrganizationViewSet):
@@ -148,7 +169,8 @@ class ConversationViewSet(OrganizationViewSet):
         "proposal to confirm. One message counts against the plan's `copilot_messages_per_month` (403 "
         "`plan_limit_reached` past it). 503 `assistant_not_configured` without a model; upstream failures: 502 "
         "`assistant_upstream_error`, 503 `assistant_unavailable` / `assistant_rate_limited`, 504 "
-        "`assistant_timeout`, with `Retry-After`.",
+        "`assistant_timeout`, with `Retry-After`; 503 `assistant_busy` with `Retry-After` when the server answers "
+        "as many messages as it takes at once (`ASSISTANT_ANSWERS_PER_PROCESS`), nothing counted.",
     )
     @messages.mapping.post
     def send_message(self, request, pk=None):
@@ -161,30 +183,37 @@ class ConversationViewSet(OrganizationViewSet):
             selectors.own_key() if self.access.entitlements.has(Feature.COPILOT_OWN_KEY) else (None, "")
         )
         model = llm.model_access(own_key=own_key, own_model=own_model)  # 503 before anything is counted
-        values = data.validated_data
-        question = services.question_record(
-            conversation=conversation, actor=self.access, content=values["content"], skill=values["skill"]
-        )
-        events = engine.answer(
-            conversation=conversation,
-            question=question,
-            access=self.access,
-            model=model,
-            skill=values["skill"],
-            record=values.get("record"),
-        )
-        wants_stream = query.validated_data["stream"] or request.accepted_renderer.media_type == EVENT_STREAM
-        if wants_stream:
-            first = next(events)  # the model answered: an upstream failure before it is a plain problem response
-            response = StreamingHttpResponse(_stream(first, events), content_type=EVENT_STREAM)
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"  # proxies must pass events through as they come
-            return response
-        message_id = None
-        for event in events:
-            if event.kind == "done":
-                message_id = event.data["message_id"]
-        return Response(MessageOutput(_messages().get(pk=message_id)).data, status=status.HTTP_201_CREATED)
+        slot = engine.answer_slot()  # 503 assistant_busy, before anything is counted
+        streaming = False
+        try:
+            values = data.validated_data
+            question = services.question_record(
+                conversation=conversation, actor=self.access, content=values["content"], skill=values["skill"]
+            )
+            events = engine.answer(
+                conversation=conversation,
+                question=question,
+                access=self.access,
+                model=model,
+                skill=values["skill"],
+                record=values.get("record"),
+            )
+            wants_stream = query.validated_data["stream"] or request.accepted_renderer.media_type == EVENT_STREAM
+            if wants_stream:
+                first = next(events)  # the model answered: an upstream failure before it is a plain problem response
+                response = StreamingHttpResponse(_Holding(first, events, slot), content_type=EVENT_STREAM)
+                streaming = True  # the stream gives the slot back
+                response["Cache-Control"] = "no-cache"
+                response["X-Accel-Buffering"] = "no"  # proxies must pass events through as they come
+                return response
+            message_id = None
+            for event in events:
+                if event.kind == "done":
+                    message_id = event.data["message_id"]
+            return Response(MessageOutput(_messages().get(pk=message_id)).data, status=status.HTTP_201_CREATED)
+        finally:
+            if not streaming:
+                slot.release()
 
     @extend_schema(responses={200: ProposalOutput(many=True)}, tags=TAGS, description="The writes proposed here.")
     @action(detail=True, methods=["get"])

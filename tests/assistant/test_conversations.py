@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.signals import request_finished
+from django.db import close_old_connections
 
 from assistant.models import Message
 
@@ -114,3 +116,47 @@ def test_bad_input(as_owner_a, conversation, model):
     response = as_owner_a.post(f"{BASE}{pk}/messages/", {"content": "x", "skill": "summarize"}, format="json")
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "record"
+
+
+def test_answers_past_the_process_capacity_are_503_busy_and_count_nothing(
+    as_owner_a, conversation, model, settings, org_a
+):
+    """An answer holds one of ``ASSISTANT_ANSWERS_PER_PROCESS`` slots until its stream ends or its response is
+    closed; past them a message is 503 ``assistant_busy`` with ``Retry-After``, before the question is kept or
+    counted, and a slot given back serves the next one."""
+    from billing.choices import Meter
+    from billing.metering import used_this_period
+
+    settings.ASSISTANT_ANSWERS_PER_PROCESS = 1
+    pk = conversation()
+    model.then(Reply(text="A long answer.", pieces=3), Reply(text="Next."), Reply(text="The last answer, cut.", pieces=3))
+    streaming = as_owner_a.post(f"{BASE}{pk}/messages/?stream=true", {"content": "Tell me"}, format="json")
+    assert streaming.status_code == 200
+    used = used_this_period(organization=org_a, meter=Meter.COPILOT_MESSAGES)
+    kept = as_owner_a.get(f"{BASE}{pk}/messages/").json()["count"]
+
+    busy = as_owner_a.post(f"{BASE}{pk}/messages/", {"content": "And now?"}, format="json")
+    assert busy.status_code == 503
+    assert busy.json()["code"] == "assistant_busy"
+    assert busy["Retry-After"] == "5"
+    assert used_this_period(organization=org_a, meter=Meter.COPILOT_MESSAGES) == used
+    assert as_owner_a.get(f"{BASE}{pk}/messages/").json()["count"] == kept
+
+    assert events(streaming)[-1][0] == "done"  # read to its end: the slot is given back
+    assert as_owner_a.post(f"{BASE}{pk}/messages/", {"content": "And now?"}, format="json").status_code == 201
+
+    unread = as_owner_a.post(f"{BASE}{pk}/messages/?stream=true", {"content": "Once more"}, format="json")
+    assert unread.status_code == 200
+    # Never read, closed by the server: the answer is kept interrupted, the slot given back. (Closing fires
+    # request_finished; like the test client, keep it from closing the test's database connection.)
+    request_finished.disconnect(close_old_connections)
+    try:
+        unread.close()
+    finally:
+        request_finished.connect(close_old_connections)
+    listed = as_owner_a.get(f"{BASE}{pk}/messages/?page_size=100").json()
+    kept_answer = listed["results"][-1]
+    assert (kept_answer["role"], kept_answer["status"]) == ("assistant", "interrupted")
+    assert kept_answer["content"] and "The last answer, cut.".startswith(kept_answer["content"])  # what was said
+    again = as_owner_a.post(f"{BASE}{pk}/messages/", {"content": "Again"}, format="json")
+    assert again.status_code == 201, again.content
