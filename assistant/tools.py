@@ -14,6 +14,7 @@ as tool messages, quoted JSON, never as instructions.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,7 +91,8 @@ class Tool:
         return self.feature is None or access.entitlements.has(self.feature)
 
     def json_schema(self) -> dict[str, Any]:
-        return _json_schema(self.arguments())
+        """The JSON Schema of the arguments (built once per tool; shared, not to be changed)."""
+        return _schema_of(self.arguments)
 
     def openai_schema(self) -> dict[str, Any]:
         return {
@@ -189,6 +191,11 @@ def encode(content: Any, *, limit: int) -> str:
         if len(cut) <= limit or size == 0:
             return cut
         size = max(0, size - (len(cut) - limit))
+
+
+@functools.cache
+def _schema_of(arguments: type[serializers.Serializer]) -> dict[str, Any]:
+    return _json_schema(arguments())
 
 
 def _json_schema(serializer: serializers.Serializer) -> dict[str, Any]:
