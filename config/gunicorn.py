@@ -20,7 +20,9 @@ process, and the list kept 0.89x-1.02x (two runs; bench/copilot.py, figures and 
 thread waiting on the model costs little: no CPU, a stack that is mostly untouched, one PostgreSQL connection.
 Throughput on 2 cores is set by the CPU, not by the thread count: more threads do not make CPU-bound requests
 faster, they only let waiting ones wait side by side. Threads are started as requests need them (gunicorn's
-thread pool), so an idle server does not hold 32.
+thread pool), so an idle server does not hold 32. Whatever the co-pilot is asked, a process gives at most
+``ASSISTANT_ANSWERS_PER_PROCESS`` (24) answers at once (503 ``assistant_busy`` past it), so 8 threads stay for
+the rest of the API.
 
 Every thread that served a request keeps its own PostgreSQL connection (``DB_CONN_MAX_AGE``): size
 ``max_connections`` for processes x threads (64 by default, PostgreSQL's default is 100) plus the Celery workers,

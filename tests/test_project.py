@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django_tenants.utils import tenant_context
 
@@ -206,6 +207,8 @@ def test_the_api_is_served_with_threaded_workers_everywhere():
     assert namespace["workers"] * namespace["threads"] >= 16
     # Twenty co-pilot streams (bench/copilot.py) and more requests fit even when all land on one process.
     assert namespace["threads"] > 20
+    # Co-pilot answers never take every thread of a process (503 assistant_busy past their cap).
+    assert settings.ASSISTANT_ANSWERS_PER_PROCESS <= namespace["threads"] - 4
     assert '"-c", "config/gunicorn.py"' in (ROOT / "Dockerfile").read_text()
     assert "gunicorn -c config/gunicorn.py" in (ROOT / "scripts" / "run").read_text()
     assert "command:" not in (ROOT / "compose.yaml").read_text().split("\n  web:", 1)[1].split("\n  worker:", 1)[0]
