@@ -6,7 +6,8 @@ For a list page that is most of the time spent in Python: 50 rows of 20 fields a
 
 :class:`ModelOutput` resolves its fields once per serializer instance (a list's child serves every row): a field
 whose value is an attribute of the instance (a one-part source, no ``get_attribute`` of its own) is read with
-``getattr``; any other field, or an attribute that raises or is callable (DRF calls methods), goes DRF's way.
+``getattr`` (a key, from a ``dict`` row a list's selector gave); any other field, or an attribute that raises or is
+callable (DRF calls methods), goes DRF's way.
 The result is DRF's, key for key and value for value; ``tests/crm/test_outputs.py`` holds every output of the
 project to it.
 """
@@ -39,13 +40,17 @@ class ModelOutput(serializers.ModelSerializer):
         return plan
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
-        if not isinstance(instance, self.Meta.model):  # a mapping, or another class: DRF's way
+        if isinstance(instance, self.Meta.model):
+            read: Any = getattr
+        elif type(instance) is dict:  # a row a selector gave for a list page
+            read = dict.__getitem__
+        else:  # another class: DRF's way
             return super().to_representation(instance)
         ret: dict[str, Any] = {}
         for name, attribute, field in self._plan():
             if attribute is not None:
                 try:
-                    value = getattr(instance, attribute)
+                    value = read(instance, attribute)
                 except (AttributeError, KeyError):
                     attribute = None  # DRF's handling: a default, null, or the key left out
                 else:

@@ -135,10 +135,11 @@ class OrganizationViewSet(viewsets.GenericViewSet):
         return getattr(self.request, "access")  # noqa: B009  (set by the policy; unknown to the stubs)
 
     # --- glue shared by list and detail actions ---
-    def paginated(self, queryset, serializer_class, **context):
-        """The list's filters, search and ordering applied to ``queryset``, then one page of it."""
+    def paginated(self, queryset, serializer_class, *, load=None, **context):
+        """The list's filters, search and ordering applied to ``queryset``, then one page of it; ``load`` turns the
+        page's rows into what ``serializer_class`` serializes (see ``paginated_response``)."""
         context = {**self.get_serializer_context(), **context}
-        return paginated_response(self, self.filter_queryset(queryset), serializer_class, context=context)
+        return paginated_response(self, self.filter_queryset(queryset), serializer_class, load=load, context=context)
 
     def page_of(self, items, serializer_class=None, *, load=None, **context):
         """One page of ``items`` (a queryset or a list) as they are, a collection without the list's filters;

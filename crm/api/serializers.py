@@ -29,11 +29,9 @@ TAG_NAMES_HELP = (
 
 
 class TagNamesField(serializers.ListField):
-    child = serializers.CharField(max_length=50)
+    """A record's tag names, sorted: from its tags, or the names a list page's row carries (``selectors.lead_list``)."""
 
-    def get_attribute(self, instance):
-        names = getattr(instance, "tag_names", None)  # loaded with the row (a list page: ``selectors.lead_list``)
-        return names if names is not None else super().get_attribute(instance)
+    child = serializers.CharField(max_length=50)
 
     def to_representation(self, data):
         if isinstance(data, list):

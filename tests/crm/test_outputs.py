@@ -103,3 +103,29 @@ def test_methods_dotted_sources_and_mappings_go_drfs_way(org_a, owner_a, in_tena
         }
         mapping = {"id": 7, "get_status_display": "Won", "converted_contact": None, "owner": None, "name": "M"}
         assert serializer.to_representation(mapping) == _drf(serializer, mapping)
+
+
+def test_the_leads_list_reads_as_each_lead_does(org_a, owner_a, as_owner_a, in_tenant, make):
+    """The list page serializes flat rows (``selectors.lead_list`` / ``lead_items``), never model instances: each
+    item is what the lead's own output gives (owner, converted records' names, tags, custom fields, nulls)."""
+    from crm import selectors
+    from crm.api.serializers import LeadOutput
+
+    converted = make.lead(org_a, owner=owner_a, name="Converted Co", email="buyer@converted.test")
+    with in_tenant(org_a):
+        lead_convert(lead=converted, actor=SYSTEM, create_deal=True)
+    nameless = make.contact(org_a, email="nameless@converted.test", last_name="")
+    emailed = make.lead(org_a, name="Points at a nameless contact", estimated_value="10.00")
+    make.lead(org_a, owner=owner_a, name="Tagged", tags=["outputs-b", "outputs-a"], score=40)
+    with in_tenant(org_a):
+        Lead.objects.filter(pk=emailed.pk).update(converted_contact_id=nameless.pk)
+
+    listed = as_owner_a.get("/api/v1/leads/?page_size=100&ordering=-created_at")
+    assert listed.status_code == 200
+    items = {item["id"]: item for item in listed.json()["results"]}
+    with in_tenant(org_a):
+        for lead in selectors.leads().filter(pk__in=list(items)):
+            assert items[lead.pk] == LeadOutput(lead).data, lead.name
+    assert items[emailed.pk]["converted_contact"] == {"id": nameless.pk, "name": "nameless@converted.test"}
+    assert items[converted.pk]["converted_deal"]["name"]
+    assert {item["owner"] is None for item in items.values()} == {True, False}

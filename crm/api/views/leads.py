@@ -58,7 +58,7 @@ class LeadViewSet(RecordViewSet):
         return Response(LeadOutput(selectors.leads().get(pk=lead.pk)).data)
 
     def list(self, request):
-        return self.paginated(self.get_queryset(), LeadOutput)
+        return self.paginated(self.get_queryset(), LeadOutput, load=selectors.lead_items)
 
     @extend_schema(responses={200: LeadOutput}, tags=["leads"])
     def retrieve(self, request, pk=None):
