@@ -10,7 +10,7 @@ or, when the unit is refused past the plan's monthly limit at the moment it is u
     usage_consume(organization=organization, meter=Meter.COPILOT_MESSAGES)
 
 Both add to the month's counter in one statement (an upsert: no read-modify-write race; ``usage_consume``'s
-refuses to pass the limit, under the limit's lock as :func:`billing.services.enforce_limit`), check the usage
+refuses to pass the limit, under the limit's lock as in :func:`billing.services.enforce_limit`), check the usage
 alerts of the meter's limit (:data:`METER_LIMITS`), and leave the provider alone: beat's ``billing.report_usage``
 sends what is not reported yet as meter events (:func:`usage_report`), each range once (the provider deduplicates by
 identifier, and a failed report is retried with the same range).
@@ -43,8 +43,8 @@ METER_LIMITS: dict[str, Limit] = {
 }
 
 _TABLE = MeteredUsage._meta.db_table
-# The month's row gains ``quantity``; with a limit (the last parameter, NULL for none), only while the total stays
-# within it: no row comes back past it.
+# The month's row gains ``quantity``; with a ``limit`` (NULL for none), only while the total stays within it: past
+# it, no row comes back.
 _UPSERT = f"""
 INSERT INTO {_TABLE} (organization_id, meter, period_start, quantity, reported, reporting, updated_at)
 VALUES (%(organization)s, %(meter)s, %(period)s, %(quantity)s, 0, 0, %(now)s)
