@@ -6,7 +6,7 @@ effect for every tenant on the next request.
 
 from django.contrib import admin
 
-from config.admin import apply_to_each
+from config.admin import ReadOnlyAdmin, apply_to_each
 
 from . import services
 from .models import Feature, Override, Plan, PlanFeature, PlanLimit, PlanMeter, ProviderEvent, Subscription, UsageAlert
@@ -210,19 +210,8 @@ class OverrideAdmin(admin.ModelAdmin):
             services.override_delete(override=override, actor=request.user)
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ProviderEvent)
-class ProviderEventAdmin(_ReadOnlyAdmin):
+class ProviderEventAdmin(ReadOnlyAdmin):
     """Every payment provider event processed, and what became of it (applied, stale, ignored)."""
 
     list_display = ["event_id", "type", "created", "organization", "outcome", "processed_at"]
@@ -232,7 +221,7 @@ class ProviderEventAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(UsageAlert)
-class UsageAlertAdmin(_ReadOnlyAdmin):
+class UsageAlertAdmin(ReadOnlyAdmin):
     list_display = ["organization", "limit", "threshold", "used", "value", "period_start", "created_at"]
     list_filter = ["limit", "threshold"]
     search_fields = ["organization__name", "organization__slug"]

@@ -29,10 +29,10 @@ from . import provider
 from .alerts import period_start, usage_check
 from .choices import Meter, SubscriptionStatus
 from .entitlements import entitlements_for
-from .errors import PaymentProviderError, PaymentProviderUnavailable, PlanLimitReached
+from .errors import PaymentProviderError, PaymentProviderUnavailable
 from .features import Limit
 from .models import MeteredUsage, PlanMeter, Subscription
-from .services import lock_limit
+from .services import limit_reached, locked_limit
 
 logger = logging.getLogger(__name__)
 
@@ -61,34 +61,25 @@ def usage_record(*, organization, meter: str, quantity: int) -> int:
     if quantity <= 0:
         return used_this_period(organization=organization, meter=meter)
     with transaction.atomic(savepoint=False):
-        return _add(
-            organization,
-            meter,
-            quantity,
-            value=entitlements_for(organization=organization).limit(METER_LIMITS[meter]),
-            enforce=False,
-        )
+        value = entitlements_for(organization=organization).limit(METER_LIMITS[meter])
+        return _add(organization, meter, quantity, value=value, cap=None)
 
 
 def usage_consume(*, organization, meter: str, quantity: int = 1) -> int:
     """Count ``quantity`` units of ``meter`` now, refused past the plan's monthly limit: 403
     ``plan_limit_reached`` and nothing counted. The month's total. Call inside the consuming transaction."""
     meter = Meter(meter)
-    limit = METER_LIMITS[meter]
     with transaction.atomic(savepoint=False):
-        if entitlements_for(organization=organization).limit(limit) is not None:
-            lock_limit(organization=organization, limit=limit)  # a plan change holding it has committed
-        return _add(
-            organization, meter, quantity, value=entitlements_for(organization=organization).limit(limit), enforce=True
-        )
+        value = locked_limit(organization=organization, limit=METER_LIMITS[meter])
+        return _add(organization, meter, quantity, value=value, cap=value)
 
 
-def _add(organization, meter: Meter, quantity: int, *, value: int | None, enforce: bool) -> int:
+def _add(organization, meter: Meter, quantity: int, *, value: int | None, cap: int | None) -> int:
+    """The upsert, refused past ``cap`` when there is one; then the usage alerts of ``value``."""
     limit = METER_LIMITS[meter]
-    now = timezone.now()
-    capped = value if enforce else None
     total = None
-    if capped is None or quantity <= capped:
+    if cap is None or quantity <= cap:
+        now = timezone.now()
         with connection.cursor() as cursor:
             cursor.execute(
                 _UPSERT,
@@ -98,17 +89,14 @@ def _add(organization, meter: Meter, quantity: int, *, value: int | None, enforc
                     "period": period_start(now),
                     "quantity": quantity,
                     "now": now,
-                    "limit": capped,
+                    "limit": cap,
                 },
             )
             row = cursor.fetchone()
         total = row[0] if row else None
     if total is None:
-        used = used_this_period(organization=organization, meter=meter)
-        raise PlanLimitReached(
-            f"Your plan allows {capped} {limit.replace('_', ' ')}; you use {used}.",
-            extra={"limit": str(limit), "value": capped, "used": used},
-        )
+        assert cap is not None
+        raise limit_reached(limit=limit, value=cap, used=used_this_period(organization=organization, meter=meter))
     usage_check(organization=organization, limit=limit, value=value, before=total - quantity, after=total)
     return total
 

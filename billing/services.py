@@ -250,26 +250,36 @@ def subscription_expire_trials(*, now=None) -> int:
     return expired
 
 
+def locked_limit(*, organization, limit: str) -> int | None:
+    """The plan's value of ``limit`` (None: no limit), read under the limit's lock, which it takes until commit
+    when there is a limit: concurrent consumers count one after the other, and a plan change that held the lock
+    has committed (and invalidated the decisions) before the value is read again."""
+    if entitlements_for(organization=organization).limit(limit) is None:
+        return None
+    lock_limit(organization=organization, limit=limit)
+    return entitlements_for(organization=organization).limit(limit)
+
+
+def limit_reached(*, limit: str, value: int, used: int) -> PlanLimitReached:
+    """403 ``plan_limit_reached``: ``used`` of the ``value`` the plan allows of ``limit``."""
+    return PlanLimitReached(
+        f"Your plan allows {value} {limit.replace('_', ' ')}; you use {used}.",
+        extra={"limit": str(limit), "value": value, "used": used},
+    )
+
+
 def enforce_limit(*, organization, limit: Limit, adding: int = 1) -> None:
     """Refuse to go past the plan's limit. Call inside the creating transaction: it holds a lock until commit,
     so two concurrent creates at N-1 cannot both pass."""
-    value = entitlements_for(organization=organization).limit(limit)
-    if value is None:
-        return
     counter = counter_for(limit)
     if counter is None:
         return
-    lock_limit(organization=organization, limit=limit)
-    # Read the limit again under the lock: a plan change that held it has committed (and invalidated the decisions).
-    value = entitlements_for(organization=organization).limit(limit)
+    value = locked_limit(organization=organization, limit=limit)
     if value is None:
         return
     used = counter(organization)
     if used + adding > value:
-        raise PlanLimitReached(
-            f"Your plan allows {value} {limit.replace('_', ' ')}; you use {used}.",
-            extra={"limit": str(limit), "value": value, "used": used},
-        )
+        raise limit_reached(limit=limit, value=value, used=used)
     usage_check(organization=organization, limit=str(limit), value=value, before=used, after=used + adding)
 
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterable
 
-from django.contrib import messages
+from django.contrib import admin, messages
 
 from config.api.errors import DomainError
 
@@ -20,3 +20,16 @@ def apply_to_each(modeladmin, request, objects: Iterable, change: Callable, *, d
             succeeded += 1
     if succeeded:
         modeladmin.message_user(request, f"{succeeded} organization(s) {done}.", messages.SUCCESS)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows operators look at but change only through the services (or never: a log)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -66,8 +66,7 @@ def lead_items(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """:func:`lead_list`'s rows as a lead reads: ``owner`` ``{id, email, name}``, the converted contact, company
     and deal ``{id, name}`` (their ``str()``), ``tags`` the names."""
     items = []
-    for row in rows:
-        item = dict(row)
+    for item in rows:  # each a dict of its own (values())
         owner, contact = item.pop("owner_row"), item.pop("contact_row")
         owner_id = item.pop("owner_id")
         item["owner"] = owner and {

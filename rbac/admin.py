@@ -6,18 +6,9 @@ trail and the cache invalidation; an admin form or a bulk delete would bypass al
 
 from django.contrib import admin
 
+from config.admin import ReadOnlyAdmin
+
 from .models import AuditEntry, Invitation, Membership, Role
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Role)

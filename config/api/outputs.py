@@ -14,6 +14,7 @@ project to it.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from rest_framework import serializers
@@ -25,18 +26,14 @@ _Plan = list[tuple[str, str | None, Field]]
 
 
 class ModelOutput(serializers.ModelSerializer):
+    @cached_property
     def _plan(self) -> _Plan:
-        plan = self.__dict__.get("_output_plan")
-        if plan is None:
-            plan = []
-            for field in self._readable_fields:
-                attribute = None
-                sources = getattr(field, "source_attrs", None)
-                # Not a field reading its value its own way, a dotted source, nor the whole instance ("*").
-                if type(field).get_attribute is Field.get_attribute and sources is not None and len(sources) == 1:
-                    attribute = sources[0]
-                plan.append((field.field_name, attribute, field))
-            self.__dict__["_output_plan"] = plan
+        plan: _Plan = []
+        for field in self._readable_fields:
+            sources = getattr(field, "source_attrs", None) or []
+            # Not a field reading its value its own way, a dotted source, nor the whole instance ("*").
+            plain = type(field).get_attribute is Field.get_attribute and len(sources) == 1
+            plan.append((str(field.field_name), sources[0] if plain else None, field))
         return plan
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
@@ -47,7 +44,7 @@ class ModelOutput(serializers.ModelSerializer):
         else:  # another class: DRF's way
             return super().to_representation(instance)
         ret: dict[str, Any] = {}
-        for name, attribute, field in self._plan():
+        for name, attribute, field in self._plan:
             if attribute is not None:
                 try:
                     value = read(instance, attribute)

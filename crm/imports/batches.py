@@ -23,9 +23,8 @@ from django.db.models import F, Lookup
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from billing.entitlements import entitlements_for
 from billing.features import Limit
-from billing.services import lock_limit
+from billing.services import locked_limit
 from billing.usage import counter_for
 from config.db import connection
 from crm import custom_fields
@@ -235,12 +234,11 @@ class _Change:
 
 
 def _contacts_room(setup: ImportSetup) -> int | None:
-    """How many contacts the plan still allows (None: no limit). Takes the limit's lock until commit, as
-    ``billing.services.enforce_limit`` does, so concurrent creates cannot pass the limit together."""
-    value = entitlements_for(organization=setup.organization).limit(Limit.CONTACTS)
+    """How many contacts the plan still allows (None: no limit), under the limit's lock until commit
+    (``billing.services.locked_limit``, as every count against a limit), so concurrent creates cannot pass it."""
+    value = locked_limit(organization=setup.organization, limit=Limit.CONTACTS)
     if value is None:
         return None
-    lock_limit(organization=setup.organization, limit=Limit.CONTACTS)
     counter = counter_for(Limit.CONTACTS)
     used = counter(setup.organization) if counter is not None else Contact.objects.count()
     return max(0, value - used)

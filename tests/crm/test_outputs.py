@@ -86,7 +86,7 @@ def test_methods_dotted_sources_and_mappings_go_drfs_way(org_a, owner_a, in_tena
     with in_tenant(org_a):
         lead = Lead.objects.select_related("owner").get(pk=lead.pk)
         serializer = _LeadWithMethod()
-        plan = {name: attribute for name, attribute, _field in serializer._plan()}
+        plan = {name: attribute for name, attribute, _field in serializer._plan}
         assert plan == {
             "id": "id",
             "status_label": "get_status_display",  # a method: read, found callable, then DRF's way (called)
