@@ -8,7 +8,8 @@ Replies:
   completion document; ``pieces`` splits the text into that many chunks, ``delay`` waits between chunks;
 - ``Reply(status=429, headers={"Retry-After": "7"})``: an error document with that status;
 - ``Reply(hang=seconds)``: says nothing that long (a timeout);
-- ``Reply(text=..., cut=True)``: streams part of the text, then drops the connection.
+- ``Reply(text=..., cut=True)``: streams part of the text, then drops the connection;
+- ``Reply(raw=[...])``: streams these ``data:`` payloads as they are (a broken or failing server), then ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Reply:
     pieces: int = 3
     delay: float = 0.0
     usage: tuple[int, int] = (10, 5)
+    raw: list[str] | None = None
 
 
 def _arguments(value: Any) -> str:
@@ -44,15 +46,23 @@ class FakeModel:
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
-        self.serving: list[float] = []  # seconds each answer took on this side (benchmarks subtract them)
+        # Seconds each answer took on this side, from the connection's arrival (reading the request is the
+        # server's work too) to the answer's end: benchmarks subtract them.
+        self.serving: list[float] = []
         model = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # each chunk leaves at once, as model servers send them
+
             def log_message(self, *args):  # quiet
                 pass
 
+            def setup(self):
+                self.arrived = time.perf_counter()
+                super().setup()
+
             def do_POST(self):
-                started = time.perf_counter()
+                started = self.arrived
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 model.requests.append(body)
                 model.authorizations.append(self.headers.get("authorization", ""))
@@ -101,8 +111,9 @@ class FakeModel:
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
         handler.end_headers()
-        for chunk in self._chunks(reply):
-            handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        payloads = reply.raw if reply.raw is not None else (json.dumps(chunk) for chunk in self._chunks(reply))
+        for payload in payloads:
+            handler.wfile.write(f"data: {payload}\n\n".encode())
             handler.wfile.flush()
             if reply.delay:
                 time.sleep(reply.delay)
