@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 from django.conf import settings
 
@@ -104,60 +106,90 @@ class Delta:
     text: str
 
 
+def _data(response: httpx2.Response) -> Iterator[dict[str, Any]]:
+    """The JSON documents a Chat Completions stream sends as Server-Sent Events (``data:`` lines, an event ending at
+    a blank line), up to ``[DONE]``. Read off the raw response: typed chunk objects cost more than everything
+    else the client does (bench/copilot.py)."""
+    data: list[str] = []
+    for line in response.iter_lines():
+        if line:
+            name, _, value = line.partition(":")
+            if name == "data":
+                data.append(value[1:] if value.startswith(" ") else value)
+            continue
+        if not data:
+            continue
+        payload, data = "\n".join(data), []
+        if payload.startswith("[DONE]"):
+            return
+        document = json.loads(payload)
+        if not isinstance(document, dict):
+            raise ValueError("a stream event that is not an object")
+        if document.get("error"):  # an error reported mid-stream
+            raise errors.UpstreamError("The language model server reported an error while answering.")
+        yield document
+
+
 def stream_turn(
     access: ModelAccess, *, messages: list[dict[str, Any]], tools: list[dict[str, Any]], max_chars: int
 ) -> Iterator[Delta | Turn]:
     """Ask the model once, streaming: yields each text :class:`Delta` as it comes, then the whole :class:`Turn`.
     Text past ``max_chars`` is cut (a server that ignores ``max_tokens`` cannot flood us). Upstream failures are
     raised as problems (:func:`translate`)."""
-    # Messages and tools go in ``extra_body``, sent as they are: ``create()`` first walks its typed parameters
-    # recursively to transform them, which cost 55 ms per call with a dozen tool schemas and a record's timeline
-    # (bench/copilot.py), more than everything else the co-pilot does. Ours are plain JSON already.
-    body: dict[str, Any] = {"messages": messages}
-    if tools:
-        body["tools"] = tools
-    kwargs: dict[str, Any] = {
+    # The request is the client's own ``post`` (its documented way to send a body as it is): ``create()`` first
+    # walks its typed parameters recursively to transform them, which cost 55 ms per call with a dozen tool schemas
+    # and a record's timeline (bench/copilot.py); ours are plain JSON already. The client still sends it: its
+    # base URL, key, headers, timeout and errors.
+    body: dict[str, Any] = {
         "model": access.model,
-        "messages": [],
+        "messages": messages,
         "stream": True,
         "stream_options": {"include_usage": True},
         "max_tokens": settings.ASSISTANT_MAX_OUTPUT_TOKENS,
-        "extra_body": body,
     }
+    if tools:
+        body["tools"] = tools
     turn = Turn()
     calls: dict[int, ToolCall] = {}
     finished = False
     try:
-        stream = _client(access).chat.completions.create(**kwargs)
+        response = _client(access).post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True)
     except openai.OpenAIError as exc:
         raise translate(exc) from exc
-    with contextlib.closing(stream):
+    with contextlib.closing(response):
         try:
-            for chunk in stream:
-                if chunk.usage is not None:
-                    turn.prompt_tokens = chunk.usage.prompt_tokens or 0
-                    turn.completion_tokens = chunk.usage.completion_tokens or 0
-                for choice in chunk.choices or []:
-                    finished = finished or bool(choice.finish_reason)
-                    delta = choice.delta
-                    if delta is None:
+            for chunk in _data(response):
+                usage = chunk.get("usage")
+                if usage:
+                    turn.prompt_tokens = usage.get("prompt_tokens") or 0
+                    turn.completion_tokens = usage.get("completion_tokens") or 0
+                for choice in chunk.get("choices") or ():
+                    finished = finished or bool(choice.get("finish_reason"))
+                    delta = choice.get("delta")
+                    if not delta:
                         continue
-                    if delta.content and not turn.truncated:
-                        piece = delta.content[: max(0, max_chars - len(turn.text))]
-                        turn.truncated = len(piece) < len(delta.content)
+                    content = delta.get("content")
+                    if content and not turn.truncated:
+                        piece = content[: max(0, max_chars - len(turn.text))]
+                        turn.truncated = len(piece) < len(content)
                         if piece:
                             turn.text += piece
                             yield Delta(piece)
-                    for part in delta.tool_calls or []:
-                        call = calls.setdefault(part.index, ToolCall(id="", name="", arguments=""))
-                        if part.id:
-                            call.id = part.id
-                        if part.function is not None:
-                            call.name += part.function.name or ""
-                            call.arguments += part.function.arguments or ""
-        except openai.OpenAIError as exc:
-            raise translate(exc) from exc
-        except ValueError as exc:  # a chunk that is not JSON
+                    for part in delta.get("tool_calls") or ():
+                        call = calls.setdefault(part["index"], ToolCall(id="", name="", arguments=""))
+                        if part.get("id"):
+                            call.id = part["id"]
+                        function = part.get("function")
+                        if function:
+                            call.name += function.get("name") or ""
+                            call.arguments += function.get("arguments") or ""
+        except httpx2.TimeoutException as exc:
+            raise errors.UpstreamTimeout(retry_after=DEFAULT_RETRY_AFTER_SECONDS) from exc
+        except httpx2.TransportError as exc:
+            raise errors.UpstreamUnavailable(
+                "The language model's answer was cut off.", retry_after=DEFAULT_RETRY_AFTER_SECONDS
+            ) from exc
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not JSON, or not a chunk's shape
             raise errors.UpstreamError("The language model's answer could not be read.") from exc
     if not finished:  # the stream ended without saying why: the connection dropped mid-answer
         raise errors.UpstreamUnavailable(

@@ -3,6 +3,8 @@ the month's messages metered against the plan."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from assistant.models import Message, MonthlyUsage
@@ -61,6 +63,31 @@ def test_a_stream_cut_halfway_leaves_a_marked_partial_answer(org_a, in_tenant, a
     assert answer[3] == "".join(data["text"] for kind, data in found if kind == "delta")
     model.then(Reply(text="Fine now."))  # the conversation goes on
     assert as_owner_a.post(f"{BASE}{pk}/messages/", {"content": "again"}, format="json").status_code == 201
+
+
+HELLO = json.dumps({"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]})
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        (Reply(raw=[HELLO, "{not json"]), "assistant_upstream_error"),
+        (Reply(raw=[HELLO, json.dumps({"choices": "none"})]), "assistant_upstream_error"),
+        (Reply(raw=[HELLO, json.dumps({"error": {"message": "overloaded"}})]), "assistant_upstream_error"),
+        (Reply(raw=[HELLO, HELLO], delay=2.5), "assistant_timeout"),  # silent past the timeout (1 s here)
+    ],
+    ids=["not-json", "not-a-chunk", "error-event", "read-timeout"],
+)
+def test_a_stream_failing_after_it_began(org_a, in_tenant, as_owner_a, conversation, model, reply, code):
+    pk = conversation()
+    model.then(reply)
+    response = as_owner_a.post(f"{BASE}{pk}/messages/?stream=true", {"content": "hi"}, format="json")
+    assert response.status_code == 200
+    found = events(response)
+    assert found[0] == ("delta", {"text": "Hel"})
+    assert found[-1][0] == "error"
+    assert found[-1][1]["code"] == code
+    assert kept(org_a, in_tenant) == [("user", "complete", "", "hi"), ("assistant", "failed", code, "Hel")]
 
 
 def test_a_client_leaving_mid_stream_keeps_what_was_said(org_a, in_tenant, as_owner_a, conversation, model):
