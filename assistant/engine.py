@@ -1,5 +1,6 @@
 """One co-pilot answer: the model asked with the caller's tools, the tools it calls run as the caller, the answer
-streamed as it comes and kept, whatever happens, as a message of the conversation.
+streamed as it comes and kept, whatever happens, as a message of the conversation; the last event, ``done``,
+carries the kept message.
 
 Prompt injection: CRM text reaches the model only as quoted data, the JSON of tool messages; the system prompt is
 fixed text (and the skill's), never built from records. What the model can do does not depend on what it reads:
@@ -8,9 +9,10 @@ ever a proposal the user confirms with a separate request. The tool loop is capp
 the last round offers no tools), and so are the answer (``ASSISTANT_MAX_OUTPUT_TOKENS``, and characters in case
 a server ignores it) and each tool result (``ASSISTANT_MAX_TOOL_RESULT_CHARS``).
 
-Consistency: the question is committed before the model is asked (:func:`assistant.services.question_record`);
-the answer's row is made at once as ``interrupted`` and completed at the end, so a client that goes away, a worker
-that dies or an upstream that fails halfway leaves the question and a marked, partial answer, never half a turn.
+Consistency: the question is committed before the model is asked, with the answer's row, ``interrupted``
+(:func:`assistant.services.question_record`), which the answer completes at the end, so a client that goes away,
+a worker that dies or an upstream that fails halfway leaves the question and a marked, partial answer, never half
+a turn.
 
 Capacity: an answer holds its server thread while the model talks. :func:`answer_slot` lets at most
 ``ASSISTANT_ANSWERS_PER_PROCESS`` answers run in one process (fewer than its threads); past it, 503
@@ -31,7 +33,7 @@ from config.api.errors import DomainError
 from rbac.access import Access
 
 from . import llm, services, tools
-from .choices import MessageRole, MessageStatus, Skill
+from .choices import MessageStatus, Skill
 from .errors import AssistantBusy
 from .models import Conversation, Message, Proposal
 
@@ -70,6 +72,7 @@ class _Answer:
     text: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     references: list[dict[str, Any]] = field(default_factory=list)
+    proposals: list[Proposal] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     status: str = MessageStatus.INTERRUPTED
@@ -90,6 +93,15 @@ class _Answer:
         self.message.save()
         services.tokens_record(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
         self.saved = True
+
+    def kept(self) -> Message:
+        """The kept message with its proposals, as ``prefetch_related("proposals")`` would load it (the ones
+        made here, in order): what the answer's response shows, without reading back what was just written."""
+        proposals = self.message.proposals.all()
+        proposals._result_cache = list(self.proposals)
+        proposals._prefetch_done = True  # type: ignore[attr-defined]  # set as Django's prefetch sets it
+        self.message._prefetched_objects_cache = {"proposals": proposals}  # type: ignore[attr-defined]  # likewise
+        return self.message
 
 
 def _history(conversation: Conversation, before: Message) -> list[dict[str, Any]]:
@@ -149,23 +161,22 @@ def answer(
     *,
     conversation: Conversation,
     question: Message,
+    reply: Message,
     access: Access,
     model: llm.ModelAccess,
     skill: str = Skill.CHAT,
     record: dict[str, Any] | None = None,
 ) -> Generator[Event]:
-    """Answer ``question``, yielding events as they come; the last is ``done`` with the kept message. An upstream
+    """Answer ``question`` into ``reply`` (its row, kept with it), yielding events as they come; the last is ``done``
+    with the kept message. An upstream
     failure is raised as its problem after the partial answer is kept (``failed``); a consumer that stops
     iterating (the client went away) leaves it ``interrupted``."""
-    reply = Message.objects.create(
-        conversation=conversation, role=MessageRole.ASSISTANT, skill=skill, status=MessageStatus.INTERRUPTED
-    )
     state = _Answer(reply)
     try:
         yield from _converse(state, conversation, question, access, model, skill, record)
         state.status = MessageStatus.COMPLETE
         state.save()
-        yield Event("done", {"message_id": reply.pk})
+        yield Event("done", {"message": state.kept()})
     except DomainError as error:
         state.status, state.error_code = MessageStatus.FAILED, error.code
         raise
@@ -242,6 +253,7 @@ def _run_calls(state: _Answer, messages, calls: list[llm.ToolCall], access: Acce
                 arguments=outcome.draft.arguments,
                 summary=outcome.draft.summary[:500],
             )
+            state.proposals.append(proposal)
             outcome.content["proposal_id"] = proposal.pk
             kept["proposal_id"] = proposal.pk
             yield Event("proposal", {"id": proposal.pk, "tool": proposal.tool, "summary": proposal.summary})

@@ -20,7 +20,7 @@ from rbac.access import Access
 from tenants.selectors import current_organization
 
 from . import secrets, tools
-from .choices import MessageRole, ProposalStatus, Skill
+from .choices import MessageRole, MessageStatus, ProposalStatus, Skill
 from .errors import ProposalNotPending
 from .models import Conversation, Message, ModelSettings, MonthlyUsage, Proposal
 from .selectors import month_start
@@ -44,17 +44,28 @@ def conversation_delete(*, conversation: Conversation, actor: Access) -> None:
 
 
 @transaction.atomic
-def question_record(*, conversation: Conversation, actor: Access, content: str, skill: str = Skill.CHAT) -> Message:
-    """Count one co-pilot message against the plan's monthly limit (403 ``plan_limit_reached`` past it) and keep
-    the question. Committed before the model is asked, so an answer cut short still has its question."""
+def question_record(
+    *, conversation: Conversation, actor: Access, content: str, skill: str = Skill.CHAT
+) -> tuple[Message, Message]:
+    """Count one co-pilot message against the plan's monthly limit (403 ``plan_limit_reached`` past it), keep the
+    question and its answer's row, ``interrupted`` until the answer completes it (:func:`assistant.engine.answer`).
+    Committed before the model is asked, so an answer cut short, or a server that stops, still leaves the question
+    and a marked answer."""
     usage_consume(organization=current_organization(), meter=Meter.COPILOT_MESSAGES)
-    message = Message.objects.create(conversation=conversation, role=MessageRole.USER, content=content, skill=skill)
+    question, reply = Message.objects.bulk_create(
+        [
+            Message(conversation=conversation, role=MessageRole.USER, content=content, skill=skill),
+            Message(
+                conversation=conversation, role=MessageRole.ASSISTANT, skill=skill, status=MessageStatus.INTERRUPTED
+            ),
+        ]
+    )
     fields = ["updated_at"]
     if not conversation.title:
         conversation.title = " ".join(content.split())[:TITLE_LENGTH]
         fields.append("title")
     conversation.save(update_fields=fields)
-    return message
+    return question, reply
 
 
 _TOKENS_UPSERT = f"""

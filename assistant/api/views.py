@@ -60,7 +60,7 @@ def _stream(first: engine.Event, events: Generator[engine.Event]) -> Generator[b
     try:
         for event in chain([first], events):
             if event.kind == "done":
-                yield _event("done", MessageOutput(_messages().get(pk=event.data["message_id"])).data)
+                yield _event("done", MessageOutput(event.data["message"]).data)
             else:
                 yield _event(event.kind, event.data)
     except DomainError as error:
@@ -187,12 +187,13 @@ class ConversationViewSet(OrganizationViewSet):
         streaming = False
         try:
             values = data.validated_data
-            question = services.question_record(
+            question, reply = services.question_record(
                 conversation=conversation, actor=self.access, content=values["content"], skill=values["skill"]
             )
             events = engine.answer(
                 conversation=conversation,
                 question=question,
+                reply=reply,
                 access=self.access,
                 model=model,
                 skill=values["skill"],
@@ -206,11 +207,11 @@ class ConversationViewSet(OrganizationViewSet):
                 response["Cache-Control"] = "no-cache"
                 response["X-Accel-Buffering"] = "no"  # proxies must pass events through as they come
                 return response
-            message_id = None
+            kept = None
             for event in events:
                 if event.kind == "done":
-                    message_id = event.data["message_id"]
-            return Response(MessageOutput(_messages().get(pk=message_id)).data, status=status.HTTP_201_CREATED)
+                    kept = event.data["message"]
+            return Response(MessageOutput(kept).data, status=status.HTTP_201_CREATED)
         finally:
             if not streaming:
                 slot.release()
