@@ -226,7 +226,8 @@ def _json_schema(serializer: serializers.Serializer) -> dict[str, Any]:
 class RecordType:
     model: Any
     permission: str
-    name: Callable[[Any], str]
+    name: Callable[..., str]  # the record's name from the values of ``name_fields``, in order
+    name_fields: tuple[str, ...]
     fields: tuple[str, ...]
     search: tuple[str, ...]
 
@@ -235,32 +236,37 @@ RECORDS: dict[str, RecordType] = {
     "lead": RecordType(
         Lead,
         LEAD_VIEW,
-        lambda r: r.name,
+        str,
+        ("name",),
         ("name", "email", "phone", "company_name", "source", "status", "priority", "estimated_value"),
         ("name", "email", "company_name"),
     ),
     "contact": RecordType(
         Contact,
         CONTACT_VIEW,
-        lambda r: f"{r.first_name} {r.last_name}".strip() or r.email,
+        lambda first, last, email: f"{first} {last}".strip() or email,
+        ("first_name", "last_name", "email"),
         ("first_name", "last_name", "email", "phone", "job_title", "company_id", "status", "lifecycle_stage"),
         ("first_name", "last_name", "email"),
     ),
     "company": RecordType(
-        Company, COMPANY_VIEW, lambda r: r.name, ("name", "domain", "industry", "size", "city", "country"), ("name",)
+        Company, COMPANY_VIEW, str, ("name",), ("name", "domain", "industry", "size", "city", "country"), ("name",)
     ),
     "deal": RecordType(
         Deal,
         DEAL_VIEW,
-        lambda r: r.title,
+        str,
+        ("title",),
         ("title", "amount", "currency", "pipeline_id", "stage_id", "status", "expected_close_date", "contact_id"),
         ("title",),
     ),
 }
+NAME_COLUMNS = max(len(spec.name_fields) for spec in RECORDS.values())
 
 
 def reference(record_type: str, record) -> dict[str, Any]:
-    return {"type": record_type, "id": record.pk, "name": RECORDS[record_type].name(record)}
+    spec = RECORDS[record_type]
+    return {"type": record_type, "id": record.pk, "name": spec.name(*(getattr(record, f) for f in spec.name_fields))}
 
 
 def reached(access: Access, record_type: str, pk: int, permission: str | None = None):
@@ -294,23 +300,36 @@ class _SearchArgs(serializers.Serializer):
 
 
 def _search(access: Access, args: dict[str, Any]) -> Result:
-    from django.db.models import Q
+    """One query: a ``UNION ALL`` of each type's latest matches (the caller's reach), their names' columns only."""
+    from django.db.models import CharField, F, IntegerField, Q, Value
 
-    found: list[dict[str, Any]] = []
-    references = []
-    for record_type in args.get("types") or list(RECORDS):
-        spec = RECORDS[record_type]
-        if access.scope(spec.permission) is None:
-            continue
+    kinds = [kind for kind in args.get("types") or list(RECORDS) if access.scope(RECORDS[kind].permission) is not None]
+    parts = []
+    for rank, kind in enumerate(kinds):
+        spec = RECORDS[kind]
         match = Q()
         for name in spec.search:
             match |= Q(**{f"{name}__icontains": args["query"]})
-        for record in (
-            spec.model.objects.visible_to(access, spec.permission).filter(match).order_by("-pk")[:SEARCH_LIMIT]
-        ):
-            found.append(reference(record_type, record))
-            references.append(reference(record_type, record))
-    return Result({"records": found}, references)
+        names: list[F | Value] = [F(name) for name in spec.name_fields]
+        names += [Value("", output_field=CharField())] * (NAME_COLUMNS - len(names))
+        columns = {f"name_{n}": name for n, name in enumerate(names)}
+        parts.append(
+            spec.model.objects.visible_to(access, spec.permission)
+            .filter(match)
+            .annotate(found_rank=Value(rank, output_field=IntegerField()), **columns)
+            .values_list("found_rank", "pk", *columns)
+            .order_by("-pk")[:SEARCH_LIMIT]
+        )
+    rows = parts[0].union(*parts[1:], all=True).order_by("found_rank", "-pk") if parts else []
+    found = [
+        {
+            "type": kinds[rank],
+            "id": pk,
+            "name": RECORDS[kinds[rank]].name(*names[: len(RECORDS[kinds[rank]].name_fields)]),
+        }
+        for rank, pk, *names in rows
+    ]
+    return Result({"records": found}, [dict(ref) for ref in found])
 
 
 register(

@@ -234,7 +234,11 @@ def timeline(*, record: Model, access, extra: Iterable[QuerySet] = ()) -> QueryS
 
 
 def _activities(keys: list[str]) -> dict[str, dict[str, Any]]:
-    found = Activity.objects.select_related("owner").filter(pk__in=[int(key) for key in keys])
+    found = (
+        Activity.objects.select_related("owner")
+        .only(*ACTIVITY_ITEM_FIELDS, "owner__email", "owner__first_name", "owner__last_name")
+        .filter(pk__in=[int(key) for key in keys])
+    )
     return {str(activity.pk): _activity(activity) for activity in found}
 
 
@@ -253,6 +257,9 @@ def timeline_items(
         keys.setdefault(kind, []).append(key)
     loaded = {kind: loaders[kind](wanted) for kind, wanted in keys.items()}
     return [{"type": kind, "at": at, "data": loaded[kind][key]} for kind, key, at in rows if key in loaded[kind]]
+
+
+ACTIVITY_ITEM_FIELDS = ("id", "kind", "subject", "body", "due_at", "completed_at", "owner")
 
 
 def _activity(activity: Activity) -> dict[str, Any]:
