@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,10 +45,14 @@ def _cached_client(api_key: str, base_url: str | None, timeout: float) -> openai
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
 
+_clients_lock = threading.Lock()
+
+
 def _client(access: ModelAccess) -> openai.OpenAI:
     """One client per key and server, kept: building one loads the TLS context (tens of milliseconds), and a kept
-    client reuses its connections. The client is thread-safe."""
-    return _cached_client(access.api_key, access.base_url, settings.ASSISTANT_TIMEOUT_SECONDS)
+    client reuses its connections. The client is thread-safe; threads that find none build one, one at a time."""
+    with _clients_lock:
+        return _cached_client(access.api_key, access.base_url, settings.ASSISTANT_TIMEOUT_SECONDS)
 
 
 def _retry_after(response) -> int | None:
@@ -152,8 +157,9 @@ def stream_turn(
     turn = Turn()
     calls: dict[int, ToolCall] = {}
     finished = False
+    client = _client(access)  # held while the answer streams: a client collected closes its connections
     try:
-        response = _client(access).post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True)
+        response = client.post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True)
     except openai.OpenAIError as exc:
         raise translate(exc) from exc
     with contextlib.closing(response):

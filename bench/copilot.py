@@ -83,6 +83,8 @@ class Stream(threading.Thread):
             body = response.read().decode()
             connection.close()
             self.status, self.deltas, self.done = response.status, body.count("event: delta"), "event: done" in body
+            if response.status != 200:
+                self.error = body[:300]
         except Exception as error:  # reported with the stream's figures
             self.error = repr(error)
             if not self.first:
