@@ -168,9 +168,8 @@ def answer(
     record: dict[str, Any] | None = None,
 ) -> Generator[Event]:
     """Answer ``question`` into ``reply`` (its row, kept with it), yielding events as they come; the last is ``done``
-    with the kept message. An upstream
-    failure is raised as its problem after the partial answer is kept (``failed``); a consumer that stops
-    iterating (the client went away) leaves it ``interrupted``."""
+    with the kept message. An upstream failure is raised as its problem after the partial answer is kept
+    (``failed``); a consumer that stops iterating (the client went away) leaves it ``interrupted``."""
     state = _Answer(reply)
     try:
         yield from _converse(state, conversation, question, access, model, skill, record)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import CharField, F, IntegerField, Q, Value
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -301,8 +302,6 @@ class _SearchArgs(serializers.Serializer):
 
 def _search(access: Access, args: dict[str, Any]) -> Result:
     """One query: a ``UNION ALL`` of each type's latest matches (the caller's reach), their names' columns only."""
-    from django.db.models import CharField, F, IntegerField, Q, Value
-
     kinds = [kind for kind in args.get("types") or list(RECORDS) if access.scope(RECORDS[kind].permission) is not None]
     parts = []
     for rank, kind in enumerate(kinds):
@@ -321,14 +320,10 @@ def _search(access: Access, args: dict[str, Any]) -> Result:
             .order_by("-pk")[:SEARCH_LIMIT]
         )
     rows = parts[0].union(*parts[1:], all=True).order_by("found_rank", "-pk") if parts else []
-    found = [
-        {
-            "type": kinds[rank],
-            "id": pk,
-            "name": RECORDS[kinds[rank]].name(*names[: len(RECORDS[kinds[rank]].name_fields)]),
-        }
-        for rank, pk, *names in rows
-    ]
+    found = []
+    for rank, pk, *names in rows:
+        spec = RECORDS[kinds[rank]]
+        found.append({"type": kinds[rank], "id": pk, "name": spec.name(*names[: len(spec.name_fields)])})
     return Result({"records": found}, [dict(ref) for ref in found])
 
 
