@@ -227,7 +227,7 @@ def _json_schema(serializer: serializers.Serializer) -> dict[str, Any]:
 class RecordType:
     model: Any
     permission: str
-    name: Callable[..., str]  # the record's name from the values of ``name_fields``, in order
+    name: Callable[..., str]  # the record's ``str()`` from the values of ``name_fields``, in order (search rows)
     name_fields: tuple[str, ...]
     fields: tuple[str, ...]
     search: tuple[str, ...]
@@ -245,7 +245,7 @@ RECORDS: dict[str, RecordType] = {
     "contact": RecordType(
         Contact,
         CONTACT_VIEW,
-        lambda first, last, email: f"{first} {last}".strip() or email,
+        Contact.name_of,
         ("first_name", "last_name", "email"),
         ("first_name", "last_name", "email", "phone", "job_title", "company_id", "status", "lifecycle_stage"),
         ("first_name", "last_name", "email"),
@@ -266,8 +266,7 @@ NAME_COLUMNS = max(len(spec.name_fields) for spec in RECORDS.values())
 
 
 def reference(record_type: str, record) -> dict[str, Any]:
-    spec = RECORDS[record_type]
-    return {"type": record_type, "id": record.pk, "name": spec.name(*(getattr(record, f) for f in spec.name_fields))}
+    return {"type": record_type, "id": record.pk, "name": str(record)}
 
 
 def reached(access: Access, record_type: str, pk: int, permission: str | None = None):

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from config.api.references import person_name
 from rbac.actor import OwnedQuerySet
 
 from .choices import (
@@ -137,7 +138,12 @@ class Contact(Record):
         indexes = [models.Index(fields=["status", "owner"], name="contact_status_owner_idx")]
 
     def __str__(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip() or self.email
+        return self.name_of(self.first_name, self.last_name, self.email)
+
+    @staticmethod
+    def name_of(first_name: str, last_name: str, email: str) -> str:
+        """What a contact is called (its ``str()``, and its references' name): its full name, else its e-mail."""
+        return person_name(first_name, last_name) or email
 
 
 class Lead(Record):

@@ -14,7 +14,7 @@ from django.db.models.functions import Cast, JSONObject
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from config.api.references import people
+from config.api.references import people, person_name
 from config.db import connection
 from integrations.models import OutboxEvent
 
@@ -72,11 +72,11 @@ def lead_items(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         item["owner"] = owner and {
             "id": owner_id,
             "email": owner["email"],
-            "name": f"{owner['first']} {owner['last']}".strip(),
+            "name": person_name(owner["first"], owner["last"]),
         }
         item["converted_contact"] = contact and {
             "id": item["converted_contact_id"],
-            "name": f"{contact['first']} {contact['last']}".strip() or contact["email"],
+            "name": Contact.name_of(contact["first"], contact["last"], contact["email"]),
         }
         for relation, key in (("converted_company", "company_row"), ("converted_deal", "deal_row")):
             found = item.pop(key)

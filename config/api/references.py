@@ -15,6 +15,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
+def person_name(first_name: str, last_name: str) -> str:
+    """A person's name as every reference gives it (``identity``'s ``User.full_name``): first and last, trimmed."""
+    return f"{first_name} {last_name}".strip()
+
+
 class PersonReference(serializers.Serializer):
     """A person, as every reference to one reads: the user's id (what owner fields take), e-mail and name."""
 
@@ -61,7 +66,7 @@ def people(ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
     if not wanted:
         return {}
     users = get_user_model().objects.filter(pk__in=wanted).values_list("pk", "email", "first_name", "last_name")
-    return {pk: {"id": pk, "email": email, "name": f"{first} {last}".strip()} for pk, email, first, last in users}
+    return {pk: {"id": pk, "email": email, "name": person_name(first, last)} for pk, email, first, last in users}
 
 
 @extend_schema_field(PersonReference)

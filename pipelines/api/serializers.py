@@ -173,7 +173,7 @@ def _instant(value, zone) -> str:
 
 
 def _contact_name(row: dict) -> str:
-    return f"{row['contact_first_name']} {row['contact_last_name']}".strip() or row["contact_email"]
+    return Contact.name_of(row["contact_first_name"], row["contact_last_name"], row["contact_email"])
 
 
 def deal_cards(rows) -> list[dict]:
