@@ -584,3 +584,26 @@ def test_an_importer_who_may_not_manage_tags_attaches_existing_ones_only(run_imp
     lines = csv_dicts(streamed(client.get(f"/api/v1/imports/{job.pk}/errors/")))
     assert [(line["row"], line["field"], line["code"]) for line in lines] == [("3", "tags", "unknown_tag")]
     assert "'invented'" in lines[0]["message"]
+
+
+def test_the_dedupe_lookup_can_use_the_e_mail_index_whatever_the_number_of_keys(org_a, in_tenant):
+    """A batch looks its keys up in one query. Above 100 keys PostgreSQL cannot infer from the list alone that
+    no key is blank, so without saying it the partial index on e-mail is out of reach and every batch reads the
+    whole contacts table (87 ms a batch at a million contacts against 3.6 ms)."""
+    from types import SimpleNamespace
+
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    keys = {f"person{i}@example.test" for i in range(150)}
+    setup = SimpleNamespace(model=Contact, key_field="email", policy="skip")
+    with in_tenant(org_a), transaction.atomic():
+        Contact.objects.bulk_create([Contact(first_name="Known", email=key) for key in sorted(keys)[:3]])
+        with CaptureQueriesContext(connection) as queries:
+            found = imports.batches._matches(setup, keys)
+        assert sorted(found) == sorted(keys)[:3]
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # the plan a large table gets
+            cursor.execute(f"EXPLAIN {queries.captured_queries[-1]['sql']}")
+            plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "contact_email_unique" in plan, plan
