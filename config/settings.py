@@ -446,6 +446,17 @@ MEDIA_URL = "media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
 
+# --- Imports and exports (crm/imports, crm/exports.py) ---
+# Larger import files: 413 file_too_large; more rows: 400 too_many_rows. A job commits every IMPORT_BATCH_SIZE rows
+# (it resumes after its last committed batch); its errors CSV grows in IMPORT_WORK_DIR (MEDIA_ROOT/imports/work).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 100_000)
+IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 2000)
+IMPORT_WORK_DIR = env("IMPORT_WORK_DIR")
+# PDF exports: at most this many rows (more: 400 too_many_rows_for_pdf), in this TrueType font (Helvetica without it).
+EXPORT_PDF_MAX_ROWS = env_int("EXPORT_PDF_MAX_ROWS", 500)
+EXPORT_PDF_FONT = env("EXPORT_PDF_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
 # --- Logging (config/log.py) ---
 # One handler, the root's: every line is written once, in one format: JSON objects when the output is not a terminal,
 # readable lines on one (LOG_FORMAT: json, plain or auto). Every request is one line, from config.request (request

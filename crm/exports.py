@@ -20,8 +20,9 @@ quote again). XLSX has cell types: text is written as string cells, which a spre
 value stays as it is (no quote). XLSX date-times carry no offset: they are in :func:`export_time_zone` (the
 organization's), named in the column header (``created_at (UTC)``); CSV has ISO 8601 with the offset.
 
-Settings: ``EXPORT_PDF_MAX_ROWS`` (500; more rows: 400 ``too_many_rows_for_pdf``) and ``EXPORT_PDF_FONT`` (a
-TrueType font with wide Unicode coverage; DejaVu Sans where installed).
+Settings (environment variables, read in ``config.settings``): ``EXPORT_PDF_MAX_ROWS`` (500; more rows: 400
+``too_many_rows_for_pdf``) and ``EXPORT_PDF_FONT`` (a TrueType font with wide Unicode coverage; DejaVu Sans where
+installed).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class TooManyRowsForPdf(ValidationFailed):
 
 
 def pdf_max_rows() -> int:
-    return int(getattr(settings, "EXPORT_PDF_MAX_ROWS", 500))
+    return settings.EXPORT_PDF_MAX_ROWS
 
 
 # What a column holds; it decides how each format writes the column's cells.
@@ -534,7 +535,7 @@ def xlsx_file(export: Export, *, sheet_title: str) -> IO[bytes]:
 
 
 def _pdf_font() -> str | None:
-    path = getattr(settings, "EXPORT_PDF_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    path = settings.EXPORT_PDF_FONT
     return path if path and Path(path).is_file() else None
 
 

@@ -11,9 +11,9 @@ one line per problem, in the job's errors CSV; the other rows are kept.
 Modules: ``files`` (reading, upload checks), ``fields`` (mapping targets, cell cleaning), ``batches`` (decisions
 and writes of one batch), ``jobs`` (creating, running and finishing a job).
 
-Settings (read with defaults): ``IMPORT_MAX_BYTES`` (50 MiB, larger uploads: 413 ``file_too_large``),
-``IMPORT_MAX_ROWS`` (100,000 rows, more: 400 ``too_many_rows``), ``IMPORT_BATCH_SIZE`` (2,000) and
-``IMPORT_WORK_DIR`` (where the errors CSV grows while a job runs; ``MEDIA_ROOT/imports/work``).
+Settings (environment variables, read in ``config.settings``): ``IMPORT_MAX_BYTES`` (50 MiB, larger uploads: 413
+``file_too_large``), ``IMPORT_MAX_ROWS`` (100,000 rows, more: 400 ``too_many_rows``), ``IMPORT_BATCH_SIZE`` (2,000)
+and ``IMPORT_WORK_DIR`` (where the errors CSV grows while a job runs; ``MEDIA_ROOT/imports/work``).
 
 Rules a user sees:
 

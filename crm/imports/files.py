@@ -22,19 +22,19 @@ CSV_DELIMITERS = (",", ";", "\t")
 
 
 def max_bytes() -> int:
-    return int(getattr(settings, "IMPORT_MAX_BYTES", 50 * 1024 * 1024))
+    return settings.IMPORT_MAX_BYTES
 
 
 def max_rows() -> int:
-    return int(getattr(settings, "IMPORT_MAX_ROWS", 100_000))
+    return settings.IMPORT_MAX_ROWS
 
 
 def batch_size() -> int:
-    return int(getattr(settings, "IMPORT_BATCH_SIZE", 2000))
+    return settings.IMPORT_BATCH_SIZE
 
 
 def work_dir() -> Path:
-    return Path(getattr(settings, "IMPORT_WORK_DIR", "") or Path(settings.MEDIA_ROOT) / "imports" / "work")
+    return Path(settings.IMPORT_WORK_DIR or Path(settings.MEDIA_ROOT) / "imports" / "work")
 
 
 # --- errors ---
