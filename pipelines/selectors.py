@@ -132,25 +132,27 @@ class BoardColumn:
 
 
 def board(*, pipeline: Pipeline, access, per_stage: int, owner_id: int | None = None) -> list[BoardColumn]:
-    """Each stage of the pipeline with its deal count, amount, weighted amount and first ``per_stage`` deals.
+    """Each stage of the pipeline, in order, with its deal count, amount, weighted amount and first ``per_stage``
+    deals.
 
-    A constant number of queries whatever the size: the stages (prefetched on ``pipeline`` when it comes from
-    :func:`pipelines`) and one query (:func:`_board_rows`) that ranks, counts and sums the deals per stage and
-    loads the winning cards with their tags.
+    One query whatever the size (:func:`_board_rows`): it reads the stages, ranks, counts and sums the deals per
+    stage and loads the winning cards with their tags.
     """
     visible = visible_deals(access=access).filter(pipeline=pipeline)
     if owner_id is not None:
         visible = visible.filter(owner_id=owner_id)
-    columns = {stage.pk: BoardColumn(stage=stage) for stage in pipeline.stages.all()}
-    for card in _board_rows(visible, per_stage, pipeline):
-        count, total = card.pop("stage_count"), card.pop("stage_total")
-        column = columns.get(card["stage_id"])
-        if column is None:
-            continue
-        if not column.deals:  # the stage's first card carries the stage's numbers
-            column.count, column.amount = count, _money(total)
-            column.weighted_amount = _money((total or Decimal("0")) * column.stage.probability / 100)
-        column.deals.append(card)
+    rows = _board_rows(visible, per_stage, pipeline)
+    if rows is None:  # no scope at all: every stage, empty
+        return [BoardColumn(stage=stage) for stage in Stage.objects.filter(pipeline=pipeline).order_by("position")]
+    columns: dict[int, BoardColumn] = {}
+    for stage_values, count, total, card in rows:
+        column = columns.get(stage_values[0])
+        if column is None:  # the stage's first row
+            stage = Stage(pipeline=pipeline, **dict(zip(_BOARD_STAGE_FIELDS, stage_values, strict=True)))
+            column = columns[stage.pk] = BoardColumn(stage=stage, count=count, amount=_money(total))
+            column.weighted_amount = _money((total or Decimal("0")) * stage.probability / 100)
+        if card is not None:
+            column.deals.append(card)
     return list(columns.values())
 
 
@@ -159,16 +161,19 @@ _BOARD_STAGE = RawSQL('"board_stage"."id"', [], output_field=BigIntegerField())
 _ON_BOARD = RawSQL(
     f'"{Deal._meta.db_table}"."id" = ANY(ARRAY(SELECT unnest(ids) FROM per_stage))', [], output_field=BooleanField()
 )
+# What the board reads of a stage: what its column shows (``DealStageOutput``) and what its cards' rot needs.
+_BOARD_STAGE_FIELDS = ("id", "name", "kind", "probability", "position", "rotting_days")
 
 
-def _board_rows(visible: QuerySet[Deal], per_stage: int, pipeline: Pipeline) -> list[dict[str, Any]]:
-    """The first ``per_stage`` cards of every stage (:func:`card_rows`' keys), each with its stage's deal count and
-    amount (``stage_count``, ``stage_total``), in one query.
+def _board_rows(visible: QuerySet[Deal], per_stage: int, pipeline: Pipeline) -> list[tuple] | None:
+    """Every stage of the pipeline in order, as ``(its _BOARD_STAGE_FIELDS values, deal count, amount, card)``:
+    one row per card of its first ``per_stage`` (:func:`card_rows`' keys), or one with the card None when it has
+    none; in one query. None when ``visible`` can hold nothing.
 
-    Per stage of the pipeline (``LATERAL``), both read the ``deal_board_rank_idx`` index: the count and sum an
-    index-only scan of the stage's entries (the index includes the amount), the first cards a ``LIMIT`` on the
-    index's order (only ``per_stage`` entries read). The winners are then loaded by primary key through
-    ``= ANY(ARRAY(...))``: the planner cannot foresee how few they are, so a plain join would join every deal.
+    Per stage (``LATERAL``), both read the ``deal_board_rank_idx`` index: the count and sum an index-only scan
+    of the stage's entries (the index includes the amount), the first cards a ``LIMIT`` on the index's order (only
+    ``per_stage`` entries read). The winners are then loaded by primary key through ``= ANY(ARRAY(...))``: the
+    planner cannot foresee how few they are, so a plain join would join every deal.
     """
     in_stage = visible.filter(stage_id=_BOARD_STAGE).order_by()
     try:
@@ -176,22 +181,32 @@ def _board_rows(visible: QuerySet[Deal], per_stage: int, pipeline: Pipeline) -> 
         top_sql, top_params = (in_stage.order_by(*BOARD_ORDER).values("pk")[:per_stage]).query.sql_with_params()
         cards_sql, cards_params = card_rows(Deal.objects.filter(_ON_BOARD)).query.sql_with_params()
     except EmptyResultSet:  # no scope at all: .none()
-        return []
+        return None
+    stage_columns = ", ".join(f"board_stage.{name}" for name in _BOARD_STAGE_FIELDS)
     sql = f"""
         WITH per_stage AS MATERIALIZED (
-            SELECT board_stage.id AS stage_id, totals.n, totals.total, ARRAY({top_sql}) AS ids
+            SELECT {stage_columns}, totals.n, totals.total, ARRAY({top_sql}) AS ids
             FROM "{Stage._meta.db_table}" board_stage,
             LATERAL (SELECT COUNT(*) AS n, SUM(v.amount) AS total FROM ({totals_sql}) v) totals
             WHERE board_stage.pipeline_id = %s
         )
-        SELECT per_stage.n, per_stage.total, card.*
-        FROM ({cards_sql}) card JOIN per_stage ON per_stage.stage_id = card.stage_id
-        ORDER BY card.stage_id, array_position(per_stage.ids, card.id)
+        SELECT {", ".join(f"per_stage.{name}" for name in _BOARD_STAGE_FIELDS)}, per_stage.n, per_stage.total, card.*
+        FROM per_stage LEFT JOIN ({cards_sql}) card ON card.stage_id = per_stage.id
+        ORDER BY per_stage.position, per_stage.id, array_position(per_stage.ids, card.id)
     """
+    width = len(_BOARD_STAGE_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*top_params, *totals_params, pipeline.pk, *cards_params])
-        names = ["stage_count", "stage_total", *(column.name for column in cursor.description[2:])]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        names = [column.name for column in cursor.description[width + 2 :]]
+        return [
+            (
+                row[:width],
+                row[width],
+                row[width + 1],
+                None if row[width + 2] is None else dict(zip(names, row[width + 2 :], strict=True)),
+            )
+            for row in cursor.fetchall()
+        ]
 
 
 # --- forecast ---

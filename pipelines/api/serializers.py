@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from config.api.fields import MemberField, MonthField, ScopedRecordField
 from config.api.outputs import ModelOutput
-from config.api.references import PersonReference, RecordReference
+from config.api.references import PersonReference, RecordReference, person_name
 from crm.api.serializers import TAG_NAMES_HELP, RecordOutput
 from crm.models import Company, Contact
 from crm.permissions import COMPANY_VIEW, CONTACT_VIEW
@@ -194,7 +194,7 @@ def deal_cards(rows) -> list[dict]:
             else {
                 "id": row["owner_id"],
                 "email": row["owner_email"],
-                "name": f"{row['owner_first_name']} {row['owner_last_name']}".strip(),
+                "name": person_name(row["owner_first_name"], row["owner_last_name"]),
             },
             "contact": None if row["contact_id"] is None else {"id": row["contact_id"], "name": _contact_name(row)},
             "company": None if row["company_id"] is None else {"id": row["company_id"], "name": row["company_name"]},
