@@ -14,6 +14,8 @@ calls per message). Requests are made with Django's test ``Client`` in productio
 tenant resolution, JWT, the policy, metering, the tool loop, persistence and rendering all run. Reported: the
 request's wall time, and the server overhead (wall time minus the time the model server spent answering, measured
 on its side from each connection's arrival to the answer's last byte), p50 and p99. Target: overhead p50 < 30 ms.
+``BENCH_PROFILE=1`` also prints a cProfile of 20 messages (``BENCH_PROFILE_SORT``: cumulative, tottime...;
+``BENCH_PROFILE_LINES``: 45).
 
 Streams (skipped with ``--streams 0``): the product on gunicorn as production runs it (``-c config/gunicorn.py``:
 gthread, ``WEB_CONCURRENCY`` x ``WEB_THREADS`` from the environment, else the config's defaults), ``--leads``
@@ -350,7 +352,9 @@ def main() -> None:
             for _ in range(20):
                 one()
             profile.disable()
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profile).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(
+                int(os.environ.get("BENCH_PROFILE_LINES", "45"))
+            )
         samples = [one() for _ in range(args.runs)]
         walls = [wall * 1000 for wall, _overhead in samples]
         overheads = [overhead * 1000 for _wall, overhead in samples]

@@ -85,9 +85,9 @@ def compute_entitlements(*, organization) -> tuple[Entitlements, int]:
     return entitlements, max(ttl, 1)
 
 
-def entitlements_for(*, organization) -> Entitlements:
+def entitlements_for(*, organization, fresh: bool = False) -> Entitlements:
     """The organization's entitlements; no query once cached, and never cached past a trial's or an override's
-    end."""
+    end. ``fresh``: as they are now, even if the request has read older ones (``decision_cache.remembered``)."""
 
     def compute():
         entitlements, ttl = compute_entitlements(organization=organization)
@@ -95,4 +95,4 @@ def entitlements_for(*, organization) -> Entitlements:
             entitlements = replace(entitlements, valid_until=clock() + ttl)
         return entitlements, entitlements.ttl(CACHE_TTL_SECONDS)
 
-    return remembered("entitlements", str(organization.pk), organization.pk, compute)
+    return remembered("entitlements", str(organization.pk), organization.pk, compute, fresh=fresh)

@@ -257,7 +257,7 @@ def locked_limit(*, organization, limit: str) -> int | None:
     if entitlements_for(organization=organization).limit(limit) is None:
         return None
     lock_limit(organization=organization, limit=limit)
-    return entitlements_for(organization=organization).limit(limit)
+    return entitlements_for(organization=organization, fresh=True).limit(limit)
 
 
 def limit_reached(*, limit: str, value: int, used: int) -> PlanLimitReached:

@@ -5,13 +5,17 @@ Every entry is cached under a key that embeds two version tokens: one per organi
 membership, API key, subscription or override change of that organization) and one global (changed when an
 operator edits a plan). A change therefore takes effect on the very next request, and a warm request costs no
 SQL query at all. Each process also keeps the entries it has read (they cannot change under their versioned
-keys), so a warm decision costs a single cache round trip: reading the two version tokens.
+keys), so a warm decision costs a single cache round trip: reading the two version tokens. Within a request
+(:func:`versions_read_once`, opened by the tenant middleware) those are read once, so its further decisions cost
+no round trip; a request sees the versions of its first decision, the next request any change made meanwhile.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from time import time as clock
 from typing import Any
 
@@ -30,8 +34,33 @@ def _version_key(scope: str | int) -> str:
     return f"authz:version:{scope}"
 
 
-def _versions(organization_id: int) -> str | None:
+# The version tokens a request has read, by organization (None: outside a request, every decision reads them).
+_READ: ContextVar[dict[int, str] | None] = ContextVar("decision_versions", default=None)
+
+
+@contextmanager
+def versions_read_once() -> Iterator[None]:
+    """Within: each organization's version tokens are read from the cache once; a change made within is seen
+    (:func:`invalidate_decisions` forgets them), and so is one made elsewhere by a ``fresh`` decision."""
+    token = _READ.set({})
+    try:
+        yield
+    finally:
+        _READ.reset(token)
+
+
+def _versions(organization_id: int, *, fresh: bool = False) -> str | None:
     """The organization's and the global version tokens, or None when the cache cannot tell them."""
+    read = _READ.get()
+    if read is not None and not fresh and organization_id in read:
+        return read[organization_id]
+    versions = _read_versions(organization_id)
+    if read is not None and versions is not None:
+        read[organization_id] = versions
+    return versions
+
+
+def _read_versions(organization_id: int) -> str | None:
     cache = _cache()
     keys = [_version_key(organization_id), _version_key(GLOBAL)]
     found = cache.get_many(keys)
@@ -52,6 +81,9 @@ def invalidate_decisions(*, organization_id: int | None = None) -> None:
 
     def new_version() -> None:
         _cache().set(key, uuid.uuid4().hex, None)
+        read = _READ.get()
+        if read:
+            read.clear()
 
     new_version()
     transaction.on_commit(new_version)
@@ -65,11 +97,14 @@ _LOCAL: dict[str, tuple[float, object]] = {}
 _LOCAL_MAX_ENTRIES = 4096
 
 
-def remembered(kind: str, scope: str, organization_id: int, compute: Callable[[], tuple[Any, int]]) -> Any:
+def remembered(
+    kind: str, scope: str, organization_id: int, compute: Callable[[], tuple[Any, int]], *, fresh: bool = False
+) -> Any:
     """The entry ``authz:<kind>:<scope>`` under the organization's current versions. ``compute() -> (value, ttl)``
     runs on a miss; the value is shared through the cache for ``ttl`` seconds (stored as ``(until, value)``) and
-    kept here no longer. Values are shared between the requests of a process: they are frozen, never mutated."""
-    versions = _versions(organization_id)
+    kept here no longer. Values are shared between the requests of a process: they are frozen, never mutated.
+    ``fresh``: the versions are read again, even within :func:`versions_read_once`."""
+    versions = _versions(organization_id, fresh=fresh)
     if versions is None:
         return compute()[0]
     key = f"authz:{kind}:{scope}:{versions}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django_tenants.utils import get_public_schema_name
 
 from config.db import connection
+from config.decision_cache import versions_read_once
 
 from .selectors import host_names_organization, organization_by_host, organization_by_id, organization_by_slug
 
@@ -102,4 +103,5 @@ class TenantResolutionMiddleware:
         elif unresolved:
             setattr(request, UNRESOLVED_ATTRIBUTE, True)
         activate(organization)
-        return self.get_response(request)
+        with versions_read_once():  # the request's authorization decisions read their versions once
+            return self.get_response(request)

@@ -7,12 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.cache import caches
-from django.db import connection
+from django.db import connection, transaction
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
+from django_tenants.utils import tenant_context
 from rest_framework import serializers
 
 from billing import ratelimit
+from billing.models import Override
 from config import decision_cache
 from config.api import filters as api_filters
 from config.api.errors import ValidationFailed
@@ -216,11 +218,59 @@ def test_invalidated_decisions_are_decided_again(org_a, owner_a):
 
 def test_nothing_is_kept_when_the_versions_cannot_be_read(org_a, owner_a, monkeypatch):
     rbac_access.access_for(user=owner_a, organization=org_a)  # kept under the versions read then
-    monkeypatch.setattr(decision_cache, "_versions", lambda organization_id: None)  # the cache cannot tell them now
+    monkeypatch.setattr(decision_cache, "_read_versions", lambda organization_id: None)  # the cache cannot tell them
     for _ in range(2):
         with CaptureQueriesContext(connection) as queries:
             assert rbac_access.access_for(user=owner_a, organization=org_a) is not None
         assert len(queries) >= 1
+
+
+def test_a_request_reads_the_version_tokens_once(as_owner_a, org_a, monkeypatch):
+    """The member's access and the plan's entitlements are two decisions about one organization: one round trip."""
+    assert as_owner_a.get(LIST).status_code == 200
+    reads, real = [], decision_cache._read_versions
+    monkeypatch.setattr(
+        decision_cache, "_read_versions", lambda organization_id: reads.append(1) or real(organization_id)
+    )
+    for _ in range(2):
+        assert as_owner_a.get(LIST).status_code == 200
+    assert len(reads) == 2
+    assert decision_cache._READ.get() is None  # nothing is left behind for the thread's next request
+
+
+def test_within_a_request_a_change_made_elsewhere_waits_for_the_next_unless_read_fresh(org_a):
+    from billing.entitlements import entitlements_for
+
+    with decision_cache.versions_read_once():
+        before = entitlements_for(organization=org_a)
+        caches["control"].set(decision_cache._version_key(org_a.pk), "changed-by-another-process", None)
+        assert entitlements_for(organization=org_a) is before  # the versions this request read
+        fresh = entitlements_for(organization=org_a, fresh=True)
+        assert fresh is not before
+        assert entitlements_for(organization=org_a) is fresh  # the request now reads the newer versions
+        decision_cache.invalidate_decisions(organization_id=org_a.pk)  # a change made within the request
+        assert entitlements_for(organization=org_a) is not fresh
+    outside = entitlements_for(organization=org_a)
+    assert entitlements_for(organization=org_a) is outside
+
+
+def test_a_limit_is_read_again_fresh_under_its_lock(org_a, monkeypatch):
+    """A plan change that held the limit's lock has committed when the lock is granted: the value read under it
+    must be the new one, even if the request read the entitlements before."""
+    from billing import services as billing_services
+    from billing.features import Limit
+
+    reads = []
+    real = billing_services.entitlements_for
+    monkeypatch.setattr(
+        billing_services,
+        "entitlements_for",
+        lambda **kwargs: reads.append(kwargs.get("fresh", False)) or real(**kwargs),
+    )
+    Override.objects.create(organization=org_a, limit="contacts", limit_value=3)
+    with decision_cache.versions_read_once(), transaction.atomic(), tenant_context(org_a):
+        billing_services.locked_limit(organization=org_a, limit=Limit.CONTACTS)
+    assert reads == [False, True]
 
 
 def test_a_kept_decision_ends_with_its_shared_entry(org_a, owner_a, monkeypatch):
