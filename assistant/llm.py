@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -116,7 +117,8 @@ def _data(response: httpx2.Response) -> Iterator[dict[str, Any]]:
     a blank line), up to ``[DONE]``. Read off the raw response: typed chunk objects cost more than everything
     else the client does (bench/copilot.py)."""
     data: list[str] = []
-    for line in response.iter_lines():
+    lines = response.iter_lines()
+    for line in lines:
         if line:
             name, _, value = line.partition(":")
             if name == "data":
@@ -126,6 +128,10 @@ def _data(response: httpx2.Response) -> Iterator[dict[str, Any]]:
             continue
         payload, data = "\n".join(data), []
         if payload.startswith("[DONE]"):
+            # Read on to the body's end, as the openai client's own streams do: a response closed before its end
+            # closes its connection too, and the next call would connect again. Not forever, though.
+            for _rest in itertools.islice(lines, 100):
+                pass
             return
         document = json.loads(payload)
         if not isinstance(document, dict):

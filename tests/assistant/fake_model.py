@@ -10,6 +10,9 @@ Replies:
 - ``Reply(hang=seconds)``: says nothing that long (a timeout);
 - ``Reply(text=..., cut=True)``: streams part of the text, then drops the connection;
 - ``Reply(raw=[...])``: streams these ``data:`` payloads as they are (a broken or failing server), then ``[DONE]``.
+
+It speaks HTTP/1.1 as model servers do: streams go out in chunked transfer encoding and connections are kept
+alive between requests, so the client reuses them as it would in production.
 """
 
 from __future__ import annotations
@@ -49,17 +52,23 @@ class FakeModel:
         # Seconds each answer took on this side, from the connection's arrival (reading the request is the
         # server's work too) to the answer's end: benchmarks subtract them.
         self.serving: list[float] = []
+        self.connections = 0  # connections the clients opened
         model = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, and chunked streams
             disable_nagle_algorithm = True  # each chunk leaves at once, as model servers send them
 
             def log_message(self, *args):  # quiet
                 pass
 
             def setup(self):
-                self.arrived = time.perf_counter()
+                model.connections += 1
                 super().setup()
+
+            def parse_request(self):  # the request line has just arrived (a kept-alive connection waits for it)
+                self.arrived = time.perf_counter()
+                return super().parse_request()
 
             def do_POST(self):
                 started = self.arrived
@@ -97,6 +106,7 @@ class FakeModel:
     def _answer(self, handler, body, reply: Reply) -> None:
         if reply.hang:
             time.sleep(reply.hang)
+            handler.close_connection = True
             return
         if reply.status != 200:
             payload = json.dumps({"error": {"message": "scripted", "type": "scripted", "code": None}}).encode()
@@ -113,17 +123,24 @@ class FakeModel:
             return
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
+        handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
+
+        def send(data: bytes) -> None:  # one chunk of the chunked body
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            handler.wfile.flush()
+
         payloads = reply.raw if reply.raw is not None else (json.dumps(chunk) for chunk in self._chunks(reply))
         for payload in payloads:
-            handler.wfile.write(f"data: {payload}\n\n".encode())
-            handler.wfile.flush()
+            send(f"data: {payload}\n\n".encode())
             if reply.delay:
                 time.sleep(reply.delay)
         if reply.cut:
+            handler.close_connection = True
             handler.connection.shutdown(2)  # the connection drops mid-answer
             return
-        handler.wfile.write(b"data: [DONE]\n\n")
+        send(b"data: [DONE]\n\n")
+        handler.wfile.write(b"0\r\n\r\n")  # the body's end
 
     @staticmethod
     def _chunk(delta: dict[str, Any] | None, finish: str | None = None, usage=None) -> dict[str, Any]:

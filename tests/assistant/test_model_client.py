@@ -1,4 +1,5 @@
-"""The model client under concurrency: answers that begin at once in a cold process all stream to their end."""
+"""The model client: answers that begin at once in a cold process all stream to their end; consecutive calls share
+one connection."""
 
 from __future__ import annotations
 
@@ -40,3 +41,23 @@ def test_answers_beginning_at_once_on_a_cold_client_all_complete():
     finally:
         fake.close()
     assert outcomes == ["word " * 20] * answers
+
+
+def test_consecutive_answers_reuse_one_connection():
+    """A stream closed before its body's end takes its connection with it: every call connected again (a TLS
+    handshake each, against a hosted model). The client reads on past ``[DONE]``, so the connection is kept."""
+    fake = FakeModel()
+    fake.then(Reply(text="one"), Reply(tool_calls=[("search_records", {"query": "acme"})]), Reply(text="three"))
+    try:
+        with override_settings(ASSISTANT_BASE_URL=fake.base_url, ASSISTANT_MODEL="scripted", ASSISTANT_API_KEY="warm"):
+            llm._cached_client.cache_clear()
+            access = llm.model_access()
+            turns = [
+                list(llm.stream_turn(access, messages=[{"role": "user", "content": "hi"}], tools=[], max_chars=100))[-1]
+                for _ in range(3)
+            ]
+    finally:
+        fake.close()
+    assert [turn.text for turn in turns] == ["one", "", "three"]
+    assert turns[1].tool_calls[0].name == "search_records"
+    assert fake.connections == 1
