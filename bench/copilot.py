@@ -13,7 +13,7 @@ Overhead: each message is answered with ``search_records``, then ``get_record``,
 calls per message). Requests are made with Django's test ``Client`` in production mode (``DJANGO_DEBUG=0``):
 tenant resolution, JWT, the policy, metering, the tool loop, persistence and rendering all run. Reported: the
 request's wall time, and the server overhead (wall time minus the time the model server spent answering, measured
-on its side from each connection's arrival to the answer's last byte), p50 and p99. Target: overhead p50 < 30 ms.
+on its side from each request's arrival to the answer's last byte), p50 and p99. Target: overhead p50 < 30 ms.
 ``BENCH_PROFILE=1`` also prints a cProfile of 20 messages (``BENCH_PROFILE_SORT``: cumulative, tottime...;
 ``BENCH_PROFILE_LINES``: 45).
 

@@ -49,7 +49,7 @@ class FakeModel:
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
-        # Seconds each answer took on this side, from the connection's arrival (reading the request is the
+        # Seconds each answer took on this side, from its request line's arrival (reading the request is the
         # server's work too) to the answer's end: benchmarks subtract them.
         self.serving: list[float] = []
         self.connections = 0  # connections the clients opened
