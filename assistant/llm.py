@@ -66,14 +66,23 @@ def _retry_after(response) -> int | None:
         return None
 
 
+def _cut_off() -> errors.DomainError:
+    return errors.UpstreamUnavailable(
+        "The language model's answer was cut off.", retry_after=DEFAULT_RETRY_AFTER_SECONDS
+    )
+
+
 def translate(exc: Exception) -> errors.DomainError:
-    """The problem an upstream failure is answered with."""
-    if isinstance(exc, openai.APITimeoutError):
+    """The problem an upstream failure is answered with: the client's errors before the answer begins, the
+    transport's while it streams (``httpx2``), and anything else (a stream that cannot be read) as unreadable."""
+    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
         return errors.UpstreamTimeout(retry_after=DEFAULT_RETRY_AFTER_SECONDS)
     if isinstance(exc, openai.APIConnectionError):
         return errors.UpstreamUnavailable(
             "The language model server could not be reached.", retry_after=DEFAULT_RETRY_AFTER_SECONDS
         )
+    if isinstance(exc, httpx2.TransportError):  # the answer had begun
+        return _cut_off()
     if isinstance(exc, openai.RateLimitError):
         wait = _retry_after(exc.response) or DEFAULT_RETRY_AFTER_SECONDS
         return errors.UpstreamRateLimited(retry_after=wait)
@@ -195,18 +204,11 @@ def stream_turn(
                         if function:
                             call.name += function.get("name") or ""
                             call.arguments += function.get("arguments") or ""
-        except httpx2.TimeoutException as exc:
-            raise errors.UpstreamTimeout(retry_after=DEFAULT_RETRY_AFTER_SECONDS) from exc
-        except httpx2.TransportError as exc:
-            raise errors.UpstreamUnavailable(
-                "The language model's answer was cut off.", retry_after=DEFAULT_RETRY_AFTER_SECONDS
-            ) from exc
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not JSON, or not a chunk's shape
-            raise errors.UpstreamError("The language model's answer could not be read.") from exc
+        # the transport failing mid-answer; a document that is not JSON, or not a chunk's shape
+        except (httpx2.TransportError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise translate(exc) from exc
     if not finished:  # the stream ended without saying why: the connection dropped mid-answer
-        raise errors.UpstreamUnavailable(
-            "The language model's answer was cut off.", retry_after=DEFAULT_RETRY_AFTER_SECONDS
-        )
+        raise _cut_off()
     turn.tool_calls = [calls[index] for index in sorted(calls)]
     for number, call in enumerate(turn.tool_calls):
         call.id = call.id or f"call_{number}"

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import threading
 
-from django.test import override_settings
-
 from assistant import llm
 
-from .fake_model import FakeModel, Reply
+from .fake_model import Reply
 
 
-def test_answers_beginning_at_once_on_a_cold_client_all_complete():
-    fake = FakeModel()
+def test_answers_beginning_at_once_on_a_cold_client_all_complete(model):
     answers = 8
-    fake.then(*[Reply(text="word " * 20, pieces=20, delay=0.01) for _ in range(answers)])
+    model.then(*[Reply(text="word " * 20, pieces=20, delay=0.01) for _ in range(answers)])
     start = threading.Barrier(answers)
     outcomes: list[str] = []
 
@@ -29,35 +26,26 @@ def test_answers_beginning_at_once_on_a_cold_client_all_complete():
         except Exception as error:  # reported by the assertion below
             outcomes.append(repr(error.__cause__ or error))
 
-    try:
-        with override_settings(ASSISTANT_BASE_URL=fake.base_url, ASSISTANT_MODEL="scripted", ASSISTANT_API_KEY="cold"):
-            llm._cached_client.cache_clear()  # every thread finds no client: each may build its own
-            access = llm.model_access()
-            threads = [threading.Thread(target=ask) for _ in range(answers)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-    finally:
-        fake.close()
+    llm._cached_client.cache_clear()  # every thread finds no client: each may build its own
+    access = llm.model_access()
+    threads = [threading.Thread(target=ask) for _ in range(answers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     assert outcomes == ["word " * 20] * answers
 
 
-def test_consecutive_answers_reuse_one_connection():
+def test_consecutive_answers_reuse_one_connection(model):
     """A stream closed before its body's end takes its connection with it: every call connected again (a TLS
     handshake each, against a hosted model). The client reads on past ``[DONE]``, so the connection is kept."""
-    fake = FakeModel()
-    fake.then(Reply(text="one"), Reply(tool_calls=[("search_records", {"query": "acme"})]), Reply(text="three"))
-    try:
-        with override_settings(ASSISTANT_BASE_URL=fake.base_url, ASSISTANT_MODEL="scripted", ASSISTANT_API_KEY="warm"):
-            llm._cached_client.cache_clear()
-            access = llm.model_access()
-            turns = [
-                list(llm.stream_turn(access, messages=[{"role": "user", "content": "hi"}], tools=[], max_chars=100))[-1]
-                for _ in range(3)
-            ]
-    finally:
-        fake.close()
+    model.then(Reply(text="one"), Reply(tool_calls=[("search_records", {"query": "acme"})]), Reply(text="three"))
+    llm._cached_client.cache_clear()
+    access = llm.model_access()
+    turns = [
+        list(llm.stream_turn(access, messages=[{"role": "user", "content": "hi"}], tools=[], max_chars=100))[-1]
+        for _ in range(3)
+    ]
     assert [turn.text for turn in turns] == ["one", "", "three"]
     assert turns[1].tool_calls[0].name == "search_records"
-    assert fake.connections == 1
+    assert model.connections == 1
