@@ -6,6 +6,10 @@ written with PostgreSQL's ``COPY`` (ids are reserved from the table's sequence f
 them): ``bulk_create`` spends about 110 µs per row compiling SQL and quoting arrays on the client, ``COPY`` about
 30 µs, which is what lets an import keep up thousands of rows a second. Updates, rare and narrow, go through
 ``bulk_update``. Events are written in the batch's transaction, with the payloads ``outbox.snapshot`` gives.
+
+PostgreSQL stores a ``COPY``'s rows as they arrive, so the rows are made while they are written, and the job reads
+and checks its next batch while the events go (``apply_batch``'s ``meanwhile``): the client's work and the
+server's overlap instead of taking turns, without a second thread and its handoffs of the interpreter lock.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,16 +54,16 @@ _dumps = json.JSONEncoder(default=_encoder.default).encode
 _c_make_encoder: Callable[..., Any] | None = getattr(json.encoder, "c_make_encoder", None)
 
 
-def _dumps_many(payloads: list[dict]) -> list[str]:
-    """``[_dumps(payload) for payload in payloads]`` with one C encoder made for them all: ``JSONEncoder.encode``
-    makes one per call, which costs as much as encoding a contact's payload."""
+def _dumper() -> Callable[[dict], str]:
+    """As ``_dumps``, with one C encoder made for every payload it dumps: ``JSONEncoder.encode`` makes one per call,
+    which costs as much as encoding a contact's payload."""
     if _c_make_encoder is None:  # pragma: no cover - CPython always has it
-        return [_dumps(payload) for payload in payloads]
+        return _dumps
     encode = _c_make_encoder(
         {}, _encoder.default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
     )
     join = "".join
-    return [join(encode(payload, 0)) for payload in payloads]
+    return lambda payload: join(encode(payload, 0))
 
 
 # How a column's value lands in a row: the field's value, a custom field, the tags, the company, the owner.
@@ -284,9 +288,9 @@ def _existing_tags(setup: ImportSetup, records: Iterable[Record]) -> dict[int, d
     return found
 
 
-def _event(event_type: str, subject_type: str, subject_id, payload: dict) -> tuple[str, str, str, str]:
-    """An event of the batch: its type, subject and payload (JSON); ``apply_batch`` writes them together."""
-    return (event_type, subject_type, str(subject_id), _dumps(payload))
+def _event(event_type: str, subject_type: str, subject_id, payload: dict) -> tuple[str, str, str, dict]:
+    """An event of the batch: its type, subject and payload; ``apply_batch`` writes them together."""
+    return (event_type, subject_type, str(subject_id), payload)
 
 
 def _new_uuids(count: int) -> list[str]:
@@ -361,8 +365,14 @@ def _diff(setup: ImportSetup, current: Callable[[str], Any], values: dict, row: 
     return {name: value for name, value in values.items() if current(name) != value}
 
 
-def apply_batch(setup: ImportSetup, rows: list[Row], outcome: Outcome) -> None:
-    """Create, update or skip the valid rows of one batch and record their events, in the caller's transaction."""
+def apply_batch(
+    setup: ImportSetup, rows: list[Row], outcome: Outcome, meanwhile: Callable[[], object] | None = None
+) -> None:
+    """Create, update or skip the valid rows of one batch and record their events, in the caller's transaction.
+
+    ``meanwhile`` is the caller's own work (the job reads and checks the next batch's rows), a step at a time while
+    PostgreSQL takes the events' ``COPY``, the largest write of a batch: the server stores rows as they arrive, so
+    the two sides work at once instead of in turn."""
     now = timezone.now()
     events: list[tuple] = []
     unique = UNIQUE_KEYS.get(setup.record_type)
@@ -468,16 +478,17 @@ def apply_batch(setup: ImportSetup, rows: list[Row], outcome: Outcome) -> None:
     if changed:
         _update(setup, changed, existing_tags, {tag.pk: tag.name for tag in tags.values()}, events, now)
     if events:
-        actor_id, actor_label = setup.actor_id, setup.actor_label
+        actor_id, actor_label, dumps = setup.actor_id, setup.actor_label, _dumper()
         _copy(
             OutboxEvent,
             ["id", "type", "subject_type", "subject_id", "actor_id", "actor_label", "payload", "occurred_at"],
             (
-                (event_id, event_type, subject_type, subject_id, actor_id, actor_label, payload, now_text)
+                (event_id, event_type, subject_type, subject_id, actor_id, actor_label, dumps(payload), now_text)
                 for event_id, (event_type, subject_type, subject_id, payload) in zip(
                     _new_uuids(len(events)), events, strict=True
                 )
             ),
+            meanwhile=meanwhile,
         )
         outbox.relay_after_commit()
 
@@ -485,15 +496,35 @@ def apply_batch(setup: ImportSetup, rows: list[Row], outcome: Outcome) -> None:
 # --- writes ---
 
 
-def _copy(model: type[models.Model], attnames: list[str], rows: Iterable[Sequence[Any]]) -> None:
-    """``COPY`` rows (values in the order of ``attnames``) into the model's table in the current schema."""
+def _copy(
+    model: type[models.Model],
+    attnames: list[str],
+    rows: Iterable[Sequence[Any]],
+    meanwhile: Callable[[], object] | None = None,
+) -> None:
+    """``COPY`` rows (values in the order of ``attnames``) into the model's table in the current schema.
+
+    The rows may be made as they are written: PostgreSQL stores those sent while the next are made. ``meanwhile``,
+    if given, is called every ``_MEANWHILE_EVERY`` rows (see ``apply_batch``)."""
     quote = connection.ops.quote_name
     column_of = {field.attname: field.column for field in model._meta.concrete_fields}
     columns = ", ".join(quote(column_of[attname]) for attname in attnames)
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            write = copy.write_row
+            if meanwhile is None:
+                for row in rows:
+                    write(row)
+            else:
+                for count, row in enumerate(rows, 1):
+                    write(row)
+                    if not count % _MEANWHILE_EVERY:
+                        meanwhile()
+
+
+# Rows written between two steps of ``meanwhile``: about 16 KiB of events, so the connection sends them (psycopg
+# buffers 32 KiB) while the caller works.
+_MEANWHILE_EVERY = 32
 
 
 def _reserve_ids(setup: ImportSetup, count: int) -> list[int]:
@@ -511,21 +542,23 @@ def _insert(setup: ImportSetup, creates: list[_New], events: list[tuple], now, n
     stamp = _encoder.default(now)  # ``now`` as the payloads show it, converted once for the batch
     event_type = f"{name}.created"
     ids = _reserve_ids(setup, len(creates))
-    payloads, rows, links = [], [], []
-    for pk, new in zip(ids, creates, strict=True):
-        values = new.values
-        values[pk_attname] = pk
-        values["created_at"] = values["updated_at"] = stamp
-        payload = {attname: values[attname] for attname in attnames}  # as ``outbox.snapshot`` gives
-        payloads.append(payload)
-        row = [*payload.values()]  # in the order of ``attnames``
-        row[created_at] = row[updated_at] = now_text
-        row[custom_at] = _dumps(row[custom_at]) if row[custom_at] else "{}"
-        rows.append(row)
-        if new.tag_ids:
-            links += [(pk, tag) for tag in new.tag_ids]
-    events += [(event_type, name, str(pk), text) for pk, text in zip(ids, _dumps_many(payloads), strict=True)]
-    _copy(model, attnames, rows)
+    links: list[tuple[int, int]] = []
+
+    def rows() -> Iterator[list]:  # made while PostgreSQL stores those before
+        for pk, new in zip(ids, creates, strict=True):
+            values = new.values
+            values[pk_attname] = pk
+            values["created_at"] = values["updated_at"] = stamp
+            payload = {attname: values[attname] for attname in attnames}  # as ``outbox.snapshot`` gives
+            events.append((event_type, name, str(pk), payload))
+            row = [*payload.values()]  # in the order of ``attnames``
+            row[created_at] = row[updated_at] = now_text
+            row[custom_at] = _dumps(row[custom_at]) if row[custom_at] else "{}"
+            if new.tag_ids:
+                links.extend((pk, tag) for tag in new.tag_ids)
+            yield row
+
+    _copy(model, attnames, rows())
     if links:
         _copy(model.tags.through, [f"{name}_id", "tag_id"], links)
 

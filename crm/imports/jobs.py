@@ -151,28 +151,59 @@ def _run_lock(job_id):
     return session_try_lock(LockNamespace.IMPORT_RUN, "import", job_id)
 
 
-def _batches(rows: Iterator, size: int) -> Iterator[list]:
-    batch = []
-    for item in rows:
-        batch.append(item)
-        if len(batch) >= size:
+Checked = tuple[int, list | RowProblem, batches.Row | list[batches.Problem]]  # (row number, cells, clean's result)
+
+
+class _ReadAhead:
+    """The file's rows in batches, read and checked (``batches.clean``) ahead: :meth:`step` reads the next batch's
+    rows a few at a time while PostgreSQL stores this one's events (``batches.apply_batch``), and :meth:`batches`
+    reads whatever is left. What reading or checking raises comes out of :meth:`batches` where the batch it fell in
+    begins, after the batch before has committed, as if the rows were read there."""
+
+    STEP = 32  # rows read at each step
+
+    def __init__(self, setup: batches.ImportSetup, rows: Iterator, size: int):
+        self.setup, self.rows, self.size = setup, rows, size
+        self.ready: list[Checked] = []
+        self.error: Exception | None = None
+        self.exhausted = False
+
+    def step(self, count: int = STEP) -> None:
+        if self.exhausted or self.error is not None:
+            return
+        setup, ready, clean = self.setup, self.ready, batches.clean
+        try:
+            for _ in range(min(count, self.size - len(ready))):
+                number, cells = next(self.rows)
+                ready.append((number, cells, clean(setup, number, cells)))
+        except StopIteration:
+            self.exhausted = True
+        except Exception as exc:  # raised where its batch begins (a task's time limit too)
+            self.error = exc
+
+    def batches(self) -> Iterator[list[Checked]]:
+        while True:
+            self.step(self.size)
+            if self.error is not None:
+                raise self.error
+            if not self.ready:
+                return
+            batch, self.ready = self.ready, []
             yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
-def _commit_batch(job: ImportJob, setup: batches.ImportSetup, batch: list, log: _ErrorLog) -> None:
+def _commit_batch(
+    job: ImportJob, setup: batches.ImportSetup, batch: list[Checked], log: _ErrorLog, ahead: _ReadAhead
+) -> None:
     outcome, valid = batches.Outcome(), []
-    for number, cells in batch:
-        result = batches.clean(setup, number, cells)
+    for number, cells, result in batch:
         if isinstance(result, list):
             outcome.errors.append((number, cells if isinstance(cells, list) else [], result))
         else:
             valid.append(result)
     with transaction.atomic():
         if valid:
-            batches.apply_batch(setup, valid, outcome)
+            batches.apply_batch(setup, valid, outcome, meanwhile=ahead.step)
         log.write(outcome.errors)
         ImportJob.objects.filter(pk=job.pk).update(
             processed_rows=F("processed_rows") + len(batch),
@@ -210,8 +241,9 @@ def import_run(*, job_id) -> ImportJob | None:
                 for _ in range(job.processed_rows):
                     resume_after, _cells = next(rows)
                 log = _ErrorLog(job, header, resume_after_row=resume_after)
-                for batch in _batches(rows, batch_size()):
-                    _commit_batch(job, setup, batch, log)
+                ahead = _ReadAhead(setup, rows, batch_size())
+                for batch in ahead.batches():
+                    _commit_batch(job, setup, batch, log, ahead)
         except (Unreadable, UnsupportedFile) as exc:
             return _finish(job, log, status=ImportStatus.FAILED, reason=str(exc))
         except (UnicodeDecodeError, StopIteration, FileNotFoundError):

@@ -443,11 +443,11 @@ def test_a_run_resumes_after_its_last_committed_batch_and_a_second_run_changes_n
     job_id = upload(as_owner_a, content).json()["id"]  # not committed: the task did not run
     real_apply, calls = imports.batches.apply_batch, []
 
-    def lose_the_connection_in_batch_two(setup, rows, outcome):
+    def lose_the_connection_in_batch_two(setup, rows, outcome, **kwargs):
         calls.append([row.number for row in rows])
         if len(calls) == 2:
             raise OperationalError("connection lost")
-        return real_apply(setup, rows, outcome)
+        return real_apply(setup, rows, outcome, **kwargs)
 
     monkeypatch.setattr(imports.batches, "apply_batch", lose_the_connection_in_batch_two)
     with in_tenant(org_a):
@@ -469,6 +469,62 @@ def test_a_run_resumes_after_its_last_committed_batch_and_a_second_run_changes_n
 
         assert (again.status, again.created_count, len(calls)) == ("completed", 4, 4)
         assert Contact.objects.count() == 4
+
+
+def test_a_stored_file_unreadable_midway_fails_the_job_after_the_batches_before_it(
+    as_owner_a, org_a, in_tenant, settings
+):
+    settings.IMPORT_BATCH_SIZE = 100
+    content = csv_bytes([HEADER] + [["P", str(i), f"p{i}@example.test", ""] for i in range(1000)])
+    job_id = upload(as_owner_a, content).json()["id"]  # checked when uploaded; not run (no commit)
+    with in_tenant(org_a):
+        job = ImportJob.objects.get(pk=job_id)
+        lines = content.split(b"\n")
+        lines[800] = b"P,\xff\xfe,broken@example.test,"  # row 801 no longer decodes
+        with open(job.file.path, "wb") as stored:
+            stored.write(b"\n".join(lines))
+
+        job = imports.import_run(job_id=job_id)
+
+        assert (job.status, job.failure_reason) == (ImportStatus.FAILED, "The stored file cannot be read any more.")
+        # The file is decoded a buffer ahead of the rows: the batches before the one the buffer falls in commit.
+        assert 0 < job.processed_rows < 800
+        assert job.processed_rows % 100 == 0
+        assert job.created_count == Contact.objects.count() == job.processed_rows
+        assert OutboxEvent.objects.filter(type="contact.created").count() == job.processed_rows
+
+
+def test_the_next_batch_is_read_while_the_events_of_one_are_written(
+    as_owner_a, org_a, in_tenant, settings, monkeypatch
+):
+    settings.IMPORT_BATCH_SIZE = 100
+    content = csv_bytes([HEADER] + [["P", str(i), f"p{i}@example.test", ""] for i in range(300)])
+    job_id = upload(as_owner_a, content).json()["id"]
+    real_apply, real_clean, during = imports.batches.apply_batch, imports.batches.clean, []
+    applying = [False]
+
+    def apply_batch(*args, **kwargs):
+        applying[0] = True
+        try:
+            return real_apply(*args, **kwargs)
+        finally:
+            applying[0] = False
+
+    def clean(setup, number, cells):
+        if applying[0]:
+            during.append(number)
+        return real_clean(setup, number, cells)
+
+    monkeypatch.setattr(imports.batches, "apply_batch", apply_batch)
+    monkeypatch.setattr(imports.batches, "clean", clean)
+    with in_tenant(org_a):
+        job = imports.import_run(job_id=job_id)
+
+        assert (job.status, job.created_count) == (ImportStatus.COMPLETED, 300)
+        # Rows 102-301 are the second and third batches: read in steps of 32 while the batch before wrote its
+        # 100 events (three steps each), the rest of each batch after.
+        assert during == [*range(102, 198), *range(202, 298)]
+        assert Contact.objects.count() == 300
 
 
 def test_the_task_retries_transient_errors_and_fails_the_job_on_others(as_owner_a, org_a, in_tenant, monkeypatch):
