@@ -406,6 +406,7 @@ def apply_batch(
     wanted_tags = sorted({tag for row in rows for tag in row.tags or []})
     # Unknown tags are created only for an importer who may manage tags; anyone else's rows naming one fail.
     tags = tags_found(wanted_tags, create=may_create_tags(setup.access))[0] if wanted_tags else {}
+    tag_ids = {name: tag.pk for name, tag in tags.items()}  # by lower-cased name
     updating = setup.policy == DedupePolicy.UPDATE
     existing_tags = _existing_tags(setup, matches.values()) if tags and updating and matches else {}
     room = _contacts_room(setup) if setup.record_type == RecordType.CONTACT else None
@@ -422,16 +423,18 @@ def apply_batch(
                 outcome.fail(row, ("company", "unknown_company", "No such company, and you may not create one."))
                 continue
             values = {**values, "company_id": company_id}
-        unknown_tags = [tag for tag in row.tags or [] if tag.lower() not in tags]
-        if unknown_tags:
-            names = ", ".join(repr(tag) for tag in unknown_tags)
-            outcome.fail(row, ("tags", "unknown_tag", f"No tag is named {names}, and you may not create tags."))
-            continue
+        row_tags: set[int] = set()
+        if row.tags:
+            lowered = [tag.lower() for tag in row.tags]
+            if not all(name in tag_ids for name in lowered):
+                names = ", ".join(repr(tag) for tag, name in zip(row.tags, lowered, strict=True) if name not in tag_ids)
+                outcome.fail(row, ("tags", "unknown_tag", f"No tag is named {names}, and you may not create tags."))
+                continue
+            row_tags = {tag_ids[name] for name in lowered}
         owner_id = values.get("owner_id")
         if owner_id not in (None, setup.actor_id) and not can_reach(setup.access, update_permission, owner_id=owner_id):
             outcome.fail(row, ("owner", "out_of_scope", "You may not give records to this member."))
             continue
-        row_tags = {tags[tag.lower()].pk for tag in row.tags or [] if tag.lower() in tags}
         new = pending.get(row.key) if dedupes and row.key else None
         match = matches.get(row.key) if dedupes and row.key and new is None else None
 
@@ -579,7 +582,8 @@ def _insert(setup: ImportSetup, creates: list[_New], events: list[tuple], now, n
             row[created_at] = row[updated_at] = now_text
             row[custom_at] = _dumps(row[custom_at]) if row[custom_at] else "{}"
             if new.tag_ids:
-                links.extend((pk, tag) for tag in new.tag_ids)
+                for tag in new.tag_ids:
+                    links.append((pk, tag))
             yield row
 
     _copy(model, attnames, rows())
