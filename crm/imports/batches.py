@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -47,6 +47,7 @@ from .fields import CUSTOM_PREFIX, DEDUPE_KEYS, MODELS, UNIQUE_KEYS, CellError, 
 from .files import RowProblem, Unreadable, cell_text, is_blank
 
 Problem = tuple[str, str, str]  # (field, code, message)
+V = TypeVar("V")
 _encoder = DjangoJSONEncoder()
 # As ``DjangoJSONEncoder().encode`` (the C encoder, Django's conversions for dates, decimals, UUIDs...): a bound
 # method, so a payload costs one call.
@@ -269,10 +270,10 @@ def _matches(setup: ImportSetup, keys: set[str]) -> dict[str, Record]:
     The query probes the key's index, one probe a key, whatever the table's statistics say. An import fills the
     table faster than autovacuum analyses it, and with the statistics of the smaller table it was PostgreSQL reads
     the whole table for every batch, longer at every batch (15 ms a batch at 100,000 new contacts against 3 ms,
-    and ten times that at a million). So sequential scans are off for this query (:func:`_probing`), it has no
-    ``ORDER BY`` (which the primary key's index would serve by reading every row), and it says that keys are never
-    blank, without which the partial unique index on contacts' e-mail (blank addresses left out) is out of reach:
-    PostgreSQL cannot infer it from a list of more than 100 keys."""
+    and ten times that at a million). So sequential scans are off for this query (:func:`_probing`); it has no
+    ``ORDER BY``, which the primary key's index would serve by reading every row (:func:`_oldest` picks the
+    oldest); and it says that keys are never blank, without which the partial unique index on contacts' e-mail
+    (blank addresses left out) is out of reach: PostgreSQL cannot infer it from a list of more than 100 keys."""
     if not keys:
         return {}
     key_field = setup.key_field
@@ -280,13 +281,17 @@ def _matches(setup: ImportSetup, keys: set[str]) -> dict[str, Record]:
     queryset = setup.model.objects.filter(matching).exclude(**{key_field: ""})
     if setup.policy == DedupePolicy.UPDATE:
         queryset = queryset.select_for_update(of=("self",))
-    found: dict[str, Record] = {}
     with _probing():
-        for record in queryset:
-            key = getattr(record, key_field)
-            if key not in found or record.pk < found[key].pk:
-                found[key] = record
-    return found
+        return _oldest((getattr(record, key_field), record.pk, record) for record in queryset)
+
+
+def _oldest(rows: Iterable[tuple[str, int, V]]) -> dict[str, V]:
+    """``{key: value}`` from ``(key, id, value)`` rows; the row with the smallest id wins where keys repeat."""
+    found: dict[str, tuple[int, V]] = {}
+    for key, pk, value in rows:
+        if key not in found or pk < found[key][0]:
+            found[key] = (pk, value)
+    return {key: value for key, (_pk, value) in found.items()}
 
 
 @contextmanager
@@ -332,7 +337,8 @@ def _companies(setup: ImportSetup, rows: list[Row], events: list[tuple]) -> dict
     if not wanted:
         return {}
     visible = Company.objects.visible_to(setup.access, COMPANY_VIEW).annotate(lname=Lower("name"))
-    found = dict(visible.filter(lname__in=list(wanted)).order_by("-pk").values_list("lname", "pk"))
+    with _probing():  # as ``_matches``: the import may be creating these companies faster than they are analysed
+        found = _oldest(visible.filter(lname__in=list(wanted)).values_list("lname", "pk", "pk"))
     missing = [name for lname, name in wanted.items() if lname not in found]
     if missing and setup.access.scope(COMPANY_CREATE) is not None:
         for company in Company.objects.bulk_create([Company(name=name, owner_id=setup.actor_id) for name in missing]):

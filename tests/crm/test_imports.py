@@ -687,3 +687,33 @@ def test_the_oldest_lead_wins_where_a_dedupe_key_repeats(org_a, in_tenant):
         )
 
         assert imports.batches._matches(setup, {"same@example.test"})["same@example.test"].pk == oldest.pk
+
+
+def test_the_company_lookup_probes_the_name_index_whatever_the_statistics(org_a, owner_a, in_tenant):
+    """As the dedupe lookup: contacts naming companies look them up by the name's index, even where the table's
+    statistics are those of a table small enough to read whole (an import may be filling it)."""
+    from types import SimpleNamespace
+
+    from django.db import connection
+
+    from rbac.access import access_for
+
+    def sequential_scans():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'crm_company'::regclass")
+            return cursor.fetchone()[0]
+
+    with in_tenant(org_a):
+        firms = Company.objects.bulk_create([Company(name=f"Firm {i}") for i in range(3)])
+        setup = SimpleNamespace(access=access_for(user=owner_a, organization=org_a), actor_id=owner_a.pk)
+        rows = [SimpleNamespace(company=f"FIRM {i}") for i in range(150)]
+        before = sequential_scans()
+
+        found = imports.batches._companies(setup, rows, events := [])
+
+        assert sequential_scans() == before
+        assert {name: found[name] for name in ("firm 0", "firm 1", "firm 2")} == {
+            f"firm {i}": firm.pk for i, firm in enumerate(firms)
+        }
+        assert len(found) == 150
+        assert len(events) == 147  # the others are created
