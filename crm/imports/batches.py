@@ -317,9 +317,9 @@ def _existing_tags(setup: ImportSetup, records: Iterable[Record]) -> dict[int, d
     return found
 
 
-def _event(event_type: str, subject_type: str, subject_id, payload: dict) -> tuple[str, str, str, dict]:
-    """An event of the batch: its type, subject and payload; ``apply_batch`` writes them together."""
-    return (event_type, subject_type, str(subject_id), payload)
+def _event(event_type: str, subject_type: str, subject_id, payload: dict) -> tuple[str, str, str, str]:
+    """An event of the batch: its type, subject and payload (JSON); ``apply_batch`` writes them together."""
+    return (event_type, subject_type, str(subject_id), _dumps(payload))
 
 
 def _new_uuids(count: int) -> list[str]:
@@ -511,12 +511,12 @@ def apply_batch(
     if changed:
         _update(setup, changed, existing_tags, {tag.pk: tag.name for tag in tags.values()}, events, now)
     if events:
-        actor_id, actor_label, dumps = setup.actor_id, setup.actor_label, _dumper()
+        actor_id, actor_label = setup.actor_id, setup.actor_label
         _copy(
             OutboxEvent,
             ["id", "type", "subject_type", "subject_id", "actor_id", "actor_label", "payload", "occurred_at"],
             (
-                (event_id, event_type, subject_type, subject_id, actor_id, actor_label, dumps(payload), now_text)
+                (event_id, event_type, subject_type, subject_id, actor_id, actor_label, payload, now_text)
                 for event_id, (event_type, subject_type, subject_id, payload) in zip(
                     _new_uuids(len(events)), events, strict=True
                 )
@@ -576,14 +576,15 @@ def _insert(setup: ImportSetup, creates: list[_New], events: list[tuple], now, n
     event_type = f"{name}.created"
     ids = _reserve_ids(setup, len(creates))
     links: list[tuple[int, int]] = []
+    dumps = _dumper()
 
-    def rows() -> Iterator[list]:  # made while PostgreSQL stores those before
+    def rows() -> Iterator[list]:  # made, with their events, while PostgreSQL stores those before
         for pk, new in zip(ids, creates, strict=True):
             values = new.values
             values[pk_attname] = pk
             values["created_at"] = values["updated_at"] = stamp
             payload = {attname: values[attname] for attname in attnames}  # as ``outbox.snapshot`` gives
-            events.append((event_type, name, str(pk), payload))
+            events.append((event_type, name, str(pk), dumps(payload)))
             row = [*payload.values()]  # in the order of ``attnames``
             row[created_at] = row[updated_at] = now_text
             row[custom_at] = _dumps(row[custom_at]) if row[custom_at] else "{}"
