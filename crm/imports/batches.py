@@ -7,9 +7,10 @@ them): ``bulk_create`` spends about 110 µs per row compiling SQL and quoting ar
 30 µs, which is what lets an import keep up thousands of rows a second. Updates, rare and narrow, go through
 ``bulk_update``. Events are written in the batch's transaction, with the payloads ``outbox.snapshot`` gives.
 
-PostgreSQL stores a ``COPY``'s rows as they arrive, so the rows are made while they are written, and the job reads
-and checks its next batch while the events go (``apply_batch``'s ``meanwhile``): the client's work and the
-server's overlap instead of taking turns, without a second thread and its handoffs of the interpreter lock.
+PostgreSQL stores a ``COPY``'s rows as they arrive, so the client works while it does: new records' rows and their
+events' payloads are made while the records are written, and the job reads and checks its next batch while the
+events are (``apply_batch``'s ``meanwhile``). Client and server work at once instead of in turn, without a second
+thread and its handoffs of the interpreter lock.
 """
 
 from __future__ import annotations
@@ -588,9 +589,8 @@ def _insert(setup: ImportSetup, creates: list[_New], events: list[tuple], now, n
             row = [*payload.values()]  # in the order of ``attnames``
             row[created_at] = row[updated_at] = now_text
             row[custom_at] = _dumps(row[custom_at]) if row[custom_at] else "{}"
-            if new.tag_ids:
-                for tag in new.tag_ids:
-                    links.append((pk, tag))
+            for tag in new.tag_ids:
+                links.append((pk, tag))
             yield row
 
     _copy(model, attnames, rows())
