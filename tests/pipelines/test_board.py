@@ -122,6 +122,32 @@ def test_board_and_list_cost_a_constant_number_of_queries(
     assert small == [2, 3, 3]
 
 
+def test_the_boards_cards_match_the_documented_serializer_in_the_current_time_zone(
+    as_owner_a, pipeline_a, org_a, owner_a, stages_a, make_deal, in_tenant, settings
+):
+    """The board reads its cards with psycopg's own timestamp loader, not Django's: the same instants, shown the
+    same way, in UTC and in another zone."""
+    from django.utils import timezone
+
+    from pipelines.api.serializers import DealCardOutput
+    from pipelines.models import Deal
+    from pipelines.selectors import deals
+
+    make_deal(org_a, owner=owner_a, amount="12.5", tags=["b", "a"], stage=stages_a["Proposal"])
+    make_deal(org_a, owner=owner_a, amount="7", stage=stages_a["Proposal"])
+    with in_tenant(org_a):
+        Deal.objects.filter(amount=7).update(stage_entered_at="2020-06-30T23:59:59.999999Z")
+    for zone in ("UTC", "Pacific/Auckland"):
+        settings.TIME_ZONE = zone
+        with timezone.override(zone):
+            board = as_owner_a.get(f"/api/v1/pipelines/{pipeline_a.pk}/board/").json()
+            with in_tenant(org_a):
+                documented = DealCardOutput(list(deals().order_by("-created_at", "-pk")), many=True).data
+        assert _column(board, "Proposal")["deals"] == [dict(card) for card in documented]
+    moved = next(card for card in _column(board, "Proposal")["deals"] if card["amount"] == "7.00")
+    assert moved["stage_entered_at"] == "2020-07-01T11:59:59.999999+12:00"
+
+
 def test_fast_cards_match_the_documented_serializer(org_a, owner_a, stages_a, make_deal, in_tenant):
     from crm.models import Company, Contact
     from pipelines.api.serializers import DealCardOutput, deal_cards
