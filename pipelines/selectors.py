@@ -36,7 +36,6 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from psycopg.types.datetime import TimestamptzLoader
 
 from config.db import connection
 from crm import selectors as crm_selectors
@@ -205,10 +204,6 @@ def _board_rows(visible: QuerySet[Deal], per_stage: int, pipeline: Pipeline) -> 
     """
     width = len(_BOARD_STAGE_FIELDS)
     with connection.cursor() as cursor:
-        # psycopg's own timestamp loader (its C one): Django's is a Python subclass that only swaps the zone for
-        # an equal one, 2 ms a board of 120 cards (two timestamps each). The cards render them in the current
-        # time zone either way (``deal_cards``).
-        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, [*top_params, *totals_params, pipeline.pk, *cards_params])
         names = [column.name for column in cursor.description[width + 2 :]]
         return [
