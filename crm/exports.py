@@ -52,7 +52,7 @@ from django.utils import timezone
 from psycopg import pq
 
 from config.api.errors import ValidationFailed
-from config.db import connection
+from config.db import connection, local_settings
 
 from . import custom_fields
 from .choices import RecordType
@@ -170,11 +170,9 @@ def _kind(model: type[models.Model], path: str) -> str:
 @contextmanager
 def export_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """The transaction of one export's query, without JIT compilation: past ``jit_above_cost`` PostgreSQL spends
-    seconds compiling an export's query, more than running it. ``SET LOCAL``: the setting ends with the
-    transaction, whatever happens."""
-    with transaction.atomic(using=using):
-        with connections[using].cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
+    seconds compiling an export's query, more than running it. The setting is local (``config.db.local_settings``):
+    it ends with the transaction, whatever happens."""
+    with transaction.atomic(using=using), local_settings(using, jit="off"):
         yield
 
 

@@ -19,7 +19,6 @@ import functools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,7 +31,7 @@ from django.utils import timezone
 from billing.features import Limit
 from billing.services import locked_limit
 from billing.usage import counter_for
-from config.db import connection
+from config.db import connection, local_settings
 from crm import custom_fields
 from crm.choices import DedupePolicy, LeadSource, LeadStatus, RecordType
 from crm.errors import InvalidCustomField
@@ -271,7 +270,7 @@ def _matches(setup: ImportSetup, keys: set[str]) -> dict[str, Record]:
     The query probes the key's index, one probe a key, whatever the table's statistics say. An import fills the
     table faster than autovacuum analyses it, and with the statistics of the smaller table it was PostgreSQL reads
     the whole table for every batch, longer at every batch (15 ms a batch at 100,000 new contacts against 3 ms,
-    and ten times that at a million). So sequential scans are off for this query (:func:`_probing`); it has no
+    and ten times that at a million). So sequential scans are off for this query (``local_settings``); it has no
     ``ORDER BY``, which the primary key's index would serve by reading every row (:func:`_oldest` picks the
     oldest); and it says that keys are never blank, without which the partial unique index on contacts' e-mail
     (blank addresses left out) is out of reach: PostgreSQL cannot infer it from a list of more than 100 keys."""
@@ -282,7 +281,7 @@ def _matches(setup: ImportSetup, keys: set[str]) -> dict[str, Record]:
     queryset = setup.model.objects.filter(matching).exclude(**{key_field: ""})
     if setup.policy == DedupePolicy.UPDATE:
         queryset = queryset.select_for_update(of=("self",))
-    with _probing():
+    with local_settings(enable_seqscan="off"):
         return _oldest((getattr(record, key_field), record.pk, record) for record in queryset)
 
 
@@ -293,18 +292,6 @@ def _oldest(rows: Iterable[tuple[str, int, V]]) -> dict[str, V]:
         if key not in found or pk < found[key][0]:
             found[key] = (pk, value)
     return {key: value for key, (_pk, value) in found.items()}
-
-
-@contextmanager
-def _probing() -> Iterator[None]:
-    """Sequential scans off for the queries of the block, in the caller's transaction; the setting the block found
-    is put back after it (a failed query aborts the transaction, which forgets the change)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)")
-        (before, _off) = cursor.fetchone()
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [before])
 
 
 def _existing_tags(setup: ImportSetup, records: Iterable[Record]) -> dict[int, dict[int, str]]:
@@ -338,7 +325,8 @@ def _companies(setup: ImportSetup, rows: list[Row], events: list[tuple]) -> dict
     if not wanted:
         return {}
     visible = Company.objects.visible_to(setup.access, COMPANY_VIEW).annotate(lname=Lower("name"))
-    with _probing():  # as ``_matches``: the import may be creating these companies faster than they are analysed
+    # As ``_matches``: the import may be creating these companies faster than they are analysed.
+    with local_settings(enable_seqscan="off"):
         found = _oldest(visible.filter(lname__in=list(wanted)).values_list("lname", "pk", "pk"))
     missing = [name for lname, name in wanted.items() if lname not in found]
     if missing and setup.access.scope(COMPANY_CREATE) is not None:
@@ -588,7 +576,7 @@ def _insert(setup: ImportSetup, creates: list[_New], events: list[tuple], now, n
             events.append((event_type, name, str(pk), dumps(payload)))
             row = [*payload.values()]  # in the order of ``attnames``
             row[created_at] = row[updated_at] = now_text
-            row[custom_at] = _dumps(row[custom_at]) if row[custom_at] else "{}"
+            row[custom_at] = dumps(row[custom_at]) if row[custom_at] else "{}"
             for tag in new.tag_ids:
                 links.append((pk, tag))
             yield row
