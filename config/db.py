@@ -1,11 +1,14 @@
 """The default database connection as django-tenants extends it: ``schema_name``, ``tenant``, ``set_tenant()``,
 ``set_schema_to_public()``. django-stubs types ``django.db.connection`` as Django's own wrapper, which has none of
-them; code that reads or switches the schema imports the connection from here. Also :func:`local_settings`."""
+them; code that reads or switches the schema imports the connection from here. Also :func:`local_settings` and
+:func:`commit_meanwhile`."""
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import connection as _connection
 
@@ -32,3 +35,42 @@ def local_settings(using: str = DEFAULT_DB_ALIAS, **values: str) -> Iterator[Non
             "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(names)),
             [part for item in zip(names, before, strict=True) for part in item],
         )
+
+
+@contextmanager
+def commit_meanwhile(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """The last block of an outermost ``transaction.atomic``: the transaction's ``COMMIT`` is sent first, the block
+    runs while PostgreSQL commits (checks the deferred constraints, writes and flushes the WAL), then the outcome is
+    awaited. The atomic block's own commit then finds nothing left to do and runs the on-commit callbacks.
+
+    The block must not use the connection. A commit that fails raises as Django's database errors do, at the end of
+    the block, and the atomic block's rollback finds nothing left to do either. A transaction marked for rollback is
+    not committed: the block runs, then the atomic block rolls it back. Inside an enclosing transaction (the
+    atomic block is a savepoint's) there is no commit: the block just runs."""
+    database = connections[using]
+    assert database.in_atomic_block, "commit_meanwhile ends an atomic block"
+    if len(database.atomic_blocks) > 1 or database.needs_rollback:
+        yield
+        return
+    pgconn = database.connection.pgconn
+    with database.wrap_database_errors:
+        pgconn.send_query(b"COMMIT")
+        while pgconn.flush():
+            select.select([pgconn.socket], [pgconn.socket], [])
+    try:
+        yield
+    finally:
+        with database.wrap_database_errors:
+            failed = None
+            while True:
+                pgconn.consume_input()
+                while pgconn.is_busy():
+                    select.select([pgconn.socket], [], [])
+                    pgconn.consume_input()
+                result = pgconn.get_result()
+                if result is None:
+                    break
+                if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                    failed = psycopg.errors.error_from_result(result, encoding=database.connection.info.encoding)
+            if failed is not None:
+                raise failed

@@ -1,4 +1,5 @@
-"""One batch of rows: clean them, look their matches up, decide create / update / skip, write, record events.
+"""One batch of rows: clean them, look their matches up (:func:`plan`), decide create / update / skip
+(:func:`decide`), write and record events (:func:`write`).
 
 A batch costs a constant number of queries whatever its size: one dedupe lookup, one for tags, one for the
 contacts limit, the inserts, the updates and the events. New records, their tag links and every event are
@@ -9,8 +10,9 @@ them): ``bulk_create`` spends about 110 µs per row compiling SQL and quoting ar
 
 PostgreSQL stores a ``COPY``'s rows as they arrive, so the client works while it does: new records' rows and their
 events' payloads are made while the records are written, and the job reads and checks its next batch while the
-events are (``apply_batch``'s ``meanwhile``). Client and server work at once instead of in turn, without a second
-thread and its handoffs of the interpreter lock.
+events are (``write``'s ``meanwhile``). The job also plans the next batch at the end of a batch's transaction and
+decides it while that transaction commits (``crm.imports.jobs``). Client and server work at once instead of in
+turn, without a second thread and its handoffs of the interpreter lock.
 """
 
 from __future__ import annotations
@@ -306,7 +308,7 @@ def _existing_tags(setup: ImportSetup, records: Iterable[Record]) -> dict[int, d
 
 
 def _event(event_type: str, subject_type: str, subject_id, payload: dict) -> tuple[str, str, str, str]:
-    """An event of the batch: its type, subject and payload (JSON); ``apply_batch`` writes them together."""
+    """An event of the batch: its type, subject and payload (JSON); ``write`` writes them together."""
     return (event_type, subject_type, str(subject_id), _dumps(payload))
 
 
@@ -319,8 +321,9 @@ def _new_uuids(count: int) -> list[str]:
     return [text[start : start + 32] for start in range(0, 32 * count, 32)]
 
 
-def _companies(setup: ImportSetup, rows: list[Row], events: list[tuple]) -> dict[str, int]:
-    """Ids of the contacts' companies by lower-cased name: companies the importer sees, else new ones."""
+def _companies(setup: ImportSetup, rows: list[Row], events: list[tuple], *, create: bool) -> dict[str, int] | None:
+    """Ids of the contacts' companies by lower-cased name: companies the importer sees, else new ones. Without
+    ``create``, None when some would be created."""
     wanted = {row.company.lower(): row.company for row in rows if row.company}
     if not wanted:
         return {}
@@ -330,6 +333,8 @@ def _companies(setup: ImportSetup, rows: list[Row], events: list[tuple]) -> dict
         found = _oldest(visible.filter(lname__in=list(wanted)).values_list("lname", "pk", "pk"))
     missing = [name for lname, name in wanted.items() if lname not in found]
     if missing and setup.access.scope(COMPANY_CREATE) is not None:
+        if not create:
+            return None
         for company in Company.objects.bulk_create([Company(name=name, owner_id=setup.actor_id) for name in missing]):
             found[company.name.lower()] = company.pk
             events.append(_event("company.created", "company", company.pk, outbox.snapshot(company)))
@@ -384,33 +389,70 @@ def _diff(setup: ImportSetup, current: Callable[[str], Any], values: dict, row: 
     return {name: value for name, value in values.items() if current(name) != value}
 
 
-def apply_batch(
-    setup: ImportSetup, rows: list[Row], outcome: Outcome, meanwhile: Callable[[], object] | None = None
-) -> None:
-    """Create, update or skip the valid rows of one batch and record their events, in the caller's transaction.
+@dataclass
+class Work:
+    """One batch: its valid rows, what their decisions need from the database (:func:`plan`), what they decided
+    (:func:`decide`) and the outcome so far (the rows that failed to clean are in it already)."""
 
-    ``meanwhile`` is the caller's own work (the job reads and checks the next batch's rows), a step at a time while
-    PostgreSQL takes the events' ``COPY``, the largest write of a batch: the server stores rows as they arrive, so
-    the two sides work at once instead of in turn."""
-    now = timezone.now()
-    events: list[tuple] = []
+    rows: list[Row]
+    outcome: Outcome
+    matches: dict[str, Record] = field(default_factory=dict)
+    company_ids: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)  # by lower-cased name
+    existing_tags: dict[int, dict[int, str]] = field(default_factory=dict)
+    room: int | None = None
+    events: list[tuple] = field(default_factory=list)
+    creates: list[_New] = field(default_factory=list)
+    changed: list[_Change] = field(default_factory=list)
+
+
+def plan(setup: ImportSetup, rows: list[Row], outcome: Outcome, *, early: bool = False) -> Work | None:
+    """The lookups a batch's decisions need: matching records, companies, tags, the contacts limit.
+
+    ``early``: in the transaction of the batch before, after its writes (so it sees them), for decisions made while
+    that transaction commits (``crm.imports.jobs``). Only what stays true once that transaction ends may be planned
+    so: None when the batch would lock the records it updates (the update policy), create companies (their events
+    belong to this batch's transaction) or count against a contacts limit (whose lock lasts one transaction)."""
+    if early and setup.policy == DedupePolicy.UPDATE:
+        return None
+    work = Work(rows, outcome)
     unique = UNIQUE_KEYS.get(setup.record_type)
-    dedupes = setup.policy != DedupePolicy.CREATE or unique is not None
-    matches = _matches(setup, {row.key for row in rows if row.key}) if dedupes else {}
-    company_ids = _companies(setup, rows, events) if setup.record_type == RecordType.CONTACT else {}
+    if setup.policy != DedupePolicy.CREATE or unique is not None:
+        work.matches = _matches(setup, {row.key for row in rows if row.key})
+    if setup.record_type == RecordType.CONTACT:
+        company_ids = _companies(setup, rows, work.events, create=not early)
+        if company_ids is None:
+            return None
+        work.company_ids = company_ids
     wanted_tags = sorted({tag for row in rows for tag in row.tags or []})
     # Unknown tags are created only for an importer who may manage tags; anyone else's rows naming one fail.
-    tags = tags_found(wanted_tags, create=may_create_tags(setup.access))[0] if wanted_tags else {}
-    tag_ids = {name: tag.pk for name, tag in tags.items()}  # by lower-cased name
-    updating = setup.policy == DedupePolicy.UPDATE
-    existing_tags = _existing_tags(setup, matches.values()) if tags and updating and matches else {}
-    room = _contacts_room(setup) if setup.record_type == RecordType.CONTACT else None
-    update_permission = UPDATE[setup.record_type]
+    work.tags = tags_found(wanted_tags, create=may_create_tags(setup.access))[0] if wanted_tags else {}
+    if work.tags and setup.policy == DedupePolicy.UPDATE and work.matches:
+        work.existing_tags = _existing_tags(setup, work.matches.values())
+    if setup.record_type == RecordType.CONTACT:
+        work.room = _contacts_room(setup)
+        if early and work.room is not None:
+            return None
+    return work
 
-    creates: list[_New] = []
+
+def still_planned(setup: ImportSetup, work: Work) -> bool:
+    """Whether a batch planned early may be written as decided, in its own transaction: no contacts limit has come
+    into force since (it takes the limit's lock if one has, and the batch is then planned again)."""
+    return setup.record_type != RecordType.CONTACT or _contacts_room(setup) is None
+
+
+def decide(setup: ImportSetup, work: Work) -> None:
+    """Create, update or skip each row, in the file's order: no query (the plan has what it needs)."""
+    outcome, matches, company_ids, room = work.outcome, work.matches, work.company_ids, work.room
+    tag_ids = {name: tag.pk for name, tag in work.tags.items()}
+    unique = UNIQUE_KEYS.get(setup.record_type)
+    dedupes = setup.policy != DedupePolicy.CREATE or unique is not None
+    update_permission = UPDATE[setup.record_type]
+    creates = work.creates
     pending: dict[str, _New] = {}
     updates: dict[int, _Change] = {}
-    for row in rows:
+    for row in work.rows:
         values = row.values
         if row.company:
             company_id = company_ids.get(row.company.lower())
@@ -485,20 +527,30 @@ def apply_batch(
             for attname, value in diff.items():
                 change.changes.setdefault(attname, [getattr(match, attname), value])[1] = value
                 setattr(match, attname, value)
-            added = row_tags - set(existing_tags.get(match.pk, {})) - change.tag_ids
+            added = row_tags - set(work.existing_tags.get(match.pk, {})) - change.tag_ids
             change.tag_ids |= added
             if diff or added:
                 outcome.updated += 1
             else:
                 outcome.skipped += 1
+    work.changed = [change for change in updates.values() if change.changes or change.tag_ids]
 
+
+def write(setup: ImportSetup, work: Work, meanwhile: Callable[[], object] | None = None) -> None:
+    """Write what :func:`decide` decided, and the events, in the caller's transaction.
+
+    ``meanwhile`` is the caller's own work (the job reads and checks the next batch's rows), a step at a time while
+    PostgreSQL takes the events' ``COPY``, the largest write of a batch: the server stores rows as they arrive, so
+    the two sides work at once instead of in turn."""
+    now = timezone.now()
+    events = work.events
     # ``COPY`` takes ``now`` as ISO text: psycopg spends some 5 µs on each datetime it converts, once per column.
     now_text = now.isoformat()
-    if creates:
-        _insert(setup, creates, events, now, now_text)
-    changed = [change for change in updates.values() if change.changes or change.tag_ids]
-    if changed:
-        _update(setup, changed, existing_tags, {tag.pk: tag.name for tag in tags.values()}, events, now)
+    if work.creates:
+        _insert(setup, work.creates, events, now, now_text)
+    if work.changed:
+        tag_names = {tag.pk: tag.name for tag in work.tags.values()}
+        _update(setup, work.changed, work.existing_tags, tag_names, events, now)
     if events:
         actor_id, actor_label = setup.actor_id, setup.actor_label
         _copy(
@@ -527,7 +579,7 @@ def _copy(
     """``COPY`` rows (values in the order of ``attnames``) into the model's table in the current schema.
 
     The rows may be made as they are written: PostgreSQL stores those sent while the next are made. ``meanwhile``,
-    if given, is called every ``_MEANWHILE_EVERY`` rows (see ``apply_batch``)."""
+    if given, is called every ``_MEANWHILE_EVERY`` rows (see ``write``)."""
     quote = connection.ops.quote_name
     column_of = {field.attname: field.column for field in model._meta.concrete_fields}
     columns = ", ".join(quote(column_of[attname]) for attname in attnames)

@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.api.errors import ValidationFailed
-from config.db import connection
+from config.db import commit_meanwhile, connection
 from config.locks import LockNamespace, session_try_lock
 from config.tasks import queue_after_commit
 from crm import custom_fields
@@ -156,7 +156,7 @@ Checked = tuple[int, list | RowProblem, batches.Row | list[batches.Problem]]  # 
 
 class _ReadAhead:
     """The file's rows in batches, read and checked (``batches.clean``) ahead: :meth:`step` reads the next batch's
-    rows a few at a time while PostgreSQL stores this one's events (``batches.apply_batch``), and :meth:`batches`
+    rows a few at a time while PostgreSQL stores this one's events (``batches.write``), and :meth:`batches`
     reads whatever is left. What reading or checking raises comes out of :meth:`batches` where the batch it fell in
     begins, after the batch before has committed, as if the rows were read there."""
 
@@ -192,26 +192,57 @@ class _ReadAhead:
             yield batch
 
 
-def _commit_batch(
-    job: ImportJob, setup: batches.ImportSetup, batch: list[Checked], log: _ErrorLog, ahead: _ReadAhead
-) -> None:
+def _planned(setup: batches.ImportSetup, batch: list[Checked], *, early: bool = False) -> batches.Work | None:
+    """The batch's valid rows planned (``batches.plan``), its invalid rows in the outcome already."""
     outcome, valid = batches.Outcome(), []
     for number, cells, result in batch:
         if isinstance(result, list):
             outcome.errors.append((number, cells if isinstance(cells, list) else [], result))
         else:
             valid.append(result)
-    with transaction.atomic():
-        if valid:
-            batches.apply_batch(setup, valid, outcome, meanwhile=ahead.step)
-        log.write(outcome.errors)
-        ImportJob.objects.filter(pk=job.pk).update(
-            processed_rows=F("processed_rows") + len(batch),
-            created_count=F("created_count") + outcome.created,
-            updated_count=F("updated_count") + outcome.updated,
-            skipped_count=F("skipped_count") + outcome.skipped,
-            error_count=F("error_count") + len(outcome.errors),
-        )
+    return batches.plan(setup, valid, outcome, early=early)
+
+
+def _run_batches(job: ImportJob, setup: batches.ImportSetup, ahead: _ReadAhead, log: _ErrorLog) -> None:
+    """Each batch in a transaction of its own, with the job's progress.
+
+    The next batch's lookups run at the end of a batch's transaction (they see its writes), and its decisions are
+    made while PostgreSQL commits (``config.db.commit_meanwhile``): the client decides while the server checks the
+    tag links' foreign keys and flushes the WAL, instead of in turn. A batch that cannot be planned so
+    (``batches.plan``) is planned in its own transaction."""
+    upcoming = ahead.batches()
+    batch = next(upcoming, None)
+    early: batches.Work | None = None
+    while batch is not None:
+        later, unread = None, None
+        with transaction.atomic():
+            work = early if early is not None and batches.still_planned(setup, early) else None
+            if work is None:
+                work = _planned(setup, batch)
+                assert work is not None, "a batch planned in its own transaction has its plan"
+                batches.decide(setup, work)
+            if work.rows:
+                batches.write(setup, work, meanwhile=ahead.step)
+            log.write(work.outcome.errors)
+            outcome = work.outcome
+            ImportJob.objects.filter(pk=job.pk).update(
+                processed_rows=F("processed_rows") + len(batch),
+                created_count=F("created_count") + outcome.created,
+                updated_count=F("updated_count") + outcome.updated,
+                skipped_count=F("skipped_count") + outcome.skipped,
+                error_count=F("error_count") + len(outcome.errors),
+            )
+            try:
+                later = next(upcoming, None)
+            except Exception as exc:  # raised once this batch has committed, where the next begins
+                unread = exc
+            early = _planned(setup, later, early=True) if later else None
+            with commit_meanwhile():
+                if early is not None:
+                    batches.decide(setup, early)
+        if unread is not None:
+            raise unread
+        batch = later
 
 
 def import_run(*, job_id) -> ImportJob | None:
@@ -241,9 +272,7 @@ def import_run(*, job_id) -> ImportJob | None:
                 for _ in range(job.processed_rows):
                     resume_after, _cells = next(rows)
                 log = _ErrorLog(job, header, resume_after_row=resume_after)
-                ahead = _ReadAhead(setup, rows, batch_size())
-                for batch in ahead.batches():
-                    _commit_batch(job, setup, batch, log, ahead)
+                _run_batches(job, setup, _ReadAhead(setup, rows, batch_size()), log)
         except (Unreadable, UnsupportedFile) as exc:
             return _finish(job, log, status=ImportStatus.FAILED, reason=str(exc))
         except (UnicodeDecodeError, StopIteration, FileNotFoundError):

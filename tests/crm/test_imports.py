@@ -441,15 +441,15 @@ def test_a_run_resumes_after_its_last_committed_batch_and_a_second_run_changes_n
     settings.IMPORT_BATCH_SIZE = 2
     content = csv_bytes([HEADER] + [["P", str(i), f"p{i}@example.test" if i != 2 else "bad", ""] for i in range(5)])
     job_id = upload(as_owner_a, content).json()["id"]  # not committed: the task did not run
-    real_apply, calls = imports.batches.apply_batch, []
+    real_write, calls = imports.batches.write, []
 
-    def lose_the_connection_in_batch_two(setup, rows, outcome, **kwargs):
-        calls.append([row.number for row in rows])
+    def lose_the_connection_in_batch_two(setup, work, **kwargs):
+        calls.append([row.number for row in work.rows])
         if len(calls) == 2:
             raise OperationalError("connection lost")
-        return real_apply(setup, rows, outcome, **kwargs)
+        return real_write(setup, work, **kwargs)
 
-    monkeypatch.setattr(imports.batches, "apply_batch", lose_the_connection_in_batch_two)
+    monkeypatch.setattr(imports.batches, "write", lose_the_connection_in_batch_two)
     with in_tenant(org_a):
         with pytest.raises(OperationalError):
             imports.import_run(job_id=job_id)
@@ -500,13 +500,13 @@ def test_the_next_batch_is_read_while_the_events_of_one_are_written(
     settings.IMPORT_BATCH_SIZE = 100
     content = csv_bytes([HEADER] + [["P", str(i), f"p{i}@example.test", ""] for i in range(300)])
     job_id = upload(as_owner_a, content).json()["id"]
-    real_apply, real_clean, during = imports.batches.apply_batch, imports.batches.clean, []
+    real_write, real_clean, during = imports.batches.write, imports.batches.clean, []
     applying = [False]
 
-    def apply_batch(*args, **kwargs):
+    def write(*args, **kwargs):
         applying[0] = True
         try:
-            return real_apply(*args, **kwargs)
+            return real_write(*args, **kwargs)
         finally:
             applying[0] = False
 
@@ -515,7 +515,7 @@ def test_the_next_batch_is_read_while_the_events_of_one_are_written(
             during.append(number)
         return real_clean(setup, number, cells)
 
-    monkeypatch.setattr(imports.batches, "apply_batch", apply_batch)
+    monkeypatch.setattr(imports.batches, "write", write)
     monkeypatch.setattr(imports.batches, "clean", clean)
     with in_tenant(org_a):
         job = imports.import_run(job_id=job_id)
@@ -709,7 +709,7 @@ def test_the_company_lookup_probes_the_name_index_whatever_the_statistics(org_a,
         rows = [SimpleNamespace(company=f"FIRM {i}") for i in range(150)]
         before = sequential_scans()
 
-        found = imports.batches._companies(setup, rows, events := [])
+        found = imports.batches._companies(setup, rows, events := [], create=True)
 
         assert sequential_scans() == before
         assert {name: found[name] for name in ("firm 0", "firm 1", "firm 2")} == {
@@ -717,3 +717,121 @@ def test_the_company_lookup_probes_the_name_index_whatever_the_statistics(org_a,
         }
         assert len(found) == 150
         assert len(events) == 147  # the others are created
+
+
+def test_the_next_batch_is_decided_while_the_batch_before_commits(org_a, owner_a, settings, monkeypatch):
+    """On a connection that commits (outside the test's transaction): the first batch is planned and decided in its
+    own transaction; each later one is planned at the end of the batch before and decided while its COMMIT is on
+    the way (libpq reports a command in progress)."""
+    from django.core.files.base import ContentFile
+    from django.db import connection
+    from django_tenants.utils import tenant_context
+    from psycopg.pq import TransactionStatus
+
+    from crm import tasks
+    from integrations import relay
+    from rbac.access import access_for
+
+    from ..conftest import committed
+
+    settings.IMPORT_BATCH_SIZE = 2
+    monkeypatch.setattr(tasks.import_run_task, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(relay, "request_relay", lambda **kwargs: None)
+    real_decide, decided = imports.batches.decide, []
+
+    def decide(setup, work):
+        decided.append(([row.number for row in work.rows], connection.connection.pgconn.transaction_status))
+        return real_decide(setup, work)
+
+    monkeypatch.setattr(imports.batches, "decide", decide)
+    content = csv_bytes([HEADER] + [["P", str(i), f"meanwhile{i}@example.test", ""] for i in range(5)])
+
+    def run():
+        with tenant_context(org_a):
+            access = access_for(user=owner_a, organization=org_a)
+            upload = ContentFile(content, name="contacts.csv")
+            job = imports.import_job_create(actor=access, upload=upload, record_type="contact")
+            try:
+                job = imports.import_run(job_id=job.pk)
+                contacts = Contact.objects.filter(email__startswith="meanwhile")
+                ids = [str(pk) for pk in contacts.values_list("pk", flat=True)]
+                events = OutboxEvent.objects.filter(type="contact.created", subject_id__in=ids)
+                return job.status, job.created_count, len(ids), events.count()
+            finally:
+                OutboxEvent.objects.filter(subject_type="contact", subject_id__in=ids).delete()
+                Contact.objects.filter(email__startswith="meanwhile").delete()
+                job.file.delete(save=False)
+                ImportJob.objects.filter(pk=job.pk).delete()
+
+    assert committed(run) == (ImportStatus.COMPLETED, 5, 5, 5)
+    assert decided == [
+        ([2, 3], TransactionStatus.INTRANS),
+        ([4, 5], TransactionStatus.ACTIVE),
+        ([6], TransactionStatus.ACTIVE),
+    ]
+
+
+def test_batches_that_create_companies_or_update_are_planned_in_their_own_transaction(
+    run_import, org_a, in_tenant, settings, monkeypatch
+):
+    """A company created for a later batch belongs to that batch's transaction, with its event; records to update
+    are locked in the transaction that updates them. Such batches are not planned early."""
+    settings.IMPORT_BATCH_SIZE = 1
+    real_plan, planned = imports.batches.plan, []
+
+    def plan(setup, rows, outcome, *, early=False):
+        work = real_plan(setup, rows, outcome, early=early)
+        planned.append(([row.number for row in rows], early, work is not None))
+        return work
+
+    monkeypatch.setattr(imports.batches, "plan", plan)
+    header = ["first_name", "email", "company"]
+    content = csv_bytes([header, ["A", "a@example.test", "Acme"], ["B", "b@example.test", "Acme"], ["C", "", "Beta"]])
+    _response, job = run_import(content)
+
+    assert (job.created_count, job.error_count) == (3, 0)
+    # Row 3 names Acme, created by row 2's batch: planned early. Row 4's Beta is new: planned again in its batch.
+    assert planned == [([2], False, True), ([3], True, True), ([4], True, False), ([4], False, True)]
+    with in_tenant(org_a):
+        assert sorted(Contact.objects.values_list("first_name", "company__name")) == [
+            ("A", "Acme"),
+            ("B", "Acme"),
+            ("C", "Beta"),
+        ]
+        assert OutboxEvent.objects.filter(type="company.created").count() == 2
+
+    planned.clear()
+    content = csv_bytes([header[:2], ["Ada", "a@example.test"], ["Bea", "b@example.test"]])
+    _response, job = run_import(content, policy="update")
+
+    assert job.updated_count == 2
+    assert planned == [([2], False, True), ([3], True, False), ([3], False, True)]
+    with in_tenant(org_a):
+        assert sorted(Contact.objects.values_list("first_name", flat=True)) == ["Ada", "Bea", "C"]
+
+
+def test_a_contacts_limit_that_comes_into_force_after_a_batch_was_planned_counts_for_it(
+    run_import, org_a, in_tenant, settings, monkeypatch
+):
+    """A batch planned early without a limit is planned again in its own transaction if one has come into force,
+    under the limit's lock."""
+    from config.decision_cache import invalidate_decisions
+
+    settings.IMPORT_BATCH_SIZE = 2
+    real_room, rooms = imports.batches._contacts_room, []
+
+    def room(setup):
+        if len(rooms) == 2:  # after the second batch was planned early: the plan now allows what there is
+            Override.objects.create(organization=org_a, limit="contacts", limit_value=2)
+            invalidate_decisions(organization_id=org_a.pk)
+        rooms.append(real_room(setup))
+        return rooms[-1]
+
+    monkeypatch.setattr(imports.batches, "_contacts_room", room)
+    content = csv_bytes([HEADER] + [["C", str(i), f"c{i}@example.test", ""] for i in range(4)])
+    _response, job = run_import(content)
+
+    assert rooms == [None, None, 0, 0]  # first batch, second planned early, its check, its plan again
+    assert (job.created_count, job.error_count) == (2, 2)
+    with in_tenant(org_a):
+        assert Contact.objects.count() == 2
