@@ -1,16 +1,17 @@
 """The default database connection as django-tenants extends it: ``schema_name``, ``tenant``, ``set_tenant()``,
 ``set_schema_to_public()``. django-stubs types ``django.db.connection`` as Django's own wrapper, which has none of
-them; code that reads or switches the schema imports the connection from here. Also :func:`local_settings` and
-:func:`commit_meanwhile`."""
+them; code that reads or switches the schema imports the connection from here. Also :func:`local_settings`,
+:func:`native_cursor` and :func:`commit_meanwhile`."""
 
 import select
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import connection as _connection
+from django.db.backends.utils import CursorDebugWrapper
 
 connection: Any = _connection
 
@@ -35,6 +36,21 @@ def local_settings(using: str = DEFAULT_DB_ALIAS, **values: str) -> Iterator[Non
             "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(names)),
             [part for item in zip(names, before, strict=True) for part in item],
         )
+
+
+@contextmanager
+def native_cursor(
+    sql: str, params: Sequence[Any] | None = None, using: str = DEFAULT_DB_ALIAS
+) -> Iterator[psycopg.Cursor]:
+    """psycopg's own cursor on Django's connection, for one statement run through an API Django has none for
+    (``cursor.copy(sql, params)``, ``cursor.stream(sql, params)``). The statement is logged as any query where Django
+    logs them (``DEBUG``, tests), and its errors are Django's database errors: a duplicate key an
+    ``IntegrityError``, a lost connection an ``OperationalError``."""
+    database = connections[using]
+    with database.cursor() as cursor, database.wrap_database_errors:
+        logged = isinstance(cursor, CursorDebugWrapper)
+        with cursor.debug_sql(sql, params, use_last_executed_query=True) if logged else nullcontext():
+            yield cursor.cursor
 
 
 @contextmanager

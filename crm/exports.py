@@ -32,18 +32,17 @@ import datetime
 import io
 import tempfile
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.contrib.postgres.aggregates import StringAgg
 from django.core.exceptions import EmptyResultSet
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
-from django.db.backends.utils import CursorDebugWrapper
+from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models import F, Func, QuerySet, TextField, Value
 from django.db.models.expressions import Expression
 from django.db.models.functions import Cast, Coalesce, NullIf
@@ -52,7 +51,7 @@ from django.utils import timezone
 from psycopg import pq
 
 from config.api.errors import ValidationFailed
-from config.db import connection, local_settings
+from config.db import connection, local_settings, native_cursor
 
 from . import custom_fields
 from .choices import RecordType
@@ -253,15 +252,12 @@ def _streamed(queryset: QuerySet, *, chunk_size: int) -> Iterator[tuple]:
         sql, params = compiler.as_sql()
     except EmptyResultSet:  # e.g. ``none()``: no query
         return
-    database = connections[queryset.db]
-    with database.cursor() as cursor, database.wrap_database_errors:  # Django's exceptions, as for any query
-        logged = isinstance(cursor, CursorDebugWrapper)  # DEBUG, tests: in ``connection.queries`` like any query
-        with cursor.debug_sql(sql, params, use_last_executed_query=True) if logged else nullcontext():
-            rows = cursor.cursor.stream(sql, params, size=chunk_size)
-            try:
-                yield from compiler.results_iter(results=[rows], tuple_expected=True)  # the fields' converters
-            finally:
-                rows.close()  # left early: psycopg cancels the query before the transaction ends
+    with native_cursor(sql, params, using=queryset.db) as cursor:
+        rows = cast(Generator[tuple, None, None], cursor.stream(sql, params, size=chunk_size))  # psycopg's generator
+        try:
+            yield from compiler.results_iter(results=[rows], tuple_expected=True)  # the fields' converters
+        finally:
+            rows.close()  # left early: psycopg cancels the query before the transaction ends
 
 
 # --- the tag names: one grouped subquery joined to the rows ---
@@ -423,19 +419,16 @@ def _csv_copied(export: Export, *, chunk_size: int) -> Iterator[bytes]:
         yield head
         return
     sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
-    database = connections[queryset.db]
-    with export_transaction(using=queryset.db), database.cursor() as cursor, database.wrap_database_errors:
-        logged = isinstance(cursor, CursorDebugWrapper)  # DEBUG, tests: in ``connection.queries`` like any query
-        with cursor.debug_sql(sql, params, use_last_executed_query=True) if logged else nullcontext():
-            with cursor.cursor.copy(sql, params) as copy:  # left early: psycopg cancels the query
-                lines = iter(copy)  # one row a line, each ending with "\n"
-                while True:
-                    batch = [line[:-1] for line in islice(lines, chunk_size)]
-                    data = b"\r\n".join(batch) + b"\r\n" if batch else b""
-                    if len(batch) < chunk_size:
-                        break
-                    yield head + data
-                    head = b""
+    with export_transaction(using=queryset.db), native_cursor(sql, params, using=queryset.db) as cursor:
+        with cursor.copy(sql, params) as copied:  # left early: psycopg cancels the query
+            lines = iter(copied)  # one row a line, each ending with "\n"
+            while True:
+                batch = [line[:-1] for line in islice(lines, chunk_size)]
+                data = b"\r\n".join(batch) + b"\r\n" if batch else b""
+                if len(batch) < chunk_size:
+                    break
+                yield head + data
+                head = b""
     yield head + data
 
 

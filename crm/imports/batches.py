@@ -33,7 +33,7 @@ from django.utils import timezone
 from billing.features import Limit
 from billing.services import locked_limit
 from billing.usage import counter_for
-from config.db import connection, local_settings
+from config.db import connection, local_settings, native_cursor
 from crm import custom_fields
 from crm.choices import DedupePolicy, LeadSource, LeadStatus, RecordType
 from crm.errors import InvalidCustomField
@@ -583,17 +583,17 @@ def _copy(
     quote = connection.ops.quote_name
     column_of = {field.attname: field.column for field in model._meta.concrete_fields}
     columns = ", ".join(quote(column_of[attname]) for attname in attnames)
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
-            write = copy.write_row
-            if meanwhile is None:
-                for row in rows:
-                    write(row)
-            else:
-                for count, row in enumerate(rows, 1):
-                    write(row)
-                    if not count % _MEANWHILE_EVERY:
-                        meanwhile()
+    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
+    with native_cursor(sql) as cursor, cursor.copy(sql) as copying:
+        write = copying.write_row
+        if meanwhile is None:
+            for row in rows:
+                write(row)
+        else:
+            for count, row in enumerate(rows, 1):
+                write(row)
+                if not count % _MEANWHILE_EVERY:
+                    meanwhile()
 
 
 # Rows written between two steps of ``meanwhile``: about 16 KiB of events, so the connection sends them (psycopg

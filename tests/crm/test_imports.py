@@ -547,6 +547,40 @@ def test_the_task_retries_transient_errors_and_fails_the_job_on_others(as_owner_
         assert job.failure_reason
 
 
+def test_a_contact_created_between_the_lookup_and_the_insert_makes_the_task_retry(
+    as_owner_a, org_a, in_tenant, monkeypatch
+):
+    """Another request takes an e-mail address after the batch looked it up: the batch's ``COPY`` fails on the
+    unique index as Django's ``IntegrityError``, which the task retries (the retry finds the contact and skips the
+    row), instead of failing the job."""
+    from celery.exceptions import Retry
+
+    from crm.tasks import import_run_task
+
+    job_id = upload(as_owner_a, csv_bytes([HEADER, ["Ada", "L", "ada@example.test", ""]])).json()["id"]
+    real_matches = imports.batches._matches
+
+    def taken_meanwhile(setup, keys):
+        found = real_matches(setup, keys)
+        Contact.objects.create(first_name="Other", email="ada@example.test")
+        return found
+
+    with in_tenant(org_a):
+        monkeypatch.setattr(imports.batches, "_matches", taken_meanwhile)
+        with pytest.raises(Retry):
+            import_run_task.apply(args=(job_id,), throw=True)
+        job = ImportJob.objects.get(pk=job_id)
+        assert (job.status, job.processed_rows) == (ImportStatus.RUNNING, 0)
+        assert not Contact.objects.exists()  # the batch's transaction rolled back
+
+        monkeypatch.setattr(imports.batches, "_matches", real_matches)
+        Contact.objects.create(first_name="Other", email="ada@example.test")
+        import_run_task.apply(args=(job_id,), throw=True)
+
+        job = ImportJob.objects.get(pk=job_id)
+        assert (job.status, job.created_count, job.skipped_count) == (ImportStatus.COMPLETED, 0, 1)
+
+
 def test_the_errors_file_waits_for_the_end_of_the_import(as_owner_a, org_a, in_tenant):
     response = upload(as_owner_a, csv_bytes([HEADER, ["A", "B", "a@example.test", ""]]))  # no commit: not run
 
