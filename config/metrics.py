@@ -20,11 +20,14 @@ admin's session); anyone else gets 401. Under ``DJANGO_DEBUG=1`` without a token
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hmac
 import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from celery.signals import task_postrun
 from django.conf import settings
@@ -103,6 +106,23 @@ class Gauge:
 
 
 _gauges: dict[str, Gauge] = {}
+_scrape: contextvars.ContextVar[dict | None] = contextvars.ContextVar("metrics_scrape", default=None)
+T = TypeVar("T")
+
+
+def once_per_scrape(read: Callable[[], T]) -> Callable[[], T]:
+    """``read`` run once per scrape, however many gauges use what it reads (outside a scrape, at every call)."""
+
+    @functools.wraps(read)
+    def cached() -> T:
+        memo = _scrape.get()
+        if memo is None:
+            return read()
+        if read not in memo:
+            memo[read] = read()
+        return memo[read]
+
+    return cached
 
 
 def register_gauge(name: str, documentation: str, labels: tuple[str, ...], read: Callable[[], Samples]) -> None:
@@ -120,6 +140,14 @@ class _ScrapeCollector(Collector):
         except Unavailable:
             pass
         yield tasks
+        scrape = _scrape.set({})  # what several gauges read is read once (``once_per_scrape``)
+        try:
+            families = list(self._gauges())
+        finally:
+            _scrape.reset(scrape)
+        yield from families
+
+    def _gauges(self):
         for gauge in _gauges.values():
             family = GaugeMetricFamily(gauge.name, gauge.documentation, labels=list(gauge.labels))
             try:

@@ -101,6 +101,26 @@ def test_the_named_series_are_exposed(production, as_owner_a, org_a):
     assert value(text, "crm_tenant_standby_pool_target") >= 0
 
 
+def test_a_scrape_reads_each_organizations_tables_once(production, org_a, monkeypatch):
+    """The outbox and the webhook deliveries feed two gauges each; every organization's tables are read once per
+    scrape, one query per ``SCHEMAS_PER_QUERY`` schemas."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from config import monitoring
+
+    monkeypatch.setattr(monitoring, "SCHEMAS_PER_QUERY", 1)
+    schemas = len(monitoring._schemas())
+    with CaptureQueriesContext(connection) as queries:
+        status, text = scrape(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    assert status == 200
+    sweeps = [query["sql"] for query in queries if "_outboxevent" in query["sql"] or "_webhookdelivery" in query["sql"]]
+    assert len(sweeps) == 2 * schemas  # a query per schema for each of the two tables
+    assert value(text, "crm_outbox_backlog") >= 0
+    assert value(text, "crm_webhook_deliveries_due") >= 0
+
+
 def test_gunicorn_workers_are_summed_in_one_scrape(tmp_path):
     """Gunicorn's worker processes each count their own requests; with the client's multiprocess mode
     (config/gunicorn.py) any of them answers a scrape with the sum."""
