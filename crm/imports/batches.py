@@ -33,6 +33,7 @@ from django.utils import timezone
 from billing.features import Limit
 from billing.services import locked_limit
 from billing.usage import counter_for
+from config.api.errors import Duplicate
 from config.db import connection, local_settings, native_cursor
 from crm import custom_fields
 from crm.choices import DedupePolicy, LeadSource, LeadStatus, RecordType
@@ -111,6 +112,17 @@ class ImportSetup:
     @property
     def name(self) -> str:
         return str(self.model._meta.model_name)
+
+    @property
+    def unique(self) -> type[Duplicate] | None:
+        """The error of a duplicate key, where the key is unique (a contact's e-mail, a company's domain)."""
+        return UNIQUE_KEYS.get(self.record_type)
+
+    @property
+    def dedupes(self) -> bool:
+        """Rows are matched to existing records by their key: under the skip and update policies, and under the
+        create policy where the key is unique (a match is then refused)."""
+        return self.policy != DedupePolicy.CREATE or self.unique is not None
 
 
 def setup_for(job: ImportJob, header: list[str]) -> ImportSetup:
@@ -416,8 +428,7 @@ def plan(setup: ImportSetup, rows: list[Row], outcome: Outcome, *, early: bool =
     if early and setup.policy == DedupePolicy.UPDATE:
         return None
     work = Work(rows, outcome)
-    unique = UNIQUE_KEYS.get(setup.record_type)
-    if setup.policy != DedupePolicy.CREATE or unique is not None:
+    if setup.dedupes:
         work.matches = _matches(setup, {row.key for row in rows if row.key})
     if setup.record_type == RecordType.CONTACT:
         company_ids = _companies(setup, rows, work.events, create=not early)
@@ -446,8 +457,7 @@ def decide(setup: ImportSetup, work: Work) -> None:
     """Create, update or skip each row, in the file's order: no query (the plan has what it needs)."""
     outcome, matches, company_ids, room = work.outcome, work.matches, work.company_ids, work.room
     tag_ids = {name: tag.pk for name, tag in work.tags.items()}
-    unique = UNIQUE_KEYS.get(setup.record_type)
-    dedupes = setup.policy != DedupePolicy.CREATE or unique is not None
+    unique, dedupes = setup.unique, setup.dedupes
     update_permission = UPDATE[setup.record_type]
     creates = work.creates
     pending: dict[str, _New] = {}
