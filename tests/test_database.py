@@ -4,8 +4,9 @@
 import datetime
 import zoneinfo
 
+import psycopg
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg.postgres import types
 from psycopg.pq import Format, TransactionStatus
@@ -144,3 +145,46 @@ def test_commit_meanwhile_commits_nothing_in_a_transaction_marked_for_rollback_o
         return seen, _count("parent")
 
     assert committed(run) == ([TransactionStatus.INTRANS, TransactionStatus.INTRANS], 0)
+
+
+def test_a_connection_lost_while_committing_raises_operational_error_and_keeps_nothing():
+    """The server goes away while the block runs (a deferred trigger holds the commit): Django's
+    ``OperationalError``, which the import task retries, and nothing committed."""
+
+    def create_probe():
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE commit_probe (id int)")
+            cursor.execute(
+                "CREATE FUNCTION commit_probe_wait() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(5); RETURN NULL; END $$"
+            )
+            cursor.execute(
+                "CREATE CONSTRAINT TRIGGER commit_probe_wait AFTER INSERT ON commit_probe "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION commit_probe_wait()"
+            )
+
+    def terminated_while_committing():
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("INSERT INTO commit_probe VALUES (1)")
+                cursor.execute("SELECT pg_backend_pid()")
+                (pid,) = cursor.fetchone()
+            with commit_meanwhile():
+                with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+                    other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    def run():
+        create_probe()
+        with pytest.raises(OperationalError):
+            terminated_while_committing()
+        return _count("commit_probe")  # on a new connection
+
+    def drop_probe():
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS commit_probe")
+            cursor.execute("DROP FUNCTION IF EXISTS commit_probe_wait()")
+
+    try:
+        assert committed(run) == 0
+    finally:
+        committed(drop_probe)
