@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
 
-from config.db import local_settings
+from config.db import transaction_with
 from pipelines.models import Stage
 from rbac.actor import Actor, SystemActor, require_actor
 
@@ -103,7 +103,7 @@ def without_jit():
     """A transaction whose queries PostgreSQL does not JIT-compile. Analytics queries are estimated costly (they
     aggregate many rows) and run in tens of milliseconds: compiling them cost more than running them (measured at a
     million deals: 191 ms of JIT for a 43 ms query)."""
-    with transaction.atomic(), local_settings(jit="off"):
+    with transaction_with(jit="off"):
         yield
 
 

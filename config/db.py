@@ -1,7 +1,7 @@
 """The default database connection as django-tenants extends it: ``schema_name``, ``tenant``, ``set_tenant()``,
 ``set_schema_to_public()``. django-stubs types ``django.db.connection`` as Django's own wrapper, which has none of
-them; code that reads or switches the schema imports the connection from here. Also :func:`local_settings`,
-:func:`native_cursor` and :func:`commit_meanwhile`."""
+them; code that reads or switches the schema imports the connection from here. Also :func:`transaction_with`,
+:func:`local_settings`, :func:`native_cursor` and :func:`commit_meanwhile`."""
 
 import select
 from collections.abc import Iterator, Sequence
@@ -9,33 +9,47 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db import connection as _connection
 from django.db.backends.utils import CursorDebugWrapper
 
 connection: Any = _connection
 
 
+def _set_local(values: dict[str, str], *, reading: bool = False) -> tuple[str, list[str]]:
+    """The query that sets ``values`` local to the transaction (``set_config(..., true)``), reading the settings'
+    values before when ``reading`` (they come first in its row)."""
+    names = list(values)
+    read = ["current_setting(%s)"] * len(names) if reading else []
+    params = [*names] if reading else []
+    params += [part for item in values.items() for part in item]
+    return "SELECT " + ", ".join(read + ["set_config(%s, %s, true)"] * len(names)), params
+
+
+@contextmanager
+def transaction_with(using: str = DEFAULT_DB_ALIAS, **values: str) -> Iterator[None]:
+    """A transaction whose queries run with these PostgreSQL settings (``jit="off"``...), set local in one query
+    at its start: they end with it, whatever happens."""
+    with transaction.atomic(using=using):
+        with connections[using].cursor() as cursor:
+            cursor.execute(*_set_local(values))
+        yield
+
+
 @contextmanager
 def local_settings(using: str = DEFAULT_DB_ALIAS, **values: str) -> Iterator[None]:
-    """PostgreSQL settings for the queries of the block (``jit="off"``, ``enable_seqscan="off"``...), in the
-    caller's transaction. They are set local: a transaction that fails or ends forgets them. After a block that
-    ends well they are put back as they were, so the rest of the transaction runs as before."""
+    """PostgreSQL settings for the queries of the block (``enable_seqscan="off"``...), in the caller's
+    transaction. They are set local: a transaction that fails or ends forgets them. After a block that ends well
+    they are put back as they were, so the rest of the transaction runs as before (a block that is the whole
+    transaction wants :func:`transaction_with`, one query)."""
     database = connections[using]
     assert database.in_atomic_block, "local settings last as long as a transaction: open one first"
-    names = list(values)
     with database.cursor() as cursor:
-        cursor.execute(
-            "SELECT " + ", ".join(["current_setting(%s)"] * len(names) + ["set_config(%s, %s, true)"] * len(names)),
-            [*names, *(part for item in values.items() for part in item)],
-        )
-        before = cursor.fetchone()[: len(names)]
+        cursor.execute(*_set_local(values, reading=True))
+        before = cursor.fetchone()[: len(values)]
     yield
     with database.cursor() as cursor:
-        cursor.execute(
-            "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(names)),
-            [part for item in zip(names, before, strict=True) for part in item],
-        )
+        cursor.execute(*_set_local(dict(zip(values, before, strict=True))))
 
 
 @contextmanager

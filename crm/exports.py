@@ -42,7 +42,7 @@ from typing import IO, Any, cast
 from django.conf import settings
 from django.contrib.postgres.aggregates import StringAgg
 from django.core.exceptions import EmptyResultSet
-from django.db import DEFAULT_DB_ALIAS, models, transaction
+from django.db import DEFAULT_DB_ALIAS, models
 from django.db.models import F, Func, QuerySet, TextField, Value
 from django.db.models.expressions import Expression
 from django.db.models.functions import Cast, Coalesce, NullIf
@@ -51,7 +51,7 @@ from django.utils import timezone
 from psycopg import pq
 
 from config.api.errors import ValidationFailed
-from config.db import connection, local_settings, native_cursor
+from config.db import connection, native_cursor, transaction_with
 
 from . import custom_fields
 from .choices import RecordType
@@ -169,9 +169,8 @@ def _kind(model: type[models.Model], path: str) -> str:
 @contextmanager
 def export_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """The transaction of one export's query, without JIT compilation: past ``jit_above_cost`` PostgreSQL spends
-    seconds compiling an export's query, more than running it. The setting is local (``config.db.local_settings``):
-    it ends with the transaction, whatever happens."""
-    with transaction.atomic(using=using), local_settings(using, jit="off"):
+    seconds compiling an export's query, more than running it."""
+    with transaction_with(using, jit="off"):
         yield
 
 

@@ -425,25 +425,25 @@ def plan(setup: ImportSetup, rows: list[Row], outcome: Outcome, *, early: bool =
     that transaction commits (``crm.imports.jobs``). Only what stays true once that transaction ends may be planned
     so: None when the batch would lock the records it updates (the update policy), create companies (their events
     belong to this batch's transaction) or count against a contacts limit (whose lock lasts one transaction)."""
-    if early and setup.policy == DedupePolicy.UPDATE:
+    contacts = setup.record_type == RecordType.CONTACT
+    # What rules an early plan out is asked first, so that the batch's own plan does not repeat its lookups.
+    if early and (setup.policy == DedupePolicy.UPDATE or (contacts and _contacts_room(setup) is not None)):
         return None
     work = Work(rows, outcome)
-    if setup.dedupes:
-        work.matches = _matches(setup, {row.key for row in rows if row.key})
-    if setup.record_type == RecordType.CONTACT:
+    if contacts:
         company_ids = _companies(setup, rows, work.events, create=not early)
         if company_ids is None:
             return None
         work.company_ids = company_ids
+    if setup.dedupes:
+        work.matches = _matches(setup, {row.key for row in rows if row.key})
     wanted_tags = sorted({tag for row in rows for tag in row.tags or []})
     # Unknown tags are created only for an importer who may manage tags; anyone else's rows naming one fail.
     work.tags = tags_found(wanted_tags, create=may_create_tags(setup.access))[0] if wanted_tags else {}
     if work.tags and setup.policy == DedupePolicy.UPDATE and work.matches:
         work.existing_tags = _existing_tags(setup, work.matches.values())
-    if setup.record_type == RecordType.CONTACT:
+    if contacts and not early:
         work.room = _contacts_room(setup)
-        if early and work.room is not None:
-            return None
     return work
 
 
