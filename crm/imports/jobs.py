@@ -16,6 +16,7 @@ from django.utils import timezone
 from config.api.errors import ValidationFailed
 from config.db import commit_meanwhile, connection
 from config.locks import LockNamespace, session_try_lock
+from config.memory import fewer_collections
 from config.tasks import queue_after_commit
 from crm import custom_fields
 from crm.choices import DedupePolicy, ImportStatus
@@ -43,6 +44,11 @@ from .files import (
 
 ERRORS_HEADER = ["row", "field", "code", "message"]
 FINISHED = (ImportStatus.COMPLETED, ImportStatus.FAILED)
+# The batches run with the garbage collector's youngest generation collected every this many batch sizes of new
+# objects, not every 700 (``config.memory``): a batch's rows, their values and their events are freed with the
+# batch instead of reaching the oldest generation and its full collections. 0.9 s less client CPU per 100,000
+# contacts (decision 0020).
+COLLECT_EVERY_BATCHES = 10
 
 
 # --- creating a job (in the request) ---
@@ -272,7 +278,9 @@ def import_run(*, job_id) -> ImportJob | None:
                 for _ in range(job.processed_rows):
                     resume_after, _cells = next(rows)
                 log = _ErrorLog(job, header, resume_after_row=resume_after)
-                _run_batches(job, setup, _ReadAhead(setup, rows, batch_size()), log)
+                size = batch_size()
+                with fewer_collections(young=COLLECT_EVERY_BATCHES * size):
+                    _run_batches(job, setup, _ReadAhead(setup, rows, size), log)
         except (Unreadable, UnsupportedFile) as exc:
             return _finish(job, log, status=ImportStatus.FAILED, reason=str(exc))
         except (UnicodeDecodeError, StopIteration, FileNotFoundError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from django.db import OperationalError
 
@@ -525,6 +527,29 @@ def test_the_next_batch_is_read_while_the_events_of_one_are_written(
         # 100 events (three steps each), the rest of each batch after.
         assert during == [*range(102, 198), *range(202, 298)]
         assert Contact.objects.count() == 300
+
+
+def test_the_batches_run_with_fewer_collections_and_the_thresholds_are_put_back_after_a_failed_run(
+    as_owner_a, org_a, in_tenant, settings, monkeypatch
+):
+    settings.IMPORT_BATCH_SIZE = 100
+    content = csv_bytes([HEADER] + [["P", str(i), f"p{i}@example.test", ""] for i in range(300)])
+    job_id = upload(as_owner_a, content).json()["id"]
+    real_write, seen = imports.batches.write, []
+
+    def write(*args, **kwargs):
+        seen.append(gc.get_threshold()[0])
+        if len(seen) == 3:
+            raise RuntimeError("a bug in the third batch")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(imports.batches, "write", write)
+    before = gc.get_threshold()
+    with in_tenant(org_a), pytest.raises(RuntimeError):
+        imports.import_run(job_id=job_id)
+
+    assert seen == [imports.jobs.COLLECT_EVERY_BATCHES * 100] * 3
+    assert gc.get_threshold() == before
 
 
 def test_the_task_retries_transient_errors_and_fails_the_job_on_others(as_owner_a, org_a, in_tenant, monkeypatch):
