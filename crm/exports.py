@@ -418,17 +418,20 @@ def _csv_copied(export: Export, *, chunk_size: int) -> Iterator[bytes]:
         yield head
         return
     sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
+    # Each line goes into one buffer as it comes: a list of a piece's lines kept thousands of objects alive at once,
+    # and the garbage collector's full collections walked them (``config.memory``), 0.3 s per 100,000 rows.
+    data, count = bytearray(head), 0
     with export_transaction(using=queryset.db), native_cursor(sql, params, using=queryset.db) as cursor:
         with cursor.copy(sql, params) as copied:  # left early: psycopg cancels the query
-            lines = iter(copied)  # one row a line, each ending with "\n"
-            while True:
-                batch = [line[:-1] for line in islice(lines, chunk_size)]
-                data = b"\r\n".join(batch) + b"\r\n" if batch else b""
-                if len(batch) < chunk_size:
-                    break
-                yield head + data
-                head = b""
-    yield head + data
+            for line in copied:  # one row, ending with "\n"
+                data += line[:-1]
+                data += b"\r\n"
+                count += 1
+                if count == chunk_size:
+                    yield bytes(data)
+                    data.clear()
+                    count = 0
+    yield bytes(data)
 
 
 def _csv_written(export: Export, *, chunk_size: int) -> Iterator[bytes]:
