@@ -1,14 +1,18 @@
-"""How a long batch job keeps CPython's cyclic garbage collector from costing more than its work.
+"""How a long job keeps CPython's cyclic garbage collector from costing more than its work.
 
-CPython collects its youngest generation each time 700 more container objects (lists, dicts, instances...) are
-alive than at the last collection. A job that holds a batch of thousands of rows keeps that many alive for the
-batch's life: they outlive two collections, reach the oldest generation, and every few batches a full collection
-walks them and every object of the process (Django's, the job's) to free almost nothing. In an import of 100,000
-contacts that was 12 full collections, 0.9 s of the client's 3.2 s, for 69 objects freed.
+CPython collects its youngest generation each time 700 more container objects (lists, dicts, instances,
+memoryviews...) are alive than at the last collection. A job that keeps thousands of them alive at once (a batch
+of rows) has them outlive two collections and reach the oldest generation; every few batches a full collection then
+walks them and every object of the process (Django's, the job's) to free almost nothing.
+- In an import of 100,000 contacts: 12 full collections, 0.9 s of the client's 3.2 s of CPU, 69 objects freed.
+- In a CSV export of 100,000 rows, whose pieces were lists of 2,000 lines: 0.35 s of CPU instead of 0.06 s, the
+  endpoint at 0.55x PostgreSQL's own ``COPY`` of the query.
 
-:func:`fewer_collections` lets the youngest generation grow past a batch before it is collected, for the block
-only: a batch's objects are freed by reference counting when the batch ends, before a collection reaches them.
-Cycles are still collected, a few times a batch instead of dozens, so memory stays flat.
+So, first, a job does not keep what it does not need: the export writes each line into its piece's buffer as it
+comes (``crm.exports``). Where a batch must be held (an import decides and writes 2,000 rows at once),
+:func:`fewer_collections` lets the youngest generation grow past a batch before it is collected, for the block only:
+a batch's objects are freed by reference counting when the batch ends, before a collection reaches them. Cycles are
+still collected, a few times a batch instead of dozens, so memory stays flat (decision 0020).
 """
 
 from __future__ import annotations
