@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 
@@ -99,6 +100,25 @@ def tenants(django_db_setup, django_db_blocker, _test_services):
         make_member(user=owner_a, organization=org_a, role="owner")
         make_member(user=owner_b, organization=org_b, role="owner")
     return {"a": org_a, "b": org_b, "owner_a": owner_a, "owner_b": owner_b}
+
+
+@pytest.fixture
+def gc_collections():
+    """The generations of the garbage collections that start while the test runs, in order. The collector's
+    thresholds, which a test may set, are put back after."""
+    started: list[int] = []
+
+    def count(phase, info):
+        if phase == "start":
+            started.append(info["generation"])
+
+    before = gc.get_threshold()
+    gc.callbacks.append(count)
+    try:
+        yield started
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*before)
 
 
 @pytest.fixture

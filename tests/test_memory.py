@@ -8,44 +8,28 @@ import pytest
 from config.memory import fewer_collections
 
 
-@pytest.fixture
-def collections():
-    """The generations of the collections that start, in order, while the test runs."""
-    started: list[int] = []
-
-    def count(phase, info):
-        if phase == "start":
-            started.append(info["generation"])
-
-    before = gc.get_threshold()
-    gc.callbacks.append(count)
-    try:
-        yield started
-    finally:
-        gc.callbacks.remove(count)
-        gc.set_threshold(*before)
-
-
-def test_a_batch_of_live_objects_is_collected_dozens_of_times_by_default_and_not_at_all_inside_the_block(collections):
+def test_a_batch_of_live_objects_is_collected_dozens_of_times_by_default_and_not_at_all_inside_the_block(
+    gc_collections,
+):
     gc.set_threshold(700, 10, 10)
     gc.collect()
-    collections.clear()
+    gc_collections.clear()
     batch = [[row] for row in range(20_000)]  # lists are tracked containers, as a batch's rows and values
-    by_default = len(collections)
+    by_default = len(gc_collections)
     del batch
     gc.collect()
-    collections.clear()
+    gc_collections.clear()
 
     with fewer_collections(young=50_000):
         batch = [[row] for row in range(20_000)]
-        inside = len(collections)
+        inside = len(gc_collections)
     del batch
 
     assert by_default >= 20_000 // 700
     assert inside == 0
 
 
-def test_the_thresholds_are_put_back_after_the_block_even_when_it_raises(collections):
+def test_the_thresholds_are_put_back_after_the_block_even_when_it_raises(gc_collections):
     gc.set_threshold(700, 10, 10)
     inside = []
 
@@ -60,7 +44,7 @@ def test_the_thresholds_are_put_back_after_the_block_even_when_it_raises(collect
     assert gc.get_threshold() == (700, 10, 10)
 
 
-def test_the_youngest_generation_is_never_collected_more_often_than_before(collections):
+def test_the_youngest_generation_is_never_collected_more_often_than_before(gc_collections):
     gc.set_threshold(5_000, 10, 10)
     with fewer_collections(young=1_000):
         assert gc.get_threshold() == (5_000, 10, 10)
