@@ -38,3 +38,12 @@ def _fresh_connections(**kwargs) -> None:
 
     for conn in connections.all(initialized_only=True):
         conn.close()
+
+
+@worker_process_init.connect
+def _loaded_objects_frozen(**kwargs) -> None:
+    """A worker's child has what its tasks need loaded (the parent imported them before forking): left out of the
+    garbage collector's full collections (``config.memory.freeze_loaded``)."""
+    from .memory import freeze_loaded
+
+    freeze_loaded()

@@ -67,6 +67,18 @@ def on_starting(server) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
+def post_worker_init(worker) -> None:
+    """A worker has loaded the application: its URLs are loaded too (every view, serializer and schema class, which
+    the first request would import), then what it holds is left out of the garbage collector's full collections
+    (``config.memory.freeze_loaded``)."""
+    from django.urls import get_resolver
+
+    from config.memory import freeze_loaded
+
+    get_resolver().url_patterns  # noqa: B018 (loads the URL configuration)
+    freeze_loaded()
+
+
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
