@@ -1,4 +1,4 @@
-"""How a long job keeps CPython's cyclic garbage collector from costing more than its work.
+"""How long jobs and server processes keep CPython's cyclic garbage collector from costing more than their work.
 
 CPython collects its youngest generation each time 700 more container objects (lists, dicts, instances,
 memoryviews...) are alive than at the last collection. A job that keeps thousands of them alive at once (a batch
@@ -15,7 +15,7 @@ a batch's objects are freed by reference counting when the batch ends, before a 
 still collected, a few times a batch instead of dozens, so memory stays flat (decision 0020).
 
 A server process holds what it loaded for as long as it lives: modules, classes, URL patterns, settings, some
-260,000 objects in a web worker. Every full collection walked them all, 180-230 ms during which the process's
+260,000 objects in a web worker. Every full collection walked them all, 120-230 ms during which the process's
 other threads waited too, about once every thousand requests. :func:`freeze_loaded` puts them out of the
 collector's reach once the process has loaded the application (``config/gunicorn.py``, ``config/celery.py``): a
 full collection then walks what requests and tasks made, 4 ms.
