@@ -7,11 +7,10 @@ plain tuples (no model instances), and the CSV is written and sent chunk by chun
 import takes (``crm.imports.targets``), so an exported file imports back without a mapping.
 
 Speed (``bench/export.py``): PostgreSQL renders the CSV's cells (text with formulas neutralized, flags, timestamps
-in ISO format, tag names), so without custom field columns the CSV is PostgreSQL's own ``COPY (query) TO STDOUT``
-(byte for byte what ``csv.writer`` writes), and with them rows go to ``csv.writer`` as they come and only custom
-field values are formatted in Python; the tag names come from one grouped subquery joined to the rows, not a
-subquery per row; the query runs without JIT compilation, and is streamed as one query rather than fetched through
-a server-side cursor.
+in ISO format, tag names, each custom field's value from the JSON object), so the CSV is PostgreSQL's own
+``COPY (query) TO STDOUT`` (byte for byte what ``csv.writer`` writes); the tag names come from one grouped subquery
+joined to the rows, not a subquery per row; the query runs without JIT compilation. XLSX and PDF rows are streamed
+as one query rather than fetched through a server-side cursor.
 XLSX and PDF take typed values, each column with a formatter chosen once per export.
 
 Formula injection: a CSV cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would run as
@@ -35,7 +34,6 @@ import zoneinfo
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
-from itertools import islice
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -55,7 +53,7 @@ from config.db import connection, native_cursor, transaction_with
 
 from . import custom_fields
 from .choices import RecordType
-from .imports import CUSTOM_PREFIX, neutralize
+from .imports import CUSTOM_PREFIX
 from .imports.files import FORMULA_PREFIXES
 
 CHUNK_SIZE = 2000
@@ -175,8 +173,8 @@ def export_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
 
 
 class Export:
-    """The rows of one filtered queryset, as tuples of cell values in a fixed column order: typed values
-    (``rows``, for XLSX and PDF) or the cells of the CSV file (``csv_rows``)."""
+    """The rows of one filtered queryset in a fixed column order: as tuples of typed values (``rows``, for XLSX and
+    PDF), and as the query whose columns are the CSV file's cells (``csv_queryset``, for :func:`csv_chunks`)."""
 
     def __init__(self, queryset: QuerySet, record_type: str):
         self.record_type = record_type
@@ -200,21 +198,20 @@ class Export:
         self.queryset = queryset.values_list(*paths)
         # Empty text as NULL: ``COPY``'s CSV writes NULL as an empty cell, as ``csv.writer`` writes "" and ``None``,
         # but an empty string as ``""``. Only text can be empty; other cells are NULL when there is no value.
-        cells = {
-            f"export_cell_{i}": NullIf(_csv_expression(path, kind), Value(""), output_field=TextField())
-            if kind == TEXT
-            else _csv_expression(path, kind)
-            for i, (path, kind) in enumerate(zip(paths, kinds, strict=True))
-        }
+        expressions: list[Expression | F] = []
+        for path, kind in zip(paths, kinds, strict=True):
+            if kind == CUSTOM:
+                expressions += [_CustomCell(path, key) for key in self.custom_keys]
+            elif kind == TEXT:
+                expressions.append(NullIf(_csv_expression(path, kind), Value(""), output_field=TextField()))
+            else:
+                expressions.append(_csv_expression(path, kind))
+        cells = {f"export_cell_{i}": expression for i, expression in enumerate(expressions)}
         self.csv_queryset = queryset.annotate(**cells).values_list(*cells)
 
     def rows(self, *, chunk_size: int = CHUNK_SIZE, limit: int | None = None) -> Iterator[tuple]:
         """Typed values: text, booleans, aware datetimes, numbers, custom field values; ``None`` when empty."""
         return self._expanded(self._fetch(self.queryset, chunk_size=chunk_size, limit=limit))
-
-    def csv_rows(self, *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
-        """The cells of the CSV file, ready for ``csv.writer`` (``None`` is written as an empty cell)."""
-        return self._expanded(self._fetch(self.csv_queryset, chunk_size=chunk_size), _csv_cell)
 
     def _fetch(self, queryset: QuerySet, *, chunk_size: int, limit: int | None = None) -> Iterator[tuple]:
         if connection.schema_name != self.schema_name:
@@ -227,17 +224,15 @@ class Export:
             else:
                 yield from queryset.iterator(chunk_size=chunk_size)
 
-    def _expanded(self, rows: Iterator[tuple], cell: Callable[[Any], Any] | None = None) -> Iterator[tuple]:
-        """``rows`` with the ``custom_fields`` object spread over one column per custom field, each value passed
-        through ``cell``."""
+    def _expanded(self, rows: Iterator[tuple]) -> Iterator[tuple]:
+        """``rows`` with the ``custom_fields`` object spread over one column per custom field."""
         at, keys = self._custom_at, self.custom_keys
         if at is None:
             yield from rows
             return
         for row in rows:
             values = row[at] or {}
-            cells = [values.get(key) for key in keys] if cell is None else [cell(values.get(key)) for key in keys]
-            yield (*row[:at], *cells, *row[at + 1 :])
+            yield (*row[:at], *[values.get(key) for key in keys], *row[at + 1 :])
 
 
 def _streamed(queryset: QuerySet, *, chunk_size: int) -> Iterator[tuple]:
@@ -342,20 +337,6 @@ def _with_tag_names(queryset: QuerySet, name: str) -> QuerySet:
 _FORMULA_CODE_POINTS = ", ".join(str(ord(prefix)) for prefix in FORMULA_PREFIXES)
 
 
-class _Neutralized(Func):
-    """``crm.imports.neutralize`` in SQL: text a spreadsheet would run as a formula, with a leading quote. The
-    first character is compared as a code point (``ascii()``: no substring built per cell)."""
-
-    output_field = TextField()
-
-    def as_sql(self, compiler, connection, **extra_context) -> tuple[str, tuple]:  # type: ignore[override]
-        sql, params = compiler.compile(self.source_expressions[0])
-        return (
-            f"CASE WHEN ascii({sql}) IN ({_FORMULA_CODE_POINTS}) THEN %s || {sql} ELSE {sql} END",
-            (*params, "'", *params, *params),
-        )
-
-
 class _UtcIsoformat(Func):
     """A timestamp as ``datetime.isoformat()`` writes it in UTC: ``2025-01-31T09:30:00+00:00``, with microseconds
     (``.123400``) only when there are some."""
@@ -379,31 +360,62 @@ def _csv_expression(path: str, kind: str) -> Expression | F:
     return column
 
 
-def _csv_cell(value: Any) -> Any:
-    """A custom field's value (JSON) as the CSV writes it; ``_csv_expression`` writes the other columns alike."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return neutralize(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return neutralize(", ".join(map(str, value)))
-    return value
+def _neutralized(sql: str, params: tuple) -> tuple[str, tuple]:
+    """``crm.imports.neutralize`` in SQL, of the text ``sql`` computes: with a leading quote where a spreadsheet would
+    run it as a formula. The first character is compared as a code point (``ascii()``: no substring built per
+    cell)."""
+    return (
+        f"CASE WHEN ascii({sql}) IN ({_FORMULA_CODE_POINTS}) THEN %s || {sql} ELSE {sql} END",
+        (*params, "'", *params, *params),
+    )
+
+
+class _Neutralized(Func):
+    """:func:`_neutralized` of an expression."""
+
+    output_field = TextField()
+
+    def as_sql(self, compiler, connection, **extra_context) -> tuple[str, tuple]:  # type: ignore[override]
+        return _neutralized(*compiler.compile(self.source_expressions[0]))
+
+
+class _CustomCell(Func):
+    """One custom field's CSV cells, rendered by PostgreSQL from the JSON object (``custom_fields -> key``) as
+    ``csv.writer`` writes the values Python reads from it: text neutralized, ``true``/``false``, numbers as JSON has
+    them (as ``str`` writes the numbers the product stores: at most 11 digits before the point and 4 after), a
+    list's items as ``str`` writes them, joined with ", " and neutralized, an object as JSON; NULL (an empty cell)
+    for no value, a JSON ``null`` or empty text."""
+
+    output_field = TextField()
+
+    def __init__(self, path: str, key: str):
+        super().__init__(F(path))
+        self.key = key
+
+    def as_sql(self, compiler, connection, **extra_context) -> tuple[str, tuple]:  # type: ignore[override]
+        column, column_params = compiler.compile(self.source_expressions[0])
+        value, value_params = f"({column} -> %s)", (*column_params, self.key)
+        text, text_params = f"({column} ->> %s)", value_params
+        items = (
+            "(SELECT string_agg(CASE jsonb_typeof(item) WHEN 'string' THEN item #>> '{}' "
+            "WHEN 'boolean' THEN initcap(item::text) WHEN 'null' THEN 'None' ELSE item::text END, ', ' ORDER BY n) "
+            f"FROM jsonb_array_elements({value}) WITH ORDINALITY AS list(item, n))"
+        )
+        string_sql, string_params = _neutralized(text, text_params)
+        list_sql, list_params = _neutralized(items, value_params)
+        return (
+            f"CASE jsonb_typeof({value}) WHEN 'string' THEN NULLIF({string_sql}, '') "
+            f"WHEN 'array' THEN NULLIF({list_sql}, '') WHEN 'object' THEN {value}::text "
+            f"WHEN 'null' THEN NULL ELSE {text} END",
+            (*value_params, *string_params, *list_params, *value_params, *text_params),
+        )
 
 
 def csv_chunks(export: Export, *, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """The CSV file in pieces of about ``chunk_size`` rows: a BOM and the header first."""
-    if export.custom_keys:
-        return _csv_written(export, chunk_size=chunk_size)
-    return _csv_copied(export, chunk_size=chunk_size)
-
-
-def _csv_copied(export: Export, *, chunk_size: int) -> Iterator[bytes]:
-    """The rows as PostgreSQL writes them (``COPY (query) TO STDOUT`` in CSV), passed on as they come: every cell
-    is rendered by the query already, so Python only joins lines. The lines end as ``csv.writer``'s (CRLF); the
-    quoting is the same (a cell with a comma, a quote or a line break is quoted, its quotes doubled). Used unless
-    custom fields spread a JSON object over columns, which ``_csv_written`` does in Python."""
+    """The CSV file in pieces of ``chunk_size`` rows (the last one shorter), a BOM and the header first: the rows as
+    PostgreSQL writes them (``COPY (query) TO STDOUT`` in CSV), passed on as they come. Every cell, custom fields'
+    too, is rendered by the query already, so Python only joins lines. The lines end as ``csv.writer``'s (CRLF); the
+    quoting is the same (a cell with a comma, a quote or a line break is quoted, its quotes doubled)."""
     buffer = io.StringIO()
     buffer.write(CSV_BOM)
     csv.writer(buffer).writerow(export.header)
@@ -432,23 +444,6 @@ def _csv_copied(export: Export, *, chunk_size: int) -> Iterator[bytes]:
                     data.clear()
                     count = 0
     yield bytes(data)
-
-
-def _csv_written(export: Export, *, chunk_size: int) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write(CSV_BOM)
-    writer.writerow(export.header)
-    rows = export.csv_rows(chunk_size=chunk_size)
-    while True:
-        batch = list(islice(rows, chunk_size))
-        writer.writerows(batch)
-        if len(batch) < chunk_size:
-            break
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue().encode()
 
 
 def export_time_zone() -> datetime.tzinfo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
 import gc
 import io
@@ -14,6 +15,7 @@ from openpyxl import load_workbook
 
 from crm import exports
 from crm.choices import CustomFieldType
+from crm.imports import neutralize
 from crm.models import Company, Contact, CustomField, Lead, Tag
 
 from ..conftest import client_for
@@ -370,9 +372,37 @@ def test_export_costs_a_constant_number_of_queries(as_owner_a, org_a, in_tenant,
     assert rows[0]["tags"] == "t0, t1, t2"
 
 
+def _written_by_python(export: exports.Export) -> bytes:
+    """The CSV that ``csv.writer`` writes from the export's typed values (what the XLSX and PDF get): text
+    neutralized, ``true``/``false``, date-times as ``isoformat()`` in UTC, a list's items joined with ", "."""
+
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, datetime.datetime):
+            return value.astimezone(datetime.UTC).isoformat()
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        return neutralize(value) if isinstance(value, str) else value
+
+    buffer = io.StringIO()
+    buffer.write(exports.CSV_BOM)
+    writer = csv.writer(buffer)
+    writer.writerow(export.header)
+    writer.writerows([cell(value) for value in row] for row in export.rows())
+    return buffer.getvalue().encode()
+
+
 def test_a_csv_copied_by_postgresql_is_the_one_python_writes(org_a, owner_a, in_tenant):
-    """Without custom fields the CSV comes from ``COPY``: byte for byte what ``csv.writer`` writes."""
+    """PostgreSQL renders every cell, custom fields' too: byte for byte what ``csv.writer`` writes of the values."""
     with in_tenant(org_a):
+        for key, kind in [("tier", "TEXT"), ("seats", "NUMBER"), ("vip", "BOOLEAN"), ("since", "DATE")]:
+            CustomField.objects.create(record_type="contact", key=key, label=key, type=getattr(CustomFieldType, kind))
+        CustomField.objects.create(
+            record_type="contact", key="plan", label="Plan", type=CustomFieldType.CHOICE, choices=['Pro, "x"', "=1"]
+        )
         acme = Company.objects.create(name="@Acme, Inc.")
         ada = Contact.objects.create(
             first_name="Ada",
@@ -383,14 +413,40 @@ def test_a_csv_copied_by_postgresql_is_the_one_python_writes(org_a, owner_a, in_
             company=acme,
             do_not_contact=True,
             owner_id=owner_a.pk,
+            custom_fields={
+                "tier": "=gold\nline",
+                "seats": 2.5,
+                "vip": False,
+                "since": "2024-02-29",
+                "plan": 'Pro, "x"',
+            },
         )
         ada.tags.add(*(Tag.objects.create(name=name) for name in ("zeta", "=evil", "Alpha, Beta")))
         Contact.objects.create(first_name="Bare", last_name=" ", email="bare@example.test")
-        Contact.objects.create(first_name="\\.", last_name="Ünïcødé ✓", email="u@example.test")
+        Contact.objects.create(
+            first_name="\\.",
+            last_name="Ünïcødé ✓",
+            email="u@example.test",
+            custom_fields={"tier": "", "seats": 12345678901.1234, "vip": True, "plan": "=1", "since": None},
+        )
+        Contact.objects.create(email="n@example.test", custom_fields={"seats": -0.0001, "tier": "-"})
+        Contact.objects.create(email="i@example.test", custom_fields={"seats": 3, "tier": ["=a", 2, True, None, "b"]})
         export = exports.Export(Contact.objects.order_by("pk"), "contact")
-        copied = list(exports._csv_copied(export, chunk_size=2))
-        written = list(exports._csv_written(export, chunk_size=2))
+        copied = list(exports.csv_chunks(export, chunk_size=2))
+        written = _written_by_python(export)
 
-    assert copied == written
-    assert len(copied) == 2
+    assert b"".join(copied) == written
+    assert [piece.count(b"\r\n") for piece in copied] == [4, 2, 1]  # the header, a line break in a cell, rows
     assert copied[0].startswith(exports.CSV_BOM.encode())
+    assert csv_rows(written)[5][-7:-2] == ["'=a, 2, True, None, b", "3", "", "", ""]
+
+
+def test_a_custom_field_holding_an_object_is_written_as_json(org_a, in_tenant):
+    """The product stores text, numbers, dates and flags; an object (from another tool's data) is its JSON."""
+    with in_tenant(org_a):
+        CustomField.objects.create(record_type="contact", key="tier", label="Tier", type=CustomFieldType.TEXT)
+        Contact.objects.create(email="o@example.test", custom_fields={"tier": {"level": "=1", "n": [1, 2]}})
+        content = b"".join(exports.csv_chunks(exports.Export(Contact.objects.all(), "contact")))
+
+    header, row = csv_rows(content)
+    assert row[header.index("custom_fields.tier")] == '{"n": [1, 2], "level": "=1"}'
