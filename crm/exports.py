@@ -382,9 +382,9 @@ class _Neutralized(Func):
 class _CustomCell(Func):
     """One custom field's CSV cells, rendered by PostgreSQL from the JSON object (``custom_fields -> key``) as
     ``csv.writer`` writes the values Python reads from it: text neutralized, ``true``/``false``, numbers as JSON has
-    them (as ``str`` writes the numbers the product stores: at most 11 digits before the point and 4 after), a
-    list's items as ``str`` writes them, joined with ", " and neutralized, an object as JSON; NULL (an empty cell)
-    for no value, a JSON ``null`` or empty text."""
+    them (as ``str`` writes the numbers ``custom_fields.coerce`` stores: too few digits for an exponent), a list's
+    items as ``str`` writes them, joined with ", " and neutralized, an object as JSON; NULL (an empty cell) for no
+    value, a JSON ``null`` or empty text."""
 
     output_field = TextField()
 
