@@ -347,18 +347,15 @@ def main() -> None:
             f"{names[mode]:38} {rows:9,} {result['bytes'] / 2**20:6.1f} {result['seconds']:8.2f} "
             f"{rows / result['seconds']:9,.0f} {growth:14.1f}"
         )
-    print(
-        f"{'floor: COPY (same query) TO STDOUT':38} {floor['rows']:9,} {floor['bytes'] / 2**20:6.1f} "
-        f"{floor['seconds']:8.2f} {floor['rows'] / floor['seconds']:9,.0f}"
-    )
-    print(
-        f"{'with 3 custom fields: export endpoint':38} {args.rows:9,} {custom['bytes'] / 2**20:6.1f} "
-        f"{custom['seconds']:8.2f} {args.rows / custom['seconds']:9,.0f}"
-    )
-    print(
-        f"{'with 3 custom fields: floor, COPY':38} {args.rows:9,} {custom_floor['bytes'] / 2**20:6.1f} "
-        f"{custom_floor['seconds']:8.2f} {args.rows / custom_floor['seconds']:9,.0f}"
-    )
+    for label, result in [
+        ("floor: COPY (same query) TO STDOUT", floor),
+        ("with 3 custom fields: export endpoint", custom),
+        ("with 3 custom fields: floor, COPY", custom_floor),
+    ]:
+        print(
+            f"{label:38} {result['rows']:9,} {result['bytes'] / 2**20:6.1f} {result['seconds']:8.2f} "
+            f"{result['rows'] / result['seconds']:9,.0f}"
+        )
     big, naive = results["export", args.rows], results["naive", args.rows]
     small, naive_small = results["export", args.small], results["naive", args.small]
     speed = args.rows / big["seconds"]

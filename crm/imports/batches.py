@@ -447,7 +447,7 @@ def plan(setup: ImportSetup, rows: list[Row], outcome: Outcome, *, early: bool =
     return work
 
 
-def still_planned(setup: ImportSetup, work: Work) -> bool:
+def still_planned(setup: ImportSetup) -> bool:
     """Whether a batch planned early may be written as decided, in its own transaction: no contacts limit has come
     into force since (it takes the limit's lock if one has, and the batch is then planned again)."""
     return setup.record_type != RecordType.CONTACT or _contacts_room(setup) is None

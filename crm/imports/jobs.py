@@ -222,7 +222,7 @@ def _run_batches(job: ImportJob, setup: batches.ImportSetup, ahead: _ReadAhead, 
     while batch is not None:
         later, unread = None, None
         with transaction.atomic():
-            work = early if early is not None and batches.still_planned(setup, early) else None
+            work = early if early is not None and batches.still_planned(setup) else None
             if work is None:
                 work = _planned(setup, batch)
                 assert work is not None, "a batch planned in its own transaction has its plan"
